@@ -1,0 +1,3 @@
+"""netctl: the control plane for the Open vSwitch bridges of a Xen pool."""
+
+__version__ = "0.1.0"
