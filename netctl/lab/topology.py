@@ -188,6 +188,16 @@ class Topology:
     switch: Switch
     vms: tuple[Vm, ...]
     pool_other_config: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
+
+    def to_yaml(self) -> str:
+        """The topology as YAML (what it was parsed from, with any relabelling applied)."""
+        return yaml.safe_dump(self.raw, sort_keys=False)
+
+    def relabel(self, prefix: str, management: str) -> Topology:
+        """The same pool under another lab prefix and management network (e.g. for tests that
+        must not collide with a running demo). Names, MACs and UUIDs stay the same."""
+        return parse_data({**self.raw, "prefix": prefix, "management": management}, self.source)
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
@@ -378,7 +388,7 @@ def parse_data(data: Any, source: str = "<topology>") -> Topology:  # noqa: C901
     return Topology(
         name=name, prefix=prefix, source=source, management=str(mgmt),
         pool_uuid=str(pool.get("uuid") or ctx.uuid("pool")), networks=networks, hosts=hosts,
-        switch=switch, vms=vms, pool_other_config=pool_other,
+        switch=switch, vms=vms, pool_other_config=pool_other, raw=top,
     )
 
 

@@ -1,0 +1,370 @@
+"""The lab: a whole Xen pool on one machine, built from a topology file.
+
+Layout (every name carries the lab's prefix P, which the lab owns):
+- root namespace: Linux bridge `P-mgmt` (the management network; the controller and the xapi
+  simulator run here and reach every host at its management address) and one veth `P-mN` per
+  host into it;
+- `P-HOST`: a pool host, with its own ovsdb-server/ovs-vswitchd (OVSDB on tcp:MGMT:6640),
+  management interface `mgmt0`, NICs `eth0..ethN` (veths to the switch) and VIF ports
+  `vif<domid>.<devid>`;
+- `P-tor`: the top-of-rack switch, an OVS instance with bridge `tor`: port `hI-ethN` per cable
+  (access VLAN or trunk), LACP bonds `poI`, and `o-NAME` for machines outside the pool;
+- `P-VM`: a VM, with `eth<devid>` per plugged VIF; `P-NAME` for an outside machine.
+
+The lab plays xenopsd: it plugs VIFs into the host bridge with the external_ids xapi's hotplug
+scripts write, and can unplug, re-plug and migrate them while it runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+
+from netctl.lab import netns, networkd
+from netctl.lab.ovs_instance import OvsInstance
+from netctl.lab.state import LabState
+from netctl.lab.topology import Topology, Vif, parse_text
+
+UNDERLAY_MTU = 1600  # NICs carry tunnels: room for VXLAN/GRE around a 1500-byte VM frame
+TOR_BRIDGE = "tor"
+
+
+class LabError(RuntimeError):
+    """The lab cannot do what was asked (already up, name clash, unknown VM...)."""
+
+
+class Lab:
+    """A running lab. Build with `Lab.up(topology)`, re-attach with `Lab.attach(prefix)`."""
+
+    def __init__(self, topology: Topology, state: LabState) -> None:
+        self.topology = topology
+        self.state = state
+
+    # ------------------------------------------------------------------ names and handles
+    @property
+    def prefix(self) -> str:
+        return self.topology.prefix
+
+    def ns(self, node: str) -> str:
+        """Namespace of a host, VM, outside machine or the switch (by topology name)."""
+        known = ({h.name for h in self.topology.hosts} | {v.name for v in self.topology.vms}
+                 | {o.name for o in self.topology.switch.outside} | {self.topology.switch.name})
+        if node not in known:
+            raise LabError(f"lab '{self.prefix}' has no host, VM or switch named '{node}' "
+                           f"(known: {', '.join(sorted(known))})")
+        return f"{self.prefix}-{node}"
+
+    def ovs(self, host: str) -> OvsInstance:
+        """The OVS instance of a pool host (or of the switch, by its name)."""
+        if host == self.topology.switch.name:
+            return OvsInstance(self.ns(host), self.state.dir / host)
+        return OvsInstance(self.ns(host), self.state.dir / host,
+                           self.topology.management_address(host))
+
+    @property
+    def tor(self) -> OvsInstance:
+        return self.ovs(self.topology.switch.name)
+
+    @property
+    def mgmt_bridge(self) -> str:
+        return f"{self.prefix}-mgmt"
+
+    @property
+    def controller_address(self) -> str:
+        """The root namespace's management address: where controllers and xapi listen."""
+        return self.topology.management_address(None)
+
+    def ovsdb_endpoint(self, host: str) -> str:
+        return self.ovs(host).ovsdb_endpoint
+
+    def vm_host(self, vm: str) -> str:
+        return self.state.vm_host[vm]
+
+    def vif_port(self, vm: str, device: int) -> str:
+        return f"vif{self.state.vm_domid[vm]}.{device}"
+
+    def vif(self, vm: str, device: int) -> Vif:
+        return next(v for v in self.topology.vm(vm).vifs if v.device == device)
+
+    # ------------------------------------------------------------------ running commands
+    def exec(self, node: str, argv: Sequence[str], check: bool = True,
+             timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run a command inside a lab node and wait for it."""
+        return netns.run(self.ns(node), argv, check=check, timeout=timeout)
+
+    def popen(self, node: str, argv: Sequence[str], **kwargs) -> subprocess.Popen:
+        """Start a command inside a lab node in the background (caller waits or stops it)."""
+        kwargs.setdefault("stdout", subprocess.PIPE)
+        kwargs.setdefault("stderr", subprocess.PIPE)
+        kwargs.setdefault("text", True)
+        return subprocess.Popen(["ip", "netns", "exec", self.ns(node), *argv], **kwargs)
+
+    # ------------------------------------------------------------------ lifecycle
+    @classmethod
+    def up(cls, topology: Topology, host_networking: str = "lab") -> Lab:
+        """Build the whole lab. On any failure, removes what it made, then raises."""
+        if host_networking not in ("lab", "none"):
+            raise LabError(f"host_networking must be 'lab' or 'none', not {host_networking!r}")
+        if topology.prefix in LabState.prefixes():
+            raise LabError(f"lab '{topology.prefix}' is already up: run `netctl lab down` first")
+        overlap = netns.root_routes_overlapping(topology.management)
+        if overlap:
+            raise LabError(f"{topology.source}: topology: field 'management': {topology.management} "
+                           f"overlaps routes of this machine ({', '.join(overlap)})")
+        names = [f"{topology.prefix}-{n}" for n in
+                 [topology.switch.name, *(h.name for h in topology.hosts),
+                  *(v.name for v in topology.vms), *(o.name for o in topology.switch.outside)]]
+        clash = [n for n in names if netns.exists(n)]
+        if clash or netns.link_exists(None, f"{topology.prefix}-mgmt"):
+            raise LabError(f"namespaces or links of lab '{topology.prefix}' exist but no lab record "
+                           f"does: {', '.join(clash) or topology.prefix + '-mgmt'}; remove them "
+                           "(ip netns del / ip link del) or pick another prefix")
+        state = LabState(prefix=topology.prefix, name=topology.name, source=topology.source,
+                         topology_text=topology.to_yaml(), host_networking=host_networking,
+                         vm_host={v.name: v.host for v in topology.vms},
+                         vm_domid={v.name: v.domid for v in topology.vms})
+        state.save()
+        lab = cls(topology, state)
+        try:
+            lab._build()
+        except BaseException:
+            lab.down()
+            raise
+        return lab
+
+    @classmethod
+    def attach(cls, prefix: str | None = None) -> Lab:
+        """Re-attach to a lab that is up (the only one, or the one with this prefix)."""
+        if prefix is None:
+            up = LabState.prefixes()
+            if not up:
+                raise LabError("no lab is up")
+            if len(up) > 1:
+                raise LabError(f"several labs are up ({', '.join(up)}): name one with --lab")
+            prefix = up[0]
+        state = LabState.load(prefix)
+        return cls(parse_text(state.topology_text, state.source), state)
+
+    def down(self) -> list[str]:
+        """Stop exactly the processes the lab started and delete exactly what it created."""
+        return teardown(self.state)
+
+    # ------------------------------------------------------------------ build steps
+    def _build(self) -> None:
+        topo = self.topology
+        self._record_root_link(self.mgmt_bridge)
+        netns.add_linux_bridge(self.mgmt_bridge)
+        prefixlen = ipaddress.ip_network(topo.management).prefixlen
+        netns.configure(None, self.mgmt_bridge, addresses=[f"{self.controller_address}/{prefixlen}"])
+        for node in [topo.switch.name, *(h.name for h in topo.hosts)]:
+            self._namespace(node, ipv6=False)
+        for host in topo.hosts:
+            link = f"{self.prefix}-m{host.index}"
+            self._record_root_link(link)
+            netns.add_veth(None, link, self.ns(host.name), "mgmt0")
+            netns.enslave(None, link, self.mgmt_bridge)
+            self._own_ip(host.name, "mgmt0")
+            netns.configure(self.ns(host.name), "mgmt0",
+                            addresses=[f"{topo.management_address(host.name)}/{prefixlen}"])
+        for node in [topo.switch.name, *(h.name for h in topo.hosts)]:
+            host = next((h for h in topo.hosts if h.name == node), None)
+            ovs = self.ovs(node)
+            for proc in ovs.start(system_id=host.uuid if host else f"{self.prefix}-tor",
+                                  hostname=node):
+                self.state.add_process(proc)
+        self._build_switch()
+        if self.state.host_networking == "lab":
+            for host in topo.hosts:
+                self._build_host_networking(host.name)
+        for outside in topo.switch.outside:
+            self._namespace(outside.name, ipv6=True)
+            port = f"o-{outside.name}"[:15]
+            netns.add_veth(self.ns(topo.switch.name), port, self.ns(outside.name), "eth0")
+            netns.configure(self.ns(outside.name), "eth0", mac=outside.mac,
+                            addresses=[*outside.ipv4, *outside.ipv6])
+            self._tx_off(outside.name, "eth0")
+            self.tor.vsctl("--may-exist", "add-port", TOR_BRIDGE, port, f"tag={outside.vlan}")
+        for vm in topo.vms:
+            self._namespace(vm.name, ipv6=True)
+            for vif in vm.vifs:
+                self.plug_vif(vm.name, vif.device)
+
+    def _namespace(self, node: str, ipv6: bool) -> None:
+        name = self.ns(node)
+        self.state.namespaces.append(name)
+        self.state.save()
+        netns.create(name)
+        # VMs: IPv6 on, without duplicate address detection (tests start at once).
+        # Hosts and the switch: their kernels also see every frame on a NIC or VIF port (the
+        # userspace datapath reads them with packet sockets), so they must neither answer ARP
+        # there nor speak IPv6 there; interfaces that carry an address opt back in (_own_ip).
+        sysctls = (["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]
+                   if ipv6 else ["net.ipv6.conf.default.disable_ipv6=1",
+                                 "net.ipv4.conf.default.arp_ignore=8"])
+        netns.run(name, ["sysctl", "-q", "-w", *sysctls])
+
+    def _record_root_link(self, name: str) -> None:
+        self.state.root_links.append(name)
+        self.state.save()
+
+    def _build_switch(self) -> None:
+        topo = self.topology
+        sw = topo.switch
+        args = ["add-br", TOR_BRIDGE, "--", "set", "bridge", TOR_BRIDGE, "datapath_type=netdev",
+                "fail_mode=standalone"]
+        bonded = {(b.host, nic) for b in sw.bonds for nic in b.nics}
+        for cable in sw.cables:
+            host = topo.host(cable.host)
+            port = f"h{host.index}-{cable.nic}"
+            netns.add_veth(self.ns(host.name), cable.nic, self.ns(sw.name), port, mtu=UNDERLAY_MTU)
+            if (cable.host, cable.nic) not in bonded:
+                args += ["--", "add-port", TOR_BRIDGE, port, *_vlan_args(cable.vlan, cable.trunk,
+                                                                        cable.native)]
+        for bond in sw.bonds:
+            host = topo.host(bond.host)
+            cable = next(c for c in sw.cables if c.host == bond.host and c.nic == bond.nics[0])
+            args += ["--", "add-bond", TOR_BRIDGE, f"po{host.index}",
+                     *(f"h{host.index}-{nic}" for nic in bond.nics), "lacp=active",
+                     "bond_mode=balance-tcp", f"other_config:lacp-time={bond.lacp_time}",
+                     *_vlan_args(cable.vlan, cable.trunk, cable.native)]
+        self.tor.vsctl(*args)
+        # NICs with no cable still exist on the host, carrier down (an unplugged port).
+        for host in topo.hosts:
+            for nic in host.nics:
+                if not netns.link_exists(self.ns(host.name), nic.device):
+                    netns.run(self.ns(host.name), ["ip", "link", "add", nic.device, "type", "dummy"])
+                netns.configure(self.ns(host.name), nic.device, mac=nic.mac)
+
+    def _build_host_networking(self, host_name: str) -> None:
+        host = self.topology.host(host_name)
+        args = networkd.host_vsctl_args(self.topology, host)
+        if args:
+            self.ovs(host_name).vsctl(*args)
+        for addr in host.addresses:
+            bridge = self.topology.network(addr.network).bridge
+            self._own_ip(host_name, bridge)
+            netns.configure(self.ns(host_name), bridge,
+                            addresses=[a for a in (addr.ipv4, addr.ipv6) if a])
+
+    def _own_ip(self, node: str, ifname: str) -> None:
+        """Let a host interface that carries the host's own address answer ARP and speak IPv6."""
+        self.exec(node, ["sysctl", "-q", "-w", f"net.ipv4.conf.{ifname}.arp_ignore=0",
+                         f"net.ipv6.conf.{ifname}.disable_ipv6=0"])
+
+    def _tx_off(self, node: str, ifname: str) -> None:
+        """TCP/UDP through the userspace datapath need checksums computed by the sender."""
+        self.exec(node, ["ethtool", "-K", ifname, "tx", "off"])
+
+    # ------------------------------------------------------------------ the xenopsd role
+    def plug_vif(self, vm: str, device: int) -> str:
+        """Plug a VM's VIF into its host's bridge (as xenopsd + vif hotplug scripts do)."""
+        vif = self.vif(vm, device)
+        if device in self.state.plugged.get(vm, []):
+            raise LabError(f"VM '{vm}' VIF {device} is already plugged")
+        host = self.vm_host(vm)
+        net = self.topology.network(vif.network)
+        ovs = self.ovs(host)
+        if not ovs.bridge_exists(net.bridge):
+            self._create_bridge_for_vif(host, net.name)
+        port = self.vif_port(vm, device)
+        ifname = f"eth{device}"
+        netns.add_veth(self.ns(host), port, self.ns(vm), ifname)
+        netns.configure(self.ns(vm), ifname, mac=vif.mac, mtu=net.mtu,
+                        addresses=[*vif.ipv4, *vif.ipv6])
+        self._tx_off(vm, ifname)
+        topo_vm = self.topology.vm(vm)
+        ovs.vsctl("--may-exist", "add-port", net.bridge, port, "--", "set", "interface", port,
+                  f'external_ids:xs-vif-uuid="{vif.uuid}"', f'external_ids:xs-vm-uuid="{topo_vm.uuid}"',
+                  f'external_ids:xs-network-uuid="{net.uuid}"',
+                  f'external_ids:attached-mac="{vif.mac}"', f'external_ids:iface-id="{vif.uuid}"',
+                  "external_ids:iface-status=active")
+        self.state.plugged.setdefault(vm, []).append(device)
+        self.state.save()
+        return port
+
+    def unplug_vif(self, vm: str, device: int) -> None:
+        """Unplug a VIF: remove its port from the bridge and the backend device."""
+        if device not in self.state.plugged.get(vm, []):
+            raise LabError(f"VM '{vm}' VIF {device} is not plugged")
+        host = self.vm_host(vm)
+        port = self.vif_port(vm, device)
+        self.ovs(host).vsctl("--if-exists", "del-port", port)
+        netns.delete_link(self.ns(host), port)
+        self.state.plugged[vm].remove(device)
+        self.state.save()
+
+    def migrate_vm(self, vm: str, host: str, domid: int | None = None) -> None:
+        """Move a running VM to another host: its VIFs come up there with a new domid."""
+        self.topology.host(host)  # raises StopIteration on unknown host
+        if host == self.vm_host(vm):
+            raise LabError(f"VM '{vm}' already runs on '{host}'")
+        devices = list(self.state.plugged.get(vm, []))
+        for device in devices:
+            self.unplug_vif(vm, device)
+        if domid is None:
+            used = [d for v, d in self.state.vm_domid.items() if self.state.vm_host[v] == host]
+            domid = max(used, default=0) + 1
+        self.state.vm_host[vm] = host
+        self.state.vm_domid[vm] = domid
+        self.state.save()
+        for device in devices:
+            self.plug_vif(vm, device)
+
+    def _create_bridge_for_vif(self, host: str, network: str) -> None:
+        """xapi creates a network's bridge on first VIF attach when the host has no PIF on it."""
+        net = self.topology.network(network)
+        ovs = self.ovs(host)
+        if net.kind == "vlan":
+            parent = self.topology.network(net.vlan_parent or "")
+            if not ovs.bridge_exists(parent.bridge):
+                raise LabError(f"host '{host}' has no bridge {parent.bridge} for VLAN network "
+                               f"'{network}' (tag {net.vlan_tag})")
+            ovs.vsctl("--may-exist", "add-br", net.bridge, parent.bridge, str(net.vlan_tag))
+        else:
+            ovs.vsctl("--may-exist", "add-br", net.bridge, "--", "set", "bridge", net.bridge,
+                      "datapath_type=netdev", "fail_mode=standalone")
+
+    # ------------------------------------------------------------------ description
+    def bridges(self, host: str) -> list[str]:
+        return self.ovs(host).vsctl("list-br").split()
+
+    def wait_lacp(self, timeout: float = 15.0) -> bool:
+        """Wait until every switch-side bond reports LACP negotiated."""
+        if not self.topology.switch.bonds:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.tor.appctl("lacp/show", check=False)
+            if out.count("status: active negotiated") >= len(self.topology.switch.bonds):
+                return True
+            time.sleep(0.2)
+        return False
+
+
+def _vlan_args(vlan: int | None, trunk: tuple[int, ...], native: int) -> list[str]:
+    if trunk:
+        return ["vlan_mode=native-untagged", f"tag={native}",
+                f"trunks={','.join(str(t) for t in sorted({native, *trunk}))}"]
+    return [f"tag={vlan}"]
+
+
+def teardown(state: LabState) -> list[str]:
+    """Remove what `state` records, in reverse order of creation. Returns what was removed."""
+    removed: list[str] = []
+    for proc in reversed(state.owned_processes()):
+        if proc.alive():
+            proc.stop()
+            removed.append(f"process {proc.pid} ({proc.what})")
+    for name in reversed(state.namespaces):
+        if netns.exists(name):
+            netns.remove(name)
+            removed.append(f"namespace {name}")
+    for link in reversed(state.root_links):
+        if netns.link_exists(None, link):
+            netns.delete_link(None, link)
+            removed.append(f"link {link}")
+    shutil.rmtree(state.dir, ignore_errors=True)
+    return removed

@@ -1,0 +1,78 @@
+"""The lab's stand-in for xcp-networkd: a host's bridges, bonds, VLANs and tunnels, plainly.
+
+A freshly installed XCP-ng host has networkd configure OVS from xapi's PIFs. Until netctl's own
+OVSDB programming takes that job (`host_networking="none"`), the lab does the minimum here so
+that VMs on different hosts can reach each other with OVS `NORMAL` forwarding: one bridge per
+network with its NIC or bond, VLAN networks as fake bridges, private networks as a full mesh of
+tunnel ports between the hosts that carry them. It emits ovs-vsctl arguments (one transaction
+per host) and is deliberately simple: the faithful mapping is netctl's, not the lab's.
+"""
+
+from __future__ import annotations
+
+from netctl.lab.topology import Host, Network, Topology
+
+BOND_MODE_ARGS = {
+    "balance-slb": ["bond_mode=balance-slb"],
+    "active-backup": ["bond_mode=active-backup"],
+}
+TUNNEL_KEY_BASE = 1000
+
+
+def tunnel_port(net: Network, peer: Host) -> str:
+    return f"{net.tunnel_protocol}-h{peer.index}"
+
+
+def host_vsctl_args(topo: Topology, host: Host) -> list[str]:
+    """ovs-vsctl arguments (joined by `--`) that build `host`'s networking."""
+    cmds: list[list[str]] = []
+    nics = {n.network: n.device for n in host.nics if n.network}
+    bonds = {b.network: b for b in host.bonds}
+
+    def bridge(name: str) -> None:
+        cmds.append(["--may-exist", "add-br", name])
+        cmds.append(["set", "bridge", name, "datapath_type=netdev", "fail_mode=standalone"])
+
+    for net in topo.networks:
+        if net.kind != "external":
+            continue
+        if net.name in nics:
+            bridge(net.bridge)
+            cmds.append(["--may-exist", "add-port", net.bridge, nics[net.name]])
+        elif net.name in bonds:
+            bond = bonds[net.name]
+            bridge(net.bridge)
+            cmds.append(["--may-exist", "add-bond", net.bridge, bond.device, *bond.members,
+                         *_bond_args(dict(bond.properties), bond.mode)])
+    for net in topo.networks:
+        if net.kind == "vlan" and net.vlan_parent in (*nics, *bonds):
+            parent = topo.network(net.vlan_parent)
+            cmds.append(["--may-exist", "add-br", net.bridge, parent.bridge, str(net.vlan_tag)])
+        elif net.kind == "private" and host.address_on(net.tunnel_transport or ""):
+            bridge(net.bridge)
+            key = TUNNEL_KEY_BASE + topo.networks.index(net)
+            carriers = topo.hosts_with(net.name)
+            hub = carriers[0]
+            for peer in carriers:
+                if peer.name == host.name or hub.name not in (host.name, peer.name):
+                    continue
+                addr = peer.address_on(net.tunnel_transport or "")
+                if addr is None or addr.ipv4 is None:
+                    continue
+                port = tunnel_port(net, peer)
+                cmds.append(["--may-exist", "add-port", net.bridge, port])
+                cmds.append(["set", "interface", port, f"type={net.tunnel_protocol}",
+                             f"options:remote_ip={addr.ipv4.split('/')[0]}", f"options:key={key}"])
+    args: list[str] = []
+    for c in cmds:
+        args += [*c, "--"]
+    return args[:-1]
+
+
+def _bond_args(props: dict[str, str], mode: str) -> list[str]:
+    if mode != "lacp":
+        return BOND_MODE_ARGS[mode]
+    balance = "balance-slb" if props.get("hashing_algorithm") == "src_mac" else "balance-tcp"
+    return ["lacp=active", f"bond_mode={balance}",
+            f"other_config:lacp-time={props.get('lacp-time', 'slow')}",
+            f"other_config:lacp-fallback-ab={props.get('lacp-fallback-ab', 'true')}"]

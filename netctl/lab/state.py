@@ -1,0 +1,70 @@
+"""The lab's record of what it created, written before/after each step.
+
+Teardown works only from this record: the namespaces, root-namespace links and processes named
+here are the lab's own. A lab whose builder crashed is cleaned by `netctl lab down` from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from netctl.lab.processes import OwnedProcess
+
+
+def lab_root() -> Path:
+    """Where lab records live (one directory per lab prefix). Overridable for tests."""
+    return Path(os.environ.get("NETCTL_LAB_DIR", "/run/netctl-lab"))
+
+
+@dataclass
+class LabState:
+    prefix: str
+    name: str
+    source: str  # topology file the lab was built from
+    topology_text: str  # its text, so the lab can be re-attached without the file
+    host_networking: str  # "lab" (the lab plays xcp-networkd) or "none" (left to netctl)
+    namespaces: list[str] = field(default_factory=list)
+    root_links: list[str] = field(default_factory=list)
+    processes: list[dict] = field(default_factory=list)
+    vm_host: dict[str, str] = field(default_factory=dict)  # VM -> host it runs on
+    vm_domid: dict[str, int] = field(default_factory=dict)
+    plugged: dict[str, list[int]] = field(default_factory=dict)  # VM -> plugged VIF devices
+
+    @property
+    def dir(self) -> Path:
+        return lab_root() / self.prefix
+
+    @property
+    def path(self) -> Path:
+        return self.dir / "state.json"
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(self.path)
+
+    def add_process(self, proc: OwnedProcess) -> None:
+        self.processes.append(proc.to_json())
+        self.save()
+
+    def owned_processes(self) -> list[OwnedProcess]:
+        return [OwnedProcess(**p) for p in self.processes]
+
+    @classmethod
+    def load(cls, prefix: str) -> LabState:
+        path = lab_root() / prefix / "state.json"
+        try:
+            return cls(**json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise LookupError(f"no lab '{prefix}' is up (no {path})") from None
+
+    @staticmethod
+    def prefixes() -> list[str]:
+        root = lab_root()
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if (p / "state.json").exists())
