@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := openvswitch-switch openvswitch-common mininet iperf3 tcpdump iputils-ping \
-	ndisc6 ethtool iproute2 python3-venv python3-openvswitch procps
+	ndisc6 ethtool iproute2 iputils-arping python3-venv python3-openvswitch procps
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint clean-venv

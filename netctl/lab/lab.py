@@ -182,9 +182,9 @@ class Lab:
         for outside in topo.switch.outside:
             self._namespace(outside.name, ipv6=True)
             port = f"o-{outside.name}"[:15]
-            netns.add_veth(self.ns(topo.switch.name), port, self.ns(outside.name), "eth0")
-            netns.configure(self.ns(outside.name), "eth0", mac=outside.mac,
-                            addresses=[*outside.ipv4, *outside.ipv6])
+            netns.add_veth(self.ns(topo.switch.name), port, self.ns(outside.name), "eth0",
+                           mac_b=outside.mac)
+            netns.configure(self.ns(outside.name), "eth0", addresses=[*outside.ipv4, *outside.ipv6])
             self._tx_off(outside.name, "eth0")
             self.tor.vsctl("--may-exist", "add-port", TOR_BRIDGE, port, f"tag={outside.vlan}")
         for vm in topo.vms:
@@ -271,8 +271,8 @@ class Lab:
             self._create_bridge_for_vif(host, net.name)
         port = self.vif_port(vm, device)
         ifname = f"eth{device}"
-        netns.add_veth(self.ns(host), port, self.ns(vm), ifname)
-        netns.configure(self.ns(vm), ifname, mac=vif.mac, mtu=net.mtu,
+        netns.add_veth(self.ns(host), port, self.ns(vm), ifname, mtu=net.mtu, mac_b=vif.mac)
+        netns.configure(self.ns(vm), ifname,
                         addresses=[*vif.ipv4, *vif.ipv6])
         self._tx_off(vm, ifname)
         topo_vm = self.topology.vm(vm)
@@ -312,6 +312,15 @@ class Lab:
         self.state.save()
         for device in devices:
             self.plug_vif(vm, device)
+            self._announce(vm, device)
+
+    def _announce(self, vm: str, device: int) -> None:
+        """What a Xen guest's netfront does after migration: a gratuitous ARP, so that switches
+        learn the VM's MAC at its new place at once."""
+        vif = self.vif(vm, device)
+        for cidr in vif.ipv4[:1]:
+            self.exec(vm, ["arping", "-q", "-U", "-c", "1", "-I", f"eth{device}",
+                           cidr.split("/")[0]], check=False)
 
     def _create_bridge_for_vif(self, host: str, network: str) -> None:
         """xapi creates a network's bridge on first VIF attach when the host has no PIF on it."""

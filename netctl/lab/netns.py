@@ -52,8 +52,10 @@ def _handle(ns: str | None) -> IPRoute | NetNS:
     return IPRoute() if ns is None else NetNS(ns)
 
 
-def add_veth(ns_a: str | None, name_a: str, ns_b: str | None, name_b: str, mtu: int = 1500) -> None:
-    """Create a veth pair with end `name_a` in `ns_a` and `name_b` in `ns_b`; both ends up."""
+def add_veth(ns_a: str | None, name_a: str, ns_b: str | None, name_b: str, mtu: int = 1500,
+             mac_b: str | None = None) -> None:
+    """Create a veth pair with end `name_a` in `ns_a` and `name_b` in `ns_b`; both ends up.
+    `mac_b` is set before the link comes up, so its IPv6 link-local address derives from it."""
     with _handle(ns_a) as ipr:
         peer: dict[str, object] = {"ifname": name_b}
         if ns_b is not None and ns_b != ns_a:
@@ -63,6 +65,8 @@ def add_veth(ns_a: str | None, name_a: str, ns_b: str | None, name_b: str, mtu: 
         ipr.link("set", index=idx, mtu=mtu, state="up")
     with _handle(ns_b) as ipr:
         idx = ipr.link_lookup(ifname=name_b)[0]
+        if mac_b:
+            ipr.link("set", index=idx, address=mac_b)
         ipr.link("set", index=idx, mtu=mtu, state="up")
 
 

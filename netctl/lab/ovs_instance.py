@@ -53,16 +53,14 @@ class OvsInstance:
         started = []
         netns.run(self.ns, ["ovsdb-server", str(db), *remotes,
                             f"--pidfile={self.rundir / 'ovsdb-server.pid'}", "--detach",
-                            f"--log-file={self.rundir / 'ovsdb-server.log'}",
-                            f"--unixctl={self.rundir / 'ovsdb-server.ctl'}"], env=self.env())
+                            f"--log-file={self.rundir / 'ovsdb-server.log'}"], env=self.env())
         started.append(OwnedProcess.from_pidfile(self.rundir / "ovsdb-server.pid",
                                                  f"{self.ns} ovsdb-server"))
         self.vsctl("--no-wait", "init", "--", "set", "Open_vSwitch", ".",
                    f"external_ids:system-id={system_id}", f"external_ids:hostname={hostname}")
         netns.run(self.ns, ["ovs-vswitchd", f"unix:{self.db_sock}",
                             f"--pidfile={self.rundir / 'ovs-vswitchd.pid'}", "--detach",
-                            f"--log-file={self.rundir / 'ovs-vswitchd.log'}",
-                            f"--unixctl={self.rundir / 'ovs-vswitchd.ctl'}"], env=self.env())
+                            f"--log-file={self.rundir / 'ovs-vswitchd.log'}"], env=self.env())
         started.append(OwnedProcess.from_pidfile(self.rundir / "ovs-vswitchd.pid",
                                                  f"{self.ns} ovs-vswitchd"))
         return started
@@ -76,7 +74,9 @@ class OvsInstance:
         return netns.run(self.ns, argv, env=self.env(), check=False).returncode == 0
 
     def appctl(self, *args: str, check: bool = True) -> str:
-        return netns.run(self.ns, ["ovs-appctl", "-t", str(self.rundir / "ovs-vswitchd.ctl"), *args],
+        """ovs-appctl to this instance's ovs-vswitchd (its control socket is found, as OVS's own
+        tools find it, through OVS_RUNDIR and the pidfile: the same works in `netctl lab cli`)."""
+        return netns.run(self.ns, ["ovs-appctl", "-t", "ovs-vswitchd", *args],
                          env=self.env(), check=check).stdout.strip()
 
     def ofctl(self, *args: str, check: bool = True) -> str:

@@ -1,0 +1,242 @@
+"""The `netctl` command.
+
+`netctl lab ...` runs the embedded lab; `netctl demo` is what `make demo` runs; `netctl
+xapi-sim` serves the xapi simulator. Errors are one clear line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from netctl.lab.topology import TopologyError, parse_file
+
+console = Console()
+
+
+class NetctlError(click.ClickException):
+    """An error the user can act on; printed without a traceback."""
+
+
+@click.group()
+@click.version_option(package_name="netctl")
+def main() -> None:
+    """netctl: the control plane for the Open vSwitch bridges of a Xen pool."""
+
+
+# --------------------------------------------------------------------------------- lab
+@main.group()
+def lab() -> None:
+    """The embedded lab: a whole pool (hosts with their own OVS, a switch, VMs) on one machine."""
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise NetctlError("the lab needs root (namespaces, veths, Open vSwitch)")
+
+
+def _attach(prefix: str | None):
+    from netctl.lab.lab import Lab, LabError
+
+    try:
+        return Lab.attach(prefix)
+    except (LabError, LookupError) as exc:
+        raise NetctlError(str(exc)) from None
+
+
+@lab.command("up")
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.option("--host-networking", type=click.Choice(["lab", "none"]), default="lab",
+              show_default=True,
+              help="'lab': the lab configures host bridges/bonds/VLANs/tunnels (as xcp-networkd "
+                   "would); 'none': leave host OVS empty for netctl to program.")
+@click.option("--prefix", help="Override the topology's lab prefix (owned name prefix).")
+@click.option("--management", help="Override the management network (IPv4 CIDR).")
+def lab_up(topology: str, host_networking: str, prefix: str | None,
+           management: str | None) -> None:
+    """Build the lab from TOPOLOGY (YAML) and leave it running."""
+    from netctl.lab.lab import Lab, LabError
+
+    _require_root()
+    try:
+        topo = parse_file(topology)
+        if prefix or management:
+            topo = topo.relabel(prefix or topo.prefix, management or topo.management)
+        started = time.monotonic()
+        running = Lab.up(topo, host_networking=host_networking)
+    except (TopologyError, LabError) as exc:
+        raise NetctlError(str(exc)) from None
+    lacp = running.wait_lacp()
+    show_lab(running)
+    console.print(f"lab '{topo.prefix}' up in {time.monotonic() - started:.1f}s"
+                  + ("" if lacp else " (LACP not negotiated yet)")
+                  + f"; `netctl lab down --lab {topo.prefix}` removes it")
+
+
+@lab.command("down")
+@click.option("--lab", "prefix", help="Lab prefix (default: every lab that is up).")
+def lab_down(prefix: str | None) -> None:
+    """Remove a lab: exactly the namespaces, links and processes it recorded."""
+    from netctl.lab.lab import teardown
+    from netctl.lab.state import LabState
+
+    _require_root()
+    prefixes = [prefix] if prefix else LabState.prefixes()
+    if not prefixes:
+        console.print("no lab is up")
+        return
+    for p in prefixes:
+        try:
+            removed = teardown(LabState.load(p))
+        except LookupError as exc:
+            raise NetctlError(str(exc)) from None
+        console.print(f"lab '{p}' down: removed {len(removed)} objects")
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True})
+@click.option("--lab", "prefix", help="Lab prefix (default: the only lab that is up).")
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def lab_exec(prefix: str | None, node: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND inside a VM, pool host, outside machine or the switch: lab exec vm1 -- ip a"""
+    from netctl.lab.lab import LabError
+
+    running = _attach(prefix)
+    try:
+        ns = running.ns(node)
+    except LabError as exc:
+        raise NetctlError(str(exc)) from None
+    env = None
+    if node in {h.name for h in running.topology.hosts} | {running.topology.switch.name}:
+        env = running.ovs(node).env()
+    sys.exit(subprocess.call(["ip", "netns", "exec", ns, *command], env=env))
+
+
+@lab.command("cli")
+@click.option("--lab", "prefix", help="Lab prefix (default: the only lab that is up).")
+def lab_cli(prefix: str | None) -> None:
+    """Mininet's CLI on the running lab (pingall, `vm1 ip a`, `host1 ovs-vsctl show`...)."""
+    from netctl.lab.mininet_view import LabView
+
+    view = LabView(_attach(prefix))
+    try:
+        view.cli()
+    finally:
+        view.stop()
+
+
+@lab.command("show")
+@click.option("--lab", "prefix", help="Lab prefix (default: the only lab that is up).")
+def lab_show(prefix: str | None) -> None:
+    """Show the pool the lab built: hosts, bridges, cabling, VMs."""
+    show_lab(_attach(prefix))
+
+
+def show_lab(running) -> None:  # noqa: ANN001 - a Lab
+    topo = running.topology
+    hosts = Table(title=f"Pool hosts of lab '{topo.prefix}' ({topo.name})")
+    for col in ("host", "namespace", "management", "OVSDB", "bridges"):
+        hosts.add_column(col)
+    for h in topo.hosts:
+        hosts.add_row(h.name, running.ns(h.name), topo.management_address(h.name),
+                      running.ovsdb_endpoint(h.name), " ".join(running.bridges(h.name)) or "-")
+    console.print(hosts)
+
+    cabling = Table(title=f"Cabling to switch '{topo.switch.name}'")
+    for col in ("host NIC", "switch port", "VLANs", "LACP"):
+        cabling.add_column(col)
+    lacp = running.tor.appctl("lacp/show", check=False) if topo.switch.bonds else ""
+    for c in topo.switch.cables:
+        host = topo.host(c.host)
+        bond = next((b for b in topo.switch.bonds if b.host == c.host and c.nic in b.nics), None)
+        vlans = (f"trunk {','.join(map(str, c.trunk))} + native {c.native}" if c.trunk
+                 else f"access {c.vlan}")
+        state = "-"
+        if bond:
+            section = lacp.split(f"---- po{host.index} ----")[-1].split("----")[0]
+            state = f"po{host.index} " + ("negotiated" if "negotiated" in section else "not negotiated")
+        cabling.add_row(f"{c.host}/{c.nic}", f"h{host.index}-{c.nic}", vlans, state)
+    for o in topo.switch.outside:
+        cabling.add_row(f"{o.name} (outside)", f"o-{o.name}"[:15], f"access {o.vlan}", "-")
+    console.print(cabling)
+
+    vms = Table(title="VMs")
+    for col in ("VM", "host", "port", "network", "MAC", "addresses"):
+        vms.add_column(col)
+    for vm in topo.vms:
+        for vif in vm.vifs:
+            plugged = vif.device in running.state.plugged.get(vm.name, [])
+            vms.add_row(vm.name, running.vm_host(vm.name),
+                        running.vif_port(vm.name, vif.device) if plugged else "(unplugged)",
+                        vif.network, vif.mac, " ".join(vif.ipv4 + vif.ipv6))
+    console.print(vms)
+
+
+def show_probes(results, title: str) -> bool:  # noqa: ANN001 - list of probe Results
+    table = Table(title=title)
+    for col in ("from", "to", "address", "expected", "observed", ""):
+        table.add_column(col)
+    for r in results:
+        p = r.probe
+        table.add_row(p.src.label, p.dst.label, p.address, "reach" if p.expected else "isolated",
+                      "reach" if r.observed else "isolated",
+                      "[green]ok[/green]" if r.ok else "[red]FAIL[/red]")
+    console.print(table)
+    failed = [r for r in results if not r.ok]
+    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return not failed
+
+
+# --------------------------------------------------------------------------------- demo
+@main.command()
+@click.argument("topology", type=click.Path(dir_okay=False), default="topologies/demo-pool.yaml")
+@click.option("--keep", is_flag=True, help="Leave the lab up afterwards (explore: netctl lab cli).")
+def demo(topology: str, keep: bool) -> None:
+    """Bring up the demo pool, show it and its connectivity (expected vs observed), tear down."""
+    from netctl.lab.expect import probes
+    from netctl.lab.lab import Lab, LabError
+    from netctl.lab.probe import run_probes
+
+    _require_root()
+    try:
+        topo = parse_file(topology)
+        started = time.monotonic()
+        running = Lab.up(topo)
+    except (TopologyError, LabError) as exc:
+        raise NetctlError(str(exc)) from None
+    try:
+        lacp = running.wait_lacp()
+        console.print(f"lab up in {time.monotonic() - started:.1f}s; LACP "
+                      + ("negotiated" if lacp else "[red]NOT negotiated[/red]"))
+        show_lab(running)
+        results = run_probes(running, probes(topo, running.state.plugged))
+        ok = show_probes(results, "Connectivity (real ping / ping -6 between lab namespaces)")
+    finally:
+        if keep:
+            console.print(f"lab '{topo.prefix}' kept: `netctl lab cli`, `netctl lab down`")
+        else:
+            running.down()
+            console.print(f"lab '{topo.prefix}' torn down")
+    if not (ok and lacp):
+        sys.exit(1)
+
+
+def _register_optional_commands() -> None:
+    """Commands of packages that may not be importable yet (built by other parts of netctl)."""
+    try:
+        from netctl.xapi.cli import xapi_sim
+    except ImportError:
+        return
+    main.add_command(xapi_sim, "xapi-sim")
+
+
+_register_optional_commands()
+
+if __name__ == "__main__":
+    main()
