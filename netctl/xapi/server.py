@@ -1,0 +1,190 @@
+"""The simulator's HTTP front: XML-RPC on POST `/` and `/RPC2`, JSON-RPC on POST `/jsonrpc`.
+
+Threaded (an `event.from` long-poll must not block other calls), HTTP/1.1 keep-alive (the
+official client reuses one connection), optional TLS. `serve(sim, host, port)` runs it on a
+daemon thread and returns a `RunningServer` with `.url`, `.stop()` and `.restart()`; stop
+closes the listening socket *and* every open client connection, which is what a client sees
+when xapi goes away.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from netctl.xapi import codec
+from netctl.xapi.errors import XapiError
+from netctl.xapi.sim import Simulator
+
+XML_PATHS = ("/", "/RPC2")
+JSON_PATH = "/jsonrpc"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # quiet: tests and the lab log what matters themselves
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _malformed(self, why: str) -> None:
+        body = (f"<html><body><h1>HTTP 500 internal server error</h1>{why}</body></html>"
+                .encode())
+        self._send(500, body, "text/html")
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - http.server naming
+        self.send_response(200)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Methods", "POST, OPTIONS")
+        self.send_header("Access-Control-Allow-Headers", "content-type")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._send(404, b"<html><body>Not found</body></html>", "text/html")
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        path = self.path.split("?", 1)[0]
+        sim = self.server.sim
+        try:
+            if path in XML_PATHS:
+                method, params = codec.parse_xml_request(body)
+                try:
+                    out = codec.xml_success(sim.call(method, params))
+                except XapiError as err:
+                    out = codec.xml_failure(err.description)
+                self._send(200, out, "text/xml")
+            elif path == JSON_PATH:
+                req = codec.parse_json_request(body)
+                try:
+                    out = codec.json_success(req, sim.call(req.method, req.params))
+                except XapiError as err:
+                    out = codec.json_failure(req, err.description)
+                self._send(200, out, "application/json")
+            else:
+                self._send(404, b"<html><body>Not found</body></html>", "text/html")
+        except codec.MalformedRequest as exc:
+            self._malformed(str(exc))
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr: tuple[str, int], sim: Simulator,
+                 tls: ssl.SSLContext | None) -> None:
+        self.sim = sim
+        self.tls = tls
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(addr, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True)
+        return sock, addr
+
+    def track(self, conn: socket.socket, add: bool) -> None:
+        with self._conns_lock:
+            (self._conns.add if add else self._conns.discard)(conn)
+
+    def drop_connections(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class RunningServer:
+    """A simulator served on a thread. `url` ends with `/` (XML-RPC on the root path)."""
+
+    def __init__(self, sim: Simulator, host: str, port: int, certfile: str | None = None,
+                 keyfile: str | None = None) -> None:
+        self.sim = sim
+        self.host = host
+        self.tls: ssl.SSLContext | None = None
+        if certfile:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(certfile, keyfile)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = port
+        self.start()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}/"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> None:
+        self.sim.reopen()
+        self._server = _Server((self.host, self.port), self.sim, self.tls)
+        self.port = self._server.server_address[1]  # the real port when 0 was asked for
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name=f"xapi-sim:{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening and cut every client connection (blocked event.from calls too)."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.shutdown()
+        server.server_close()
+        self.sim.close()
+        server.drop_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def restart(self, drop_sessions: bool = False) -> None:
+        """Stop then serve again on the same port (the database survives, like xapi's)."""
+        self.stop()
+        if drop_sessions:
+            self.sim.invalidate_all_sessions()
+        self.start()
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(sim: Simulator, host: str = "127.0.0.1", port: int = 0, *,
+          certfile: str | None = None, keyfile: str | None = None) -> RunningServer:
+    """Serve `sim` on host:port (port 0 = an ephemeral port) in a background thread."""
+    return RunningServer(sim, host, port, certfile, keyfile)

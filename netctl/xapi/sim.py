@@ -1,0 +1,523 @@
+"""The xapi simulator's API layer: sessions, dispatch, generated accessors, events.
+
+`Simulator.call(method, params)` is the whole API, independent of the wire: the HTTP server
+(`netctl.xapi.server`) decodes XML-RPC or JSON-RPC into it and encodes what comes back.
+Dispatch follows xapi's order (spec §1.4): name (`Class.message` or `Class_message`), then
+parameter count (`MESSAGE_PARAMETER_COUNT_MISMATCH`, session excluded), then unmarshalling,
+then the session (`SESSION_INVALID`), then the implementation. Every class of
+`netctl.xapi.schema` gets its generated messages; the networking methods with side effects
+live in `netctl.xapi.methods` and override the generated ones of the same name.
+
+Test hooks: `invalidate_session(ref)`, `invalidate_all_sessions()`, `set_host_live(...)`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from netctl.xapi.codec import Int32
+from netctl.xapi.errors import XapiError
+from netctl.xapi.schema import CLASSES, MANDATORY, NULL_REF, ClassDef, Field
+from netctl.xapi.store import TOMBSTONE_CAP, TOMBSTONE_KEEP, Store
+
+DEFAULT_USERS = {"root": "netctl"}
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One wire method: parameter types after the session, how many may be left out."""
+
+    name: str
+    params: tuple[str, ...]
+    handler: Handler
+    optional: int = 0  # trailing params with defaults
+    session: bool = True  # first wire param is the session ref
+
+    @property
+    def max_params(self) -> int:
+        return len(self.params)
+
+    @property
+    def min_params(self) -> int:
+        return len(self.params) - self.optional
+
+
+@dataclass
+class SessionInfo:
+    ref: str
+    user: str
+    originator: str
+    valid: bool = True
+
+
+class Simulator:
+    """A xapi pool master in memory. Thread-safe; one lock for the whole database."""
+
+    def __init__(self, users: dict[str, str] | None = None, *,
+                 tombstone_cap: int = TOMBSTONE_CAP, tombstone_keep: int = TOMBSTONE_KEEP,
+                 event_delay: float = 0.05) -> None:
+        self.store = Store(tombstone_cap, tombstone_keep)
+        self.users = dict(DEFAULT_USERS if users is None else users)
+        self.sessions: dict[str, SessionInfo] = {}
+        self.event_delay = event_delay
+        self.methods: dict[str, Method] = {}
+        self.bridge_counter = 0
+        self._closed = threading.Event()
+        for cdef in CLASSES.values():
+            self._generate(cdef)
+        self._register_core()
+        from netctl.xapi import methods  # the networking methods register themselves
+
+        methods.register(self)
+
+    # --- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def from_topology(cls, topology: Any, **kwargs: Any) -> Simulator:
+        """A simulator holding the pool a `netctl.lab.topology.Topology` describes."""
+        from netctl.xapi.seed import seed
+
+        sim = cls(**kwargs)
+        seed(sim, topology)
+        return sim
+
+    def add(self, name: str, params: tuple[str, ...], handler: Handler, optional: int = 0,
+            session: bool = True) -> None:
+        self.methods[name] = Method(name, params, handler, optional, session)
+
+    # --- test hooks -------------------------------------------------------------------------
+
+    def invalidate_session(self, ref: str) -> None:
+        """Make a session stale (as if it expired): its next call gets SESSION_INVALID."""
+        with self.store.lock:
+            info = self.sessions.pop(ref, None)
+            if info is not None:
+                info.valid = False
+            self.store.changed.notify_all()
+
+    def invalidate_all_sessions(self) -> None:
+        with self.store.lock:
+            for ref in list(self.sessions):
+                self.invalidate_session(ref)
+
+    def close(self) -> None:
+        """Wake every blocked event.from so server threads can finish."""
+        self._closed.set()
+        with self.store.lock:
+            self.store.changed.notify_all()
+
+    def reopen(self) -> None:
+        self._closed.clear()
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    def resolve(self, name: str) -> Method | None:
+        method = self.methods.get(name)
+        if method is not None:
+            return method
+        # Alternative wire name Class_message (event_from, VIF_set_locking_mode...)
+        for cls in CLASSES.keys() | {"session", "event", "system"}:
+            if name.startswith(cls + "_"):
+                method = self.methods.get(f"{cls}.{name[len(cls) + 1:]}")
+                if method is not None:
+                    return method
+        return None
+
+    def call(self, name: str, params: list[Any]) -> Any:
+        """Run one API call; returns its value or raises XapiError."""
+        method = self.resolve(name)
+        if method is None:
+            if params:
+                self._session(params[0])
+            raise XapiError("MESSAGE_METHOD_UNKNOWN", name)
+        given = len(params) - (1 if method.session else 0)
+        if not method.min_params <= given <= method.max_params:
+            raise XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", name, method.max_params,
+                            max(given, 0))
+        args = params[1:] if method.session else list(params)
+        values = [coerce(t, v) for t, v in zip(method.params, args, strict=False)]
+        if method.session:
+            session = self._session(params[0])
+            return method.handler(session, *values)
+        return method.handler(*values)
+
+    def _session(self, ref: Any) -> SessionInfo:
+        info = self.sessions.get(ref) if isinstance(ref, str) else None
+        if info is None or not info.valid:
+            raise XapiError("SESSION_INVALID", ref)
+        return info
+
+    # --- generated messages (spec §1.5) -------------------------------------------------------
+
+    def _generate(self, cdef: ClassDef) -> None:
+        c = cdef.name
+        store = self.store
+
+        def locked(fn: Handler) -> Handler:
+            def run(*args: Any) -> Any:
+                with store.lock:
+                    return fn(*args)
+            return run
+
+        self.add(f"{c}.get_record", ("r",), locked(lambda s, ref: store.record(c, ref)))
+        self.add(f"{c}.get_all", (), locked(lambda s: store.refs(c)))
+        self.add(f"{c}.get_all_records", (),
+                 locked(lambda s: {r: store.record(c, r) for r in store.refs(c)}))
+        self.add(f"{c}.get_all_where", ("s",),
+                 locked(lambda s, expr: [r for r in store.refs(c)
+                                         if where(expr, store.row(c, r).fields, cdef)]))
+        self.add(f"{c}.get_all_records_where", ("s",),
+                 locked(lambda s, expr: {r: store.record(c, r) for r in store.refs(c)
+                                         if where(expr, store.row(c, r).fields, cdef)}))
+        self.add(f"{c}.get_by_uuid", ("s",), locked(lambda s, u: store.ref_of_uuid(c, u)))
+        if cdef.has_name_label:
+            self.add(f"{c}.get_by_name_label", ("s",),
+                     locked(lambda s, label: store.find(c, name_label=label)))
+        for f in cdef.fields:
+            self._field_messages(cdef, f, locked)
+        if cdef.gen_constructor:
+            self.add(f"{c}.create", ("m*",), locked(lambda s, rec: self.generic_create(c, rec)))
+            self.add(f"{c}.destroy", ("r",), locked(lambda s, ref: self.generic_destroy(c, ref)))
+
+    def _field_messages(self, cdef: ClassDef, f: Field, locked: Callable[[Handler], Handler]
+                        ) -> None:
+        c, store, name = cdef.name, self.store, f.name
+        self.add(f"{c}.get_{name}", ("r",), locked(lambda s, ref: store.record(c, ref)[name]))
+        if not f.rw:
+            return
+
+        def set_(s: SessionInfo, ref: str, value: Any) -> None:
+            store.row(c, ref)
+            store.update(c, ref, **{name: coerce(f.type, value)})
+
+        self.add(f"{c}.set_{name}", ("r", "*"), locked(set_))
+        if f.is_map:
+            def add_to(s: SessionInfo, ref: str, key: str, value: str) -> None:
+                current = store.get(c, ref, name)
+                if not key:
+                    raise XapiError("INVALID_VALUE", name, key)
+                if key in current:
+                    raise XapiError("MAP_DUPLICATE_KEY", c, name, ref, key)
+                store.update(c, ref, **{name: {**current, key: value}})
+
+            def remove_from(s: SessionInfo, ref: str, key: str) -> None:
+                current = dict(store.get(c, ref, name))
+                if key in current:
+                    del current[key]
+                    store.update(c, ref, **{name: current})
+
+            self.add(f"{c}.add_to_{name}", ("r", "s", "s"), locked(add_to))
+            self.add(f"{c}.remove_from_{name}", ("r", "s"), locked(remove_from))
+        elif f.is_set:
+            item = "i" if f.type == "I" else "s"
+
+            def add_item(s: SessionInfo, ref: str, value: Any) -> None:
+                current = store.get(c, ref, name)
+                if value not in current:
+                    store.update(c, ref, **{name: [*current, value]})
+
+            def remove_item(s: SessionInfo, ref: str, value: Any) -> None:
+                current = store.get(c, ref, name)
+                if value in current:
+                    store.update(c, ref, **{name: [v for v in current if v != value]})
+
+            self.add(f"{c}.add_{name}", ("r", item), locked(add_item))
+            self.add(f"{c}.remove_{name}", ("r", item), locked(remove_item))
+
+    def generic_create(self, c: str, record: dict[str, Any]) -> str:
+        """create(record): all RW and RO/constructor fields; a missing one without default
+        fails as xapi's generated code does."""
+        cdef = CLASSES[c]
+        values: dict[str, Any] = {}
+        for f in cdef.fields:
+            if f.qualifier not in ("RW", "RO/c"):
+                continue
+            if f.name in record:
+                values[f.name] = coerce(f.type, record[f.name])
+            elif f.default is MANDATORY:
+                raise XapiError("INTERNAL_ERROR",
+                                f'Server_helpers.Dispatcher_FieldNotFound("{f.name}")')
+        for fld in values:
+            ref_cls = cdef.field(fld).ref_class if cdef.field(fld) else None
+            if ref_cls and cdef.field(fld).type.startswith("r:") and values[fld] != NULL_REF:
+                self.store.row(ref_cls, values[fld])
+        return self.store.insert(c, values)
+
+    def generic_destroy(self, c: str, ref: str) -> str:
+        self.store.row(c, ref)
+        self.store.delete(c, ref)
+        return ""
+
+    # --- session, system, event ---------------------------------------------------------------
+
+    def _register_core(self) -> None:
+        self.add("session.login_with_password", ("s", "s", "s", "s"), self._login, optional=2,
+                 session=False)
+        self.add("session.slave_local_login_with_password", ("s", "s"), self._login,
+                 session=False)
+        self.add("session.logout", (), self._logout)
+        self.add("session.local_logout", (), self._logout)
+        self.add("session.get_this_host", ("r",), self._this_host)
+        self.add("session.get_this_user", ("r",), lambda s, ref: "")
+        self.add("system.listMethods", (), lambda: sorted(self.methods), session=False)
+        self.add("event.from", ("S", "s", "f"), self._event_from)
+        self.add("event.inject", ("s", "s"), self._event_inject)
+        self.add("event.get_current_id", (), lambda s: self.store.generation)
+
+    def _login(self, user: str, password: str, version: str = "1.1", originator: str = ""
+               ) -> str:
+        if self.users.get(user) != password:
+            raise XapiError("SESSION_AUTHENTICATION_FAILED", user,
+                            "Authentication failure")
+        ref = f"OpaqueRef:{uuidlib.uuid4()}"
+        with self.store.lock:
+            self.sessions[ref] = SessionInfo(ref, user, originator)
+        return ref
+
+    def _logout(self, session: SessionInfo) -> str:
+        self.invalidate_session(session.ref)
+        return ""
+
+    def _this_host(self, session: SessionInfo, ref: str) -> str:
+        if ref != session.ref:
+            raise XapiError("HANDLE_INVALID", "session", ref)
+        pools = self.store.refs("pool")
+        return self.store.get("pool", pools[0], "master") if pools else NULL_REF
+
+    def _event_from(self, session: SessionInfo, classes: list[str], token: str,
+                    timeout: float) -> dict[str, Any]:
+        since = parse_token(token)
+        subs = subscriptions(classes)
+        if math.isnan(timeout) or timeout < 0 or timeout > 86400:
+            timeout = 86400.0
+        deadline = time.monotonic() + timeout
+        store = self.store
+        while True:
+            if self.event_delay:  # xapi batches: it waits before scanning (event_from_delay)
+                time.sleep(self.event_delay)
+            with store.lock:
+                if not session.valid:
+                    raise XapiError("SESSION_INVALID", session.ref)
+                events, last = store.scan(subs, since)
+                now = time.monotonic()
+                if events or now >= deadline or self._closed.is_set():
+                    counts = {k: Int32(v) for k, v in store.counts().items()}
+                    return {"events": events, "valid_ref_counts": counts,
+                            "token": f"{last:020d},{0:020d}"}
+                seen = store.generation
+                while (store.generation == seen and session.valid and now < deadline
+                       and not self._closed.is_set()):
+                    store.changed.wait(deadline - now)
+                    now = time.monotonic()
+
+    def _event_inject(self, session: SessionInfo, cls: str, ref: str) -> str:
+        if cls not in CLASSES or not self.store.exists(cls, ref):
+            raise XapiError("HANDLE_INVALID", cls, ref)
+        gen = self.store.touch(cls, ref)
+        return f"{gen - 1:020d},{0:020d}"
+
+
+_TOKEN_RE = re.compile(r"^(-?\d+),(-?\d+)$")
+
+
+def parse_token(token: str) -> int:
+    if token == "":
+        return 0
+    m = _TOKEN_RE.match(token)
+    if not m:
+        raise XapiError("EVENT_FROM_TOKEN_PARSE_FAILURE", token)
+    return int(m.group(1))
+
+
+_LOWER = {name.lower(): name for name in CLASSES}
+
+
+def subscriptions(classes: list[str]) -> dict[str, set[str] | None]:
+    """Table -> subscribed refs (None = all) from `*`, `class`, `class/ref` (case-insensitive)."""
+    out: dict[str, set[str] | None] = {}
+    for sub in classes:
+        if sub == "*":
+            return dict.fromkeys(CLASSES)
+        cls, _, ref = sub.partition("/")
+        table = _LOWER.get(cls.lower())
+        if table is None:
+            continue
+        if not ref:
+            out[table] = None
+        elif out.get(table, set()) is not None:
+            out.setdefault(table, set()).add(ref)  # type: ignore[union-attr]
+    return out
+
+
+# --- parameter coercion (spec §1.3) ---------------------------------------------------------
+
+
+def _unmarshal_error(expected: str, value: Any) -> XapiError:
+    return XapiError("INTERNAL_ERROR", f'Rpc.Runtime_error("{expected}", {value!r})')
+
+
+def coerce(type_: str, value: Any) -> Any:
+    """A wire value as the type the method declares: ints from numbers or decimal strings,
+    floats from numbers or strings, bools only from booleans, enums case-insensitively."""
+    code = type_[0]
+    if type_ == "*":
+        return value
+    if code in "sr":
+        if not isinstance(value, str):
+            raise _unmarshal_error("string", value)
+        return value
+    if code == "i":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int(value)
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            return int(value)
+        raise _unmarshal_error("int64", value)
+    if code == "f":
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise _unmarshal_error("float", value)
+    if code == "b":
+        if isinstance(value, bool):
+            return value
+        raise _unmarshal_error("bool", value)
+    if code == "e":
+        return coerce_enum(type_, value)
+    if code in "SRIE":
+        if not isinstance(value, list):
+            raise _unmarshal_error("set", value)
+        item = {"S": "s", "R": "s", "I": "i"}.get(code, "e" + type_[1:])
+        return [coerce(item, v) for v in value]
+    if code in "mM":
+        if not isinstance(value, dict):
+            raise _unmarshal_error("map", value)
+        if type_ == "m*":
+            return dict(value)
+        return {str(k): coerce("s", v) for k, v in value.items()}
+    raise AssertionError(type_)
+
+
+def coerce_enum(type_: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _unmarshal_error("enum", value)
+    values = type_[2:].split("|")
+    if "balance-slb" in values:  # bond_mode: hand-written exact-match decoder
+        if value in values:
+            return value
+    else:
+        for v in values:
+            if v.lower() == value.lower():
+                return v
+    raise XapiError("INTERNAL_ERROR", f'Rpc.Runtime_error("enum", "{value}")')
+
+
+# --- get_all_records_where (spec §1.10) ------------------------------------------------------
+
+_TOKENS = re.compile(r'\s*(?:(\()|(\))|(=)|"((?:[^"\\]|\\.)*)"|([A-Za-z_]+))')
+
+
+def _db_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "(" + " ".join(f"'{v}'" for v in value) + ")"
+    if isinstance(value, dict):
+        return "(" + " ".join(f"('{k}' '{v}')" for k, v in value.items()) + ")"
+    return str(value)
+
+
+def where(expr: str, fields: dict[str, Any], cdef: ClassDef) -> bool:
+    """Evaluate a db_filter expression against one row."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(expr.rstrip()):
+        m = _TOKENS.match(expr, pos)
+        if not m or m.end() == pos:
+            raise XapiError("INTERNAL_ERROR", f"Parsing.Parse_error in {expr!r}")
+        pos = m.end()
+        if m.group(1):
+            tokens.append(("(", "("))
+        elif m.group(2):
+            tokens.append((")", ")"))
+        elif m.group(3):
+            tokens.append(("=", "="))
+        elif m.group(4) is not None:
+            tokens.append(("str", m.group(4)))
+        else:
+            tokens.append(("word", m.group(5).lower()))
+    i = 0
+
+    def peek() -> tuple[str, str] | None:
+        return tokens[i] if i < len(tokens) else None
+
+    def take() -> tuple[str, str]:
+        nonlocal i
+        if i >= len(tokens):
+            raise XapiError("INTERNAL_ERROR", f"Parsing.Parse_error in {expr!r}")
+        i += 1
+        return tokens[i - 1]
+
+    def value() -> str:
+        kind, text = take()
+        if kind == "word" and text == "field":
+            kind, col = take()
+            name = col.replace("__", "_")
+            if kind != "str" or name not in fields:
+                raise XapiError("INVALID_VALUE", expr, f"Db_filter.Expression_error({col})")
+            return _db_string(fields[name])
+        if kind == "str":
+            return text
+        raise XapiError("INTERNAL_ERROR", f"Parsing.Parse_error in {expr!r}")
+
+    def atom() -> bool:
+        tok = peek()
+        if tok == ("word", "not"):
+            take()
+            return not atom()
+        if tok == ("word", "true"):
+            take()
+            return True
+        if tok == ("word", "false"):
+            take()
+            return False
+        if tok == ("(", "("):
+            take()
+            result = disj()
+            if take() != (")", ")"):
+                raise XapiError("INTERNAL_ERROR", f"Parsing.Parse_error in {expr!r}")
+            return result
+        left = value()
+        if take() != ("=", "="):
+            raise XapiError("INTERNAL_ERROR", f"Parsing.Parse_error in {expr!r}")
+        return left == value()
+
+    def conj() -> bool:
+        result = atom()
+        while peek() == ("word", "and"):
+            take()
+            result = atom() and result
+        return result
+
+    def disj() -> bool:
+        result = conj()
+        while peek() == ("word", "or"):
+            take()
+            result = conj() or result
+        return result
+
+    result = disj()
+    if i != len(tokens):
+        raise XapiError("INTERNAL_ERROR", f"Parsing.Parse_error in {expr!r}")
+    return result
