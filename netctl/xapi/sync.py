@@ -1,0 +1,379 @@
+"""Keep an immutable `PoolState` in step with a xapi pool (real or simulated).
+
+Usage::
+
+    sync = XapiSync("https://pool-master/", "root", "secret", ignore_ssl=True)
+    sync.start()                                   # background thread
+    for state, changes in sync.updates():          # blocks; one item per event batch
+        kept, problems = netctl.model.validate(state)
+        ... compile from `kept`, recompute only `changes.changed("VIF")` etc.
+    sync.write_tunnel_status(tunnel_ref, active=True, key="42")
+    sync.stop()
+
+Or without a thread: `sync.connect()` then `sync.step()` (one `event.from` round) in your loop;
+`sync.state` is always the latest snapshot, `sync.wait_for(predicate, timeout)` waits for one.
+
+How it stays right (spec §2.5): the first `event.from(classes, "", t)` is the full dump; then it
+loops on the returned token. The official `XenAPI.Session` re-logs in by itself on
+`SESSION_INVALID` and the token stays valid, so a stale session costs nothing. When the server
+goes away (connection refused/reset), it reconnects with exponential backoff and does a full
+resync, because a restarted xapi may not know the old token. After every batch it compares
+its object counts with `valid_ref_counts`: a difference means deletions were lost (more than
+the tombstone cap since the token), and it resyncs from "". A resync yields a ChangeSet with
+`full=True` holding the real difference to the previous state.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import queue
+import threading
+import time
+import xmlrpc.client
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import XenAPI
+
+from netctl.model import NULL_REF, FrozenRefMap, Pool, PoolState
+from netctl.xapi.convert import to_model
+
+log = logging.getLogger(__name__)
+
+# xapi classes synced (host_metrics only feeds Host.live) and where each lands in PoolState.
+SYNC_CLASSES = ("pool", "host", "host_metrics", "network", "PIF", "Bond", "VLAN", "tunnel",
+                "VIF", "VM", "SDN_controller")
+STATE_FIELD = {"host": "hosts", "network": "networks", "PIF": "pifs", "Bond": "bonds",
+               "VLAN": "vlans", "tunnel": "tunnels", "VIF": "vifs", "VM": "vms",
+               "SDN_controller": "sdn_controllers"}
+_BY_LOWER = {c.lower(): c for c in SYNC_CLASSES}
+CONNECTION_ERRORS = (OSError, http.client.HTTPException, xmlrpc.client.ProtocolError,
+                     xmlrpc.client.Fault)
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What one batch changed, by xapi class name ("VIF", "PIF", "network", ...) and ref."""
+
+    added: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    modified: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    removed: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    full: bool = False  # a full (re)sync: consumers may prefer a full recompute
+
+    def changed(self, cls: str) -> frozenset[str]:
+        """Refs of `cls` added, modified or removed."""
+        return (self.added.get(cls, frozenset()) | self.modified.get(cls, frozenset())
+                | self.removed.get(cls, frozenset()))
+
+    @property
+    def classes(self) -> frozenset[str]:
+        return frozenset(c for part in (self.added, self.modified, self.removed)
+                         for c, refs in part.items() if refs)
+
+    def __bool__(self) -> bool:
+        return bool(self.classes) or self.full
+
+    def __len__(self) -> int:
+        return sum(len(r) for part in (self.added, self.modified, self.removed)
+                   for r in part.values())
+
+
+class _Builder:
+    """Collects the per-class changes of one batch."""
+
+    def __init__(self) -> None:
+        self.added: dict[str, set[str]] = {}
+        self.modified: dict[str, set[str]] = {}
+        self.removed: dict[str, set[str]] = {}
+
+    def note(self, kind: str, cls: str, ref: str) -> None:
+        getattr(self, kind).setdefault(cls, set()).add(ref)
+
+    def build(self, full: bool = False) -> ChangeSet:
+        def freeze(d: dict[str, set[str]]) -> dict[str, frozenset[str]]:
+            return {k: frozenset(v) for k, v in d.items() if v}
+        return ChangeSet(freeze(self.added), freeze(self.modified), freeze(self.removed), full)
+
+
+class XapiSync:
+    """Synchronises intent from xapi into `PoolState` snapshots. See the module docstring."""
+
+    def __init__(self, url: str, user: str, password: str, *, timeout: float = 30.0,
+                 ignore_ssl: bool = False, originator: str = "netctl",
+                 backoff_initial: float = 0.1, backoff_max: float = 10.0,
+                 on_update: Callable[[PoolState, ChangeSet], None] | None = None) -> None:
+        self.url, self.user, self.password = url, user, password
+        self.timeout = timeout
+        self.ignore_ssl = ignore_ssl
+        self.originator = originator
+        self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
+        self.on_update = on_update
+        self.token = ""
+        self.state = PoolState()
+        self.full_syncs = 0  # how many times a full dump was read (first sync included)
+        self.reconnects = 0
+        self._records: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in SYNC_CLASSES}
+        self._objects: dict[str, dict[str, Any]] = {c: {} for c in STATE_FIELD}
+        self._session: XenAPI.Session | None = None
+        self._writer: XenAPI.Session | None = None
+        self._writer_lock = threading.Lock()
+        self._queue: queue.Queue[tuple[PoolState, ChangeSet] | None] = queue.Queue()
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def _new_session(self) -> XenAPI.Session:
+        session = XenAPI.Session(self.url, ignore_ssl=self.ignore_ssl)
+        session.xenapi.login_with_password(self.user, self.password, "1.0", self.originator)
+        return session
+
+    def connect(self) -> None:
+        """Log in and read everything (token "")."""
+        self._close_session()
+        self._session = self._new_session()
+        self._resync()
+
+    def start(self) -> XapiSync:
+        """Run the sync loop in a daemon thread (connects, retries with backoff)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="xapi-sync", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake_server()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._close_session()
+        with self._writer_lock:
+            if self._writer is not None:
+                try:
+                    self._writer.xenapi.session.logout()
+                except Exception:  # noqa: BLE001 - best effort on the way out
+                    pass
+                self._writer = None
+        self._queue.put(None)
+
+    def _close_session(self) -> None:
+        if self._session is not None:
+            try:
+                self._session.xenapi.session.logout()
+            except Exception:  # noqa: BLE001 - the server may be gone
+                pass
+            self._session = None
+
+    def _wake_server(self) -> None:
+        """Unblock our pending event.from: inject an event on the pool (xapi's barrier)."""
+        pool = self.state.pool
+        if pool is None:
+            return
+        try:
+            self._call_writer(lambda s: s.xenapi.event.inject("pool", pool.ref))
+        except Exception:  # noqa: BLE001 - nothing to wake if the server is gone
+            pass
+
+    def _run(self) -> None:
+        delay = self.backoff_initial
+        while not self._stop.is_set():
+            try:
+                if self._session is None:
+                    self.connect()
+                    delay = self.backoff_initial
+                self.step()
+            except XenAPI.Failure as exc:
+                log.warning("xapi refused the sync: %s; retrying in %.1fs", exc.details, delay)
+                self._reset_after_error()
+            except CONNECTION_ERRORS as exc:
+                log.info("xapi unreachable (%s); reconnecting in %.1fs", exc, delay)
+                self._reset_after_error()
+            else:
+                continue
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self.backoff_max)
+
+    def _reset_after_error(self) -> None:
+        self._session = None
+        self.reconnects += 1
+        with self._writer_lock:
+            self._writer = None
+
+    # --- the protocol -----------------------------------------------------------------------
+
+    def _event_from(self, token: str, timeout: float) -> dict[str, Any]:
+        assert self._session is not None
+        return self._session.xenapi.event_from(list(SYNC_CLASSES), token, float(timeout))
+
+    def step(self) -> ChangeSet:
+        """One event.from round from the current token; publishes and returns the changes."""
+        result = self._event_from(self.token, self.timeout)
+        builder = _Builder()
+        self._apply(result["events"], builder)
+        self.token = result["token"]
+        counts = result.get("valid_ref_counts", {})
+        lost = [c for c in SYNC_CLASSES
+                if c.lower() in counts and int(counts[c.lower()]) != len(self._records[c])]
+        if lost:
+            log.info("object counts differ from xapi for %s (lost deletes): full resync",
+                     ", ".join(lost))
+            return self._resync(builder)
+        changes = builder.build()
+        if changes:
+            self._publish(changes)
+        return changes
+
+    def _resync(self, builder: _Builder | None = None) -> ChangeSet:
+        """Read everything again (token "") and publish the difference to what we had."""
+        builder = builder or _Builder()
+        result = self._event_from("", 0.0)
+        self.full_syncs += 1
+        fresh: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in SYNC_CLASSES}
+        for ev in result["events"]:
+            cls = _BY_LOWER.get(ev["class"])
+            if cls is not None:
+                fresh[cls][ev["ref"]] = ev["snapshot"]
+        events: list[dict[str, Any]] = []
+        for cls in SYNC_CLASSES:
+            old, new = self._records[cls], fresh[cls]
+            for ref in old.keys() - new.keys():
+                events.append({"class": cls.lower(), "operation": "del", "ref": ref})
+            for ref, rec in new.items():
+                if old.get(ref) != rec:
+                    op = "mod" if ref in old else "add"
+                    events.append({"class": cls.lower(), "operation": op, "ref": ref,
+                                   "snapshot": rec})
+        self._apply(events, builder)
+        self.token = result["token"]
+        changes = builder.build(full=True)
+        self._publish(changes)
+        return changes
+
+    def _apply(self, events: list[dict[str, Any]], builder: _Builder) -> None:
+        touched: dict[str, set[str]] = {}
+        for ev in events:
+            cls = _BY_LOWER.get(ev["class"])
+            if cls is None:
+                continue
+            ref, op = ev["ref"], ev["operation"]
+            records = self._records[cls]
+            if op == "del":
+                if records.pop(ref, None) is not None:
+                    touched.setdefault(cls, set()).add(ref)
+            else:
+                records[ref] = ev["snapshot"]
+                touched.setdefault(cls, set()).add(ref)
+        # host_metrics only feeds Host.live: re-convert the hosts that point at them
+        metrics = touched.pop("host_metrics", set())
+        if metrics:
+            for href, rec in self._records["host"].items():
+                if rec.get("metrics") in metrics:
+                    touched.setdefault("host", set()).add(href)
+        new_state = self.state
+        changes: dict[str, Any] = {}
+        for cls, refs in touched.items():
+            if cls == "pool":
+                pools = self._records["pool"]
+                pool: Pool | None = None
+                if pools:
+                    pref, prec = next(iter(pools.items()))
+                    pool = to_model("pool", pref, prec)  # type: ignore[assignment]
+                changes["pool"] = pool
+                for ref in refs:
+                    builder.note(self._kind(new_state.pool, ref, pools), "pool", ref)
+                continue
+            objs = self._objects[cls]
+            for ref in refs:
+                rec = self._records[cls].get(ref)
+                if rec is None:
+                    if objs.pop(ref, None) is not None:
+                        builder.note("removed", cls, ref)
+                    continue
+                obj = to_model(cls, ref, rec, self._records["host_metrics"])
+                old = objs.get(ref)
+                if old is None:
+                    builder.note("added", cls, ref)
+                elif old != obj:
+                    builder.note("modified", cls, ref)
+                objs[ref] = obj
+            changes[STATE_FIELD[cls]] = FrozenRefMap(objs)
+        if changes:
+            new_state = new_state.replace(**changes)
+        self.state = new_state
+
+    @staticmethod
+    def _kind(old_pool: Pool | None, ref: str, pools: Mapping[str, Any]) -> str:
+        if ref not in pools:
+            return "removed"
+        return "modified" if old_pool is not None and old_pool.ref == ref else "added"
+
+    def _publish(self, changes: ChangeSet) -> None:
+        state = self.state
+        with self._cond:
+            self._cond.notify_all()
+        self._queue.put((state, changes))
+        if self.on_update is not None:
+            self.on_update(state, changes)
+
+    # --- consumers ------------------------------------------------------------------------
+
+    def updates(self, timeout: float | None = None) -> Iterator[tuple[PoolState, ChangeSet]]:
+        """(state, changes) per batch, as they come; ends on stop() or after `timeout` idle."""
+        while True:
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return
+            if item is None:
+                return
+            yield item
+
+    def wait_for(self, predicate: Callable[[PoolState], bool], timeout: float = 10.0
+                 ) -> PoolState:
+        """The first state (current or future) satisfying `predicate`; TimeoutError if none."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.state):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the pool state did not reach the expected condition")
+                self._cond.wait(remaining)
+            return self.state
+
+    # --- writing back what the controller owns ----------------------------------------------
+
+    def _call_writer(self, fn: Callable[[XenAPI.Session], Any]) -> Any:
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = self._new_session()
+            try:
+                return fn(self._writer)
+            except CONNECTION_ERRORS:
+                self._writer = None
+                raise
+
+    def write_tunnel_status(self, tunnel: str, *, active: bool, key: str | int | None = None,
+                            error: str | None = None) -> bool:
+        """Set tunnel.status (`active`, `key`, `error`) as the tunnelling design asks of a
+        controller. `tunnel` is a ref or a uuid. Returns False when it already says that."""
+        status = {"active": "true" if active else "false"}
+        if key is not None:
+            status["key"] = str(key)
+        if error:
+            status["error"] = error
+        ref = tunnel
+        if not tunnel.startswith("OpaqueRef:"):
+            found = self.state.by_uuid(tunnel)
+            ref = found.ref if found is not None else \
+                self._call_writer(lambda s: s.xenapi.tunnel.get_by_uuid(tunnel))
+        current = self.state.tunnels.get(ref)
+        if current is not None and dict(current.status) == status:
+            return False
+        if ref == NULL_REF:
+            raise ValueError("no tunnel given")
+        self._call_writer(lambda s: s.xenapi.tunnel.set_status(ref, status))
+        return True
