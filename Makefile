@@ -6,22 +6,21 @@ DEB_PACKAGES := openvswitch-switch openvswitch-common mininet iperf3 tcpdump ipu
 	ndisc6 ethtool iproute2 iputils-arping python3-venv python3-openvswitch procps
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint clean-venv
+.PHONY: setup deb demo test lint clean-venv
 
-setup: .stamp-deb .stamp-venv
+setup: deb .stamp-venv
 
-# Debian packages (idempotent: only installs what is missing).
-.stamp-deb:
+# Debian packages (idempotent: checks every time, installs only what is missing).
+deb:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $$missing"; \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
-	@touch $@
 
 # The venv sees Debian's Mininet and python3-openvswitch (system site packages).
-.stamp-venv: pyproject.toml .stamp-deb
+.stamp-venv: pyproject.toml
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $@
@@ -36,4 +35,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean-venv:
-	rm -rf $(VENV) .stamp-venv .stamp-deb
+	rm -rf $(VENV) .stamp-venv

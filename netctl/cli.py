@@ -17,7 +17,8 @@ from rich.table import Table
 
 from netctl.lab.topology import TopologyError, parse_file
 
-console = Console()
+# A wide console when piped (CI logs, `make demo | tee`): the tables are meant to be read whole.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 class NetctlError(click.ClickException):
@@ -52,14 +53,17 @@ def _attach(prefix: str | None):
 
 @lab.command("up")
 @click.argument("topology", type=click.Path(dir_okay=False))
-@click.option("--host-networking", type=click.Choice(["lab", "none"]), default="lab",
-              show_default=True,
-              help="'lab': the lab configures host bridges/bonds/VLANs/tunnels (as xcp-networkd "
-                   "would); 'none': leave host OVS empty for netctl to program.")
+@click.option(
+    "--host-networking",
+    type=click.Choice(["lab", "none"]),
+    default="lab",
+    show_default=True,
+    help="'lab': the lab configures host bridges/bonds/VLANs/tunnels (as xcp-networkd "
+    "would); 'none': leave host OVS empty for netctl to program.",
+)
 @click.option("--prefix", help="Override the topology's lab prefix (owned name prefix).")
 @click.option("--management", help="Override the management network (IPv4 CIDR).")
-def lab_up(topology: str, host_networking: str, prefix: str | None,
-           management: str | None) -> None:
+def lab_up(topology: str, host_networking: str, prefix: str | None, management: str | None) -> None:
     """Build the lab from TOPOLOGY (YAML) and leave it running."""
     from netctl.lab.lab import Lab, LabError
 
@@ -74,9 +78,11 @@ def lab_up(topology: str, host_networking: str, prefix: str | None,
         raise NetctlError(str(exc)) from None
     lacp = running.wait_lacp()
     show_lab(running)
-    console.print(f"lab '{topo.prefix}' up in {time.monotonic() - started:.1f}s"
-                  + ("" if lacp else " (LACP not negotiated yet)")
-                  + f"; `netctl lab down --lab {topo.prefix}` removes it")
+    console.print(
+        f"lab '{topo.prefix}' up in {time.monotonic() - started:.1f}s"
+        + ("" if lacp else " (LACP not negotiated yet)")
+        + f"; `netctl lab down --lab {topo.prefix}` removes it"
+    )
 
 
 @lab.command("down")
@@ -144,8 +150,13 @@ def show_lab(running) -> None:  # noqa: ANN001 - a Lab
     for col in ("host", "namespace", "management", "OVSDB", "bridges"):
         hosts.add_column(col)
     for h in topo.hosts:
-        hosts.add_row(h.name, running.ns(h.name), topo.management_address(h.name),
-                      running.ovsdb_endpoint(h.name), " ".join(running.bridges(h.name)) or "-")
+        hosts.add_row(
+            h.name,
+            running.ns(h.name),
+            topo.management_address(h.name),
+            running.ovsdb_endpoint(h.name),
+            " ".join(running.bridges(h.name)) or "-",
+        )
     console.print(hosts)
 
     cabling = Table(title=f"Cabling to switch '{topo.switch.name}'")
@@ -155,12 +166,17 @@ def show_lab(running) -> None:  # noqa: ANN001 - a Lab
     for c in topo.switch.cables:
         host = topo.host(c.host)
         bond = next((b for b in topo.switch.bonds if b.host == c.host and c.nic in b.nics), None)
-        vlans = (f"trunk {','.join(map(str, c.trunk))} + native {c.native}" if c.trunk
-                 else f"access {c.vlan}")
+        vlans = (
+            f"trunk {','.join(map(str, c.trunk))} + native {c.native}"
+            if c.trunk
+            else f"access {c.vlan}"
+        )
         state = "-"
         if bond:
             section = lacp.split(f"---- po{host.index} ----")[-1].split("----")[0]
-            state = f"po{host.index} " + ("negotiated" if "negotiated" in section else "not negotiated")
+            state = f"po{host.index} " + (
+                "negotiated" if "negotiated" in section else "not negotiated"
+            )
         cabling.add_row(f"{c.host}/{c.nic}", f"h{host.index}-{c.nic}", vlans, state)
     for o in topo.switch.outside:
         cabling.add_row(f"{o.name} (outside)", f"o-{o.name}"[:15], f"access {o.vlan}", "-")
@@ -172,24 +188,59 @@ def show_lab(running) -> None:  # noqa: ANN001 - a Lab
     for vm in topo.vms:
         for vif in vm.vifs:
             plugged = vif.device in running.state.plugged.get(vm.name, [])
-            vms.add_row(vm.name, running.vm_host(vm.name),
-                        running.vif_port(vm.name, vif.device) if plugged else "(unplugged)",
-                        vif.network, vif.mac, " ".join(vif.ipv4 + vif.ipv6))
+            vms.add_row(
+                vm.name,
+                running.vm_host(vm.name),
+                running.vif_port(vm.name, vif.device) if plugged else "(unplugged)",
+                vif.network,
+                vif.mac,
+                " ".join(vif.ipv4 + vif.ipv6),
+            )
     console.print(vms)
 
 
 def show_probes(results, title: str) -> bool:  # noqa: ANN001 - list of probe Results
-    table = Table(title=title)
-    for col in ("from", "to", "address", "expected", "observed", ""):
-        table.add_column(col)
+    """One matrix a person reads at a glance: row = from, column = to; per address family
+    `4`/`6` reached as expected, `·` isolated as expected, red `!4`/`!6` where observed differs
+    from expected; blank where the two share no subnet (nothing to probe)."""
+    labels: list[str] = []
     for r in results:
-        p = r.probe
-        table.add_row(p.src.label, p.dst.label, p.address, "reach" if p.expected else "isolated",
-                      "reach" if r.observed else "isolated",
-                      "[green]ok[/green]" if r.ok else "[red]FAIL[/red]")
+        for ep in (r.probe.src, r.probe.dst):
+            if ep.label not in labels:
+                labels.append(ep.label)
+    cells: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        fam = "6" if r.probe.family == "IPv6" else "4"
+        if not r.ok:
+            mark = f"[bold red]!{fam}[/bold red]"
+        elif r.observed:
+            mark = f"[green]{fam}[/green]"
+        else:
+            mark = "[dim]·[/dim]"
+        cells.setdefault((r.probe.src.label, r.probe.dst.label), []).append(mark)
+    table = Table(
+        title=title,
+        caption="4/6: reached over IPv4/IPv6 as expected; "
+        "·: isolated as expected; [bold red]!4/!6[/bold red]: not as expected",
+    )
+    table.add_column("from \\ to")
+    short = [label.split(" ")[0] for label in labels]
+    for name in short:
+        table.add_column(name, justify="center")
+    for label in labels:
+        table.add_row(label, *(" ".join(cells.get((label, dst), [])) for dst in labels))
     console.print(table)
     failed = [r for r in results if not r.ok]
-    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    for r in failed:
+        console.print(
+            f"[red]unexpected:[/red] {r.probe.src.label} -> {r.probe.address} "
+            f"({r.probe.dst.label}): expected "
+            f"{'reach' if r.probe.expected else 'isolated'}, observed "
+            f"{'reach' if r.observed else 'isolated'}"
+        )
+    console.print(
+        f"connectivity: {len(results) - len(failed)} probes as expected, " f"{len(failed)} not"
+    )
     return not failed
 
 
@@ -212,8 +263,10 @@ def demo(topology: str, keep: bool) -> None:
         raise NetctlError(str(exc)) from None
     try:
         lacp = running.wait_lacp()
-        console.print(f"lab up in {time.monotonic() - started:.1f}s; LACP "
-                      + ("negotiated" if lacp else "[red]NOT negotiated[/red]"))
+        console.print(
+            f"lab up in {time.monotonic() - started:.1f}s; LACP "
+            + ("negotiated" if lacp else "[red]NOT negotiated[/red]")
+        )
         show_lab(running)
         results = run_probes(running, probes(topo, running.state.plugged))
         ok = show_probes(results, "Connectivity (real ping / ping -6 between lab namespaces)")

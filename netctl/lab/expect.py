@@ -62,14 +62,22 @@ def endpoints(topology: Topology, plugged: dict[str, list[int]] | None = None) -
         for vif in vm.vifs:
             if plugged is not None and vif.device not in plugged.get(vm.name, []):
                 continue
-            out.append(Endpoint(vm.name, f"eth{vif.device}", f"net:{vif.network}",
-                                f"{vm.name}/eth{vif.device} ({vif.network})", vif.ipv4 + vif.ipv6))
+            out.append(
+                Endpoint(
+                    vm.name,
+                    f"eth{vif.device}",
+                    f"net:{vif.network}",
+                    f"{vm.name}/eth{vif.device} ({vif.network})",
+                    vif.ipv4 + vif.ipv6,
+                )
+            )
     vlan_segment = {network_vlan(topology, n.name): n.name for n in topology.networks}
     for o in topology.switch.outside:
         net = vlan_segment.get(o.vlan)
         segment = f"net:{net}" if net else f"vlan:{o.vlan}"
-        out.append(Endpoint(o.name, "eth0", segment, f"{o.name} (outside, VLAN {o.vlan})",
-                            o.ipv4 + o.ipv6))
+        out.append(
+            Endpoint(o.name, "eth0", segment, f"{o.name} (outside, VLAN {o.vlan})", o.ipv4 + o.ipv6)
+        )
     return out
 
 

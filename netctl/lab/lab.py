@@ -50,19 +50,26 @@ class Lab:
 
     def ns(self, node: str) -> str:
         """Namespace of a host, VM, outside machine or the switch (by topology name)."""
-        known = ({h.name for h in self.topology.hosts} | {v.name for v in self.topology.vms}
-                 | {o.name for o in self.topology.switch.outside} | {self.topology.switch.name})
+        known = (
+            {h.name for h in self.topology.hosts}
+            | {v.name for v in self.topology.vms}
+            | {o.name for o in self.topology.switch.outside}
+            | {self.topology.switch.name}
+        )
         if node not in known:
-            raise LabError(f"lab '{self.prefix}' has no host, VM or switch named '{node}' "
-                           f"(known: {', '.join(sorted(known))})")
+            raise LabError(
+                f"lab '{self.prefix}' has no host, VM or switch named '{node}' "
+                f"(known: {', '.join(sorted(known))})"
+            )
         return f"{self.prefix}-{node}"
 
     def ovs(self, host: str) -> OvsInstance:
         """The OVS instance of a pool host (or of the switch, by its name)."""
         if host == self.topology.switch.name:
             return OvsInstance(self.ns(host), self.state.dir / host)
-        return OvsInstance(self.ns(host), self.state.dir / host,
-                           self.topology.management_address(host))
+        return OvsInstance(
+            self.ns(host), self.state.dir / host, self.topology.management_address(host)
+        )
 
     @property
     def tor(self) -> OvsInstance:
@@ -90,8 +97,9 @@ class Lab:
         return next(v for v in self.topology.vm(vm).vifs if v.device == device)
 
     # ------------------------------------------------------------------ running commands
-    def exec(self, node: str, argv: Sequence[str], check: bool = True,
-             timeout: float = 60) -> subprocess.CompletedProcess:
+    def exec(
+        self, node: str, argv: Sequence[str], check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         """Run a command inside a lab node and wait for it."""
         return netns.run(self.ns(node), argv, check=check, timeout=timeout)
 
@@ -112,20 +120,35 @@ class Lab:
             raise LabError(f"lab '{topology.prefix}' is already up: run `netctl lab down` first")
         overlap = netns.root_routes_overlapping(topology.management)
         if overlap:
-            raise LabError(f"{topology.source}: topology: field 'management': {topology.management} "
-                           f"overlaps routes of this machine ({', '.join(overlap)})")
-        names = [f"{topology.prefix}-{n}" for n in
-                 [topology.switch.name, *(h.name for h in topology.hosts),
-                  *(v.name for v in topology.vms), *(o.name for o in topology.switch.outside)]]
+            raise LabError(
+                f"{topology.source}: topology: field 'management': {topology.management} "
+                f"overlaps routes of this machine ({', '.join(overlap)})"
+            )
+        names = [
+            f"{topology.prefix}-{n}"
+            for n in [
+                topology.switch.name,
+                *(h.name for h in topology.hosts),
+                *(v.name for v in topology.vms),
+                *(o.name for o in topology.switch.outside),
+            ]
+        ]
         clash = [n for n in names if netns.exists(n)]
         if clash or netns.link_exists(None, f"{topology.prefix}-mgmt"):
-            raise LabError(f"namespaces or links of lab '{topology.prefix}' exist but no lab record "
-                           f"does: {', '.join(clash) or topology.prefix + '-mgmt'}; remove them "
-                           "(ip netns del / ip link del) or pick another prefix")
-        state = LabState(prefix=topology.prefix, name=topology.name, source=topology.source,
-                         topology_text=topology.to_yaml(), host_networking=host_networking,
-                         vm_host={v.name: v.host for v in topology.vms},
-                         vm_domid={v.name: v.domid for v in topology.vms})
+            raise LabError(
+                f"namespaces or links of lab '{topology.prefix}' exist but no lab record "
+                f"does: {', '.join(clash) or topology.prefix + '-mgmt'}; remove them "
+                "(ip netns del / ip link del) or pick another prefix"
+            )
+        state = LabState(
+            prefix=topology.prefix,
+            name=topology.name,
+            source=topology.source,
+            topology_text=topology.to_yaml(),
+            host_networking=host_networking,
+            vm_host={v.name: v.host for v in topology.vms},
+            vm_domid={v.name: v.domid for v in topology.vms},
+        )
         state.save()
         lab = cls(topology, state)
         try:
@@ -158,7 +181,9 @@ class Lab:
         self._record_root_link(self.mgmt_bridge)
         netns.add_linux_bridge(self.mgmt_bridge)
         prefixlen = ipaddress.ip_network(topo.management).prefixlen
-        netns.configure(None, self.mgmt_bridge, addresses=[f"{self.controller_address}/{prefixlen}"])
+        netns.configure(
+            None, self.mgmt_bridge, addresses=[f"{self.controller_address}/{prefixlen}"]
+        )
         for node in [topo.switch.name, *(h.name for h in topo.hosts)]:
             self._namespace(node, ipv6=False)
         for host in topo.hosts:
@@ -167,13 +192,17 @@ class Lab:
             netns.add_veth(None, link, self.ns(host.name), "mgmt0")
             netns.enslave(None, link, self.mgmt_bridge)
             self._own_ip(host.name, "mgmt0")
-            netns.configure(self.ns(host.name), "mgmt0",
-                            addresses=[f"{topo.management_address(host.name)}/{prefixlen}"])
+            netns.configure(
+                self.ns(host.name),
+                "mgmt0",
+                addresses=[f"{topo.management_address(host.name)}/{prefixlen}"],
+            )
         for node in [topo.switch.name, *(h.name for h in topo.hosts)]:
             host = next((h for h in topo.hosts if h.name == node), None)
             ovs = self.ovs(node)
-            for proc in ovs.start(system_id=host.uuid if host else f"{self.prefix}-tor",
-                                  hostname=node):
+            for proc in ovs.start(
+                system_id=host.uuid if host else f"{self.prefix}-tor", hostname=node
+            ):
                 self.state.add_process(proc)
         self._build_switch()
         if self.state.host_networking == "lab":
@@ -182,8 +211,9 @@ class Lab:
         for outside in topo.switch.outside:
             self._namespace(outside.name, ipv6=True)
             port = f"o-{outside.name}"[:15]
-            netns.add_veth(self.ns(topo.switch.name), port, self.ns(outside.name), "eth0",
-                           mac_b=outside.mac)
+            netns.add_veth(
+                self.ns(topo.switch.name), port, self.ns(outside.name), "eth0", mac_b=outside.mac
+            )
             netns.configure(self.ns(outside.name), "eth0", addresses=[*outside.ipv4, *outside.ipv6])
             self._tx_off(outside.name, "eth0")
             self.tor.vsctl("--may-exist", "add-port", TOR_BRIDGE, port, f"tag={outside.vlan}")
@@ -201,9 +231,11 @@ class Lab:
         # Hosts and the switch: their kernels also see every frame on a NIC or VIF port (the
         # userspace datapath reads them with packet sockets), so they must neither answer ARP
         # there nor speak IPv6 there; interfaces that carry an address opt back in (_own_ip).
-        sysctls = (["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]
-                   if ipv6 else ["net.ipv6.conf.default.disable_ipv6=1",
-                                 "net.ipv4.conf.default.arp_ignore=8"])
+        sysctls = (
+            ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]
+            if ipv6
+            else ["net.ipv6.conf.default.disable_ipv6=1", "net.ipv4.conf.default.arp_ignore=8"]
+        )
         netns.run(name, ["sysctl", "-q", "-w", *sysctls])
 
     def _record_root_link(self, name: str) -> None:
@@ -213,29 +245,51 @@ class Lab:
     def _build_switch(self) -> None:
         topo = self.topology
         sw = topo.switch
-        args = ["add-br", TOR_BRIDGE, "--", "set", "bridge", TOR_BRIDGE, "datapath_type=netdev",
-                "fail_mode=standalone"]
+        args = [
+            "add-br",
+            TOR_BRIDGE,
+            "--",
+            "set",
+            "bridge",
+            TOR_BRIDGE,
+            "datapath_type=netdev",
+            "fail_mode=standalone",
+        ]
         bonded = {(b.host, nic) for b in sw.bonds for nic in b.nics}
         for cable in sw.cables:
             host = topo.host(cable.host)
             port = f"h{host.index}-{cable.nic}"
             netns.add_veth(self.ns(host.name), cable.nic, self.ns(sw.name), port, mtu=UNDERLAY_MTU)
             if (cable.host, cable.nic) not in bonded:
-                args += ["--", "add-port", TOR_BRIDGE, port, *_vlan_args(cable.vlan, cable.trunk,
-                                                                        cable.native)]
+                args += [
+                    "--",
+                    "add-port",
+                    TOR_BRIDGE,
+                    port,
+                    *_vlan_args(cable.vlan, cable.trunk, cable.native),
+                ]
         for bond in sw.bonds:
             host = topo.host(bond.host)
             cable = next(c for c in sw.cables if c.host == bond.host and c.nic == bond.nics[0])
-            args += ["--", "add-bond", TOR_BRIDGE, f"po{host.index}",
-                     *(f"h{host.index}-{nic}" for nic in bond.nics), "lacp=active",
-                     "bond_mode=balance-tcp", f"other_config:lacp-time={bond.lacp_time}",
-                     *_vlan_args(cable.vlan, cable.trunk, cable.native)]
+            args += [
+                "--",
+                "add-bond",
+                TOR_BRIDGE,
+                f"po{host.index}",
+                *(f"h{host.index}-{nic}" for nic in bond.nics),
+                "lacp=active",
+                "bond_mode=balance-tcp",
+                f"other_config:lacp-time={bond.lacp_time}",
+                *_vlan_args(cable.vlan, cable.trunk, cable.native),
+            ]
         self.tor.vsctl(*args)
         # NICs with no cable still exist on the host, carrier down (an unplugged port).
         for host in topo.hosts:
             for nic in host.nics:
                 if not netns.link_exists(self.ns(host.name), nic.device):
-                    netns.run(self.ns(host.name), ["ip", "link", "add", nic.device, "type", "dummy"])
+                    netns.run(
+                        self.ns(host.name), ["ip", "link", "add", nic.device, "type", "dummy"]
+                    )
                 netns.configure(self.ns(host.name), nic.device, mac=nic.mac)
 
     def _build_host_networking(self, host_name: str) -> None:
@@ -246,13 +300,22 @@ class Lab:
         for addr in host.addresses:
             bridge = self.topology.network(addr.network).bridge
             self._own_ip(host_name, bridge)
-            netns.configure(self.ns(host_name), bridge,
-                            addresses=[a for a in (addr.ipv4, addr.ipv6) if a])
+            netns.configure(
+                self.ns(host_name), bridge, addresses=[a for a in (addr.ipv4, addr.ipv6) if a]
+            )
 
     def _own_ip(self, node: str, ifname: str) -> None:
         """Let a host interface that carries the host's own address answer ARP and speak IPv6."""
-        self.exec(node, ["sysctl", "-q", "-w", f"net.ipv4.conf.{ifname}.arp_ignore=0",
-                         f"net.ipv6.conf.{ifname}.disable_ipv6=0"])
+        self.exec(
+            node,
+            [
+                "sysctl",
+                "-q",
+                "-w",
+                f"net.ipv4.conf.{ifname}.arp_ignore=0",
+                f"net.ipv6.conf.{ifname}.disable_ipv6=0",
+            ],
+        )
 
     def _tx_off(self, node: str, ifname: str) -> None:
         """TCP/UDP through the userspace datapath need checksums computed by the sender."""
@@ -272,15 +335,25 @@ class Lab:
         port = self.vif_port(vm, device)
         ifname = f"eth{device}"
         netns.add_veth(self.ns(host), port, self.ns(vm), ifname, mtu=net.mtu, mac_b=vif.mac)
-        netns.configure(self.ns(vm), ifname,
-                        addresses=[*vif.ipv4, *vif.ipv6])
+        netns.configure(self.ns(vm), ifname, addresses=[*vif.ipv4, *vif.ipv6])
         self._tx_off(vm, ifname)
         topo_vm = self.topology.vm(vm)
-        ovs.vsctl("--may-exist", "add-port", net.bridge, port, "--", "set", "interface", port,
-                  f'external_ids:xs-vif-uuid="{vif.uuid}"', f'external_ids:xs-vm-uuid="{topo_vm.uuid}"',
-                  f'external_ids:xs-network-uuid="{net.uuid}"',
-                  f'external_ids:attached-mac="{vif.mac}"', f'external_ids:iface-id="{vif.uuid}"',
-                  "external_ids:iface-status=active")
+        ovs.vsctl(
+            "--may-exist",
+            "add-port",
+            net.bridge,
+            port,
+            "--",
+            "set",
+            "interface",
+            port,
+            f'external_ids:xs-vif-uuid="{vif.uuid}"',
+            f'external_ids:xs-vm-uuid="{topo_vm.uuid}"',
+            f'external_ids:xs-network-uuid="{net.uuid}"',
+            f'external_ids:attached-mac="{vif.mac}"',
+            f'external_ids:iface-id="{vif.uuid}"',
+            "external_ids:iface-status=active",
+        )
         self.state.plugged.setdefault(vm, []).append(device)
         self.state.save()
         return port
@@ -319,8 +392,11 @@ class Lab:
         learn the VM's MAC at its new place at once."""
         vif = self.vif(vm, device)
         for cidr in vif.ipv4[:1]:
-            self.exec(vm, ["arping", "-q", "-U", "-c", "1", "-I", f"eth{device}",
-                           cidr.split("/")[0]], check=False)
+            self.exec(
+                vm,
+                ["arping", "-q", "-U", "-c", "1", "-I", f"eth{device}", cidr.split("/")[0]],
+                check=False,
+            )
 
     def _create_bridge_for_vif(self, host: str, network: str) -> None:
         """xapi creates a network's bridge on first VIF attach when the host has no PIF on it."""
@@ -329,12 +405,23 @@ class Lab:
         if net.kind == "vlan":
             parent = self.topology.network(net.vlan_parent or "")
             if not ovs.bridge_exists(parent.bridge):
-                raise LabError(f"host '{host}' has no bridge {parent.bridge} for VLAN network "
-                               f"'{network}' (tag {net.vlan_tag})")
+                raise LabError(
+                    f"host '{host}' has no bridge {parent.bridge} for VLAN network "
+                    f"'{network}' (tag {net.vlan_tag})"
+                )
             ovs.vsctl("--may-exist", "add-br", net.bridge, parent.bridge, str(net.vlan_tag))
         else:
-            ovs.vsctl("--may-exist", "add-br", net.bridge, "--", "set", "bridge", net.bridge,
-                      "datapath_type=netdev", "fail_mode=standalone")
+            ovs.vsctl(
+                "--may-exist",
+                "add-br",
+                net.bridge,
+                "--",
+                "set",
+                "bridge",
+                net.bridge,
+                "datapath_type=netdev",
+                "fail_mode=standalone",
+            )
 
     # ------------------------------------------------------------------ description
     def bridges(self, host: str) -> list[str]:
@@ -355,8 +442,11 @@ class Lab:
 
 def _vlan_args(vlan: int | None, trunk: tuple[int, ...], native: int) -> list[str]:
     if trunk:
-        return ["vlan_mode=native-untagged", f"tag={native}",
-                f"trunks={','.join(str(t) for t in sorted({native, *trunk}))}"]
+        return [
+            "vlan_mode=native-untagged",
+            f"tag={native}",
+            f"trunks={','.join(str(t) for t in sorted({native, *trunk}))}",
+        ]
     return [f"tag={vlan}"]
 
 

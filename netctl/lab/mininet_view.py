@@ -56,11 +56,17 @@ class LabView:
             self._intf(self._add(outside.name, host=True), "eth0", outside.mac, outside.ipv4)
         for host in [*topo.hosts]:
             rundir = str(lab.ovs(host.name).rundir)
-            self._add(host.name, host=False, env={"OVS_RUNDIR": rundir, "OVS_DBDIR": rundir,
-                                                  "OVS_LOGDIR": rundir})
+            self._add(
+                host.name,
+                host=False,
+                env={"OVS_RUNDIR": rundir, "OVS_DBDIR": rundir, "OVS_LOGDIR": rundir},
+            )
         tor = str(lab.tor.rundir)
-        self._add(topo.switch.name, host=False, env={"OVS_RUNDIR": tor, "OVS_DBDIR": tor,
-                                                     "OVS_LOGDIR": tor})
+        self._add(
+            topo.switch.name,
+            host=False,
+            env={"OVS_RUNDIR": tor, "OVS_DBDIR": tor, "OVS_LOGDIR": tor},
+        )
 
     def _add(self, name: str, host: bool, env: dict[str, str] | None = None) -> LabNode:
         node = LabNode(name, nsname=self.lab.ns(name), env=env)
@@ -105,18 +111,35 @@ class PoolTopo(Topo):
             self.addSwitch(host.name, dpid=f"{host.index:016x}", role="pool-host", uuid=host.uuid)
         for cable in sw.cables:
             host = topology.host(cable.host)
-            self.addLink(host.name, sw.name, intfName1=cable.nic,
-                         intfName2=f"h{host.index}-{cable.nic}", vlan=cable.vlan,
-                         trunk=list(cable.trunk), native=cable.native)
+            self.addLink(
+                host.name,
+                sw.name,
+                intfName1=cable.nic,
+                intfName2=f"h{host.index}-{cable.nic}",
+                vlan=cable.vlan,
+                trunk=list(cable.trunk),
+                native=cable.native,
+            )
         for vm in topology.vms:
             self.addHost(vm.name, ip=None, role="vm", uuid=vm.uuid)
             for vif in vm.vifs:
                 ipv4 = vif.ipv4[0] if vif.ipv4 else None
-                self.addLink(vm.name, vm.host, intfName1=f"eth{vif.device}",
-                             intfName2=f"vif{vm.domid}.{vif.device}", addr1=vif.mac,
-                             params1={"ip": ipv4} if ipv4 else {}, network=vif.network)
+                self.addLink(
+                    vm.name,
+                    vm.host,
+                    intfName1=f"eth{vif.device}",
+                    intfName2=f"vif{vm.domid}.{vif.device}",
+                    addr1=vif.mac,
+                    params1={"ip": ipv4} if ipv4 else {},
+                    network=vif.network,
+                )
         for outside in sw.outside:
             ipv4 = outside.ipv4[0] if outside.ipv4 else None
             self.addHost(outside.name, ip=ipv4, mac=outside.mac, role="outside")
-            self.addLink(outside.name, sw.name, intfName1="eth0",
-                         intfName2=f"o-{outside.name}"[:15], vlan=outside.vlan)
+            self.addLink(
+                outside.name,
+                sw.name,
+                intfName1="eth0",
+                intfName2=f"o-{outside.name}"[:15],
+                vlan=outside.vlan,
+            )

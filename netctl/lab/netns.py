@@ -35,16 +35,22 @@ def remove(name: str) -> None:
         netns.remove(name)
 
 
-def run(ns: str | None, argv: Sequence[str], check: bool = True, timeout: float = 60,
-        env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+def run(
+    ns: str | None,
+    argv: Sequence[str],
+    check: bool = True,
+    timeout: float = 60,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess:
     """Run a command in namespace `ns` (None = the root namespace) and capture its output."""
     full = list(argv) if ns is None else ["ip", "netns", "exec", ns, *argv]
-    proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, env=env,
-                          input=input)
+    proc = subprocess.run(
+        full, capture_output=True, text=True, timeout=timeout, env=env, input=input
+    )
     if check and proc.returncode != 0:
-        raise LabCommandError(
-            f"{' '.join(full)} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
-        )
+        output = proc.stderr.strip() or proc.stdout.strip()
+        raise LabCommandError(f"{' '.join(full)} failed ({proc.returncode}): {output}")
     return proc
 
 
@@ -52,8 +58,14 @@ def _handle(ns: str | None) -> IPRoute | NetNS:
     return IPRoute() if ns is None else NetNS(ns)
 
 
-def add_veth(ns_a: str | None, name_a: str, ns_b: str | None, name_b: str, mtu: int = 1500,
-             mac_b: str | None = None) -> None:
+def add_veth(
+    ns_a: str | None,
+    name_a: str,
+    ns_b: str | None,
+    name_b: str,
+    mtu: int = 1500,
+    mac_b: str | None = None,
+) -> None:
     """Create a veth pair with end `name_a` in `ns_a` and `name_b` in `ns_b`; both ends up.
     `mac_b` is set before the link comes up, so its IPv6 link-local address derives from it."""
     with _handle(ns_a) as ipr:
@@ -95,12 +107,19 @@ def add_linux_bridge(name: str) -> None:
 
 def enslave(ns: str | None, port: str, bridge: str) -> None:
     with _handle(ns) as ipr:
-        ipr.link("set", index=ipr.link_lookup(ifname=port)[0],
-                 master=ipr.link_lookup(ifname=bridge)[0])
+        ipr.link(
+            "set", index=ipr.link_lookup(ifname=port)[0], master=ipr.link_lookup(ifname=bridge)[0]
+        )
 
 
-def configure(ns: str | None, ifname: str, mac: str | None = None, mtu: int | None = None,
-              addresses: Sequence[str] = (), up: bool = True) -> None:
+def configure(
+    ns: str | None,
+    ifname: str,
+    mac: str | None = None,
+    mtu: int | None = None,
+    addresses: Sequence[str] = (),
+    up: bool = True,
+) -> None:
     """Set MAC/MTU, add IPv4/IPv6 addresses (IPv6 without duplicate address detection)."""
     with _handle(ns) as ipr:
         idx = ipr.link_lookup(ifname=ifname)[0]
@@ -111,8 +130,9 @@ def configure(ns: str | None, ifname: str, mac: str | None = None, mtu: int | No
         for cidr in addresses:
             iface = ipaddress.ip_interface(cidr)
             extra = {"flags": IFA_F_NODAD} if iface.version == 6 else {}
-            ipr.addr("add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen,
-                     **extra)
+            ipr.addr(
+                "add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen, **extra
+            )
         if up:
             ipr.link("set", index=idx, state="up")
 

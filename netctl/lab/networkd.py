@@ -42,8 +42,16 @@ def host_vsctl_args(topo: Topology, host: Host) -> list[str]:
         elif net.name in bonds:
             bond = bonds[net.name]
             bridge(net.bridge)
-            cmds.append(["--may-exist", "add-bond", net.bridge, bond.device, *bond.members,
-                         *_bond_args(dict(bond.properties), bond.mode)])
+            cmds.append(
+                [
+                    "--may-exist",
+                    "add-bond",
+                    net.bridge,
+                    bond.device,
+                    *bond.members,
+                    *_bond_args(dict(bond.properties), bond.mode),
+                ]
+            )
     for net in topo.networks:
         if net.kind == "vlan" and net.vlan_parent in (*nics, *bonds):
             parent = topo.network(net.vlan_parent)
@@ -61,8 +69,16 @@ def host_vsctl_args(topo: Topology, host: Host) -> list[str]:
                     continue
                 port = tunnel_port(net, peer)
                 cmds.append(["--may-exist", "add-port", net.bridge, port])
-                cmds.append(["set", "interface", port, f"type={net.tunnel_protocol}",
-                             f"options:remote_ip={addr.ipv4.split('/')[0]}", f"options:key={key}"])
+                cmds.append(
+                    [
+                        "set",
+                        "interface",
+                        port,
+                        f"type={net.tunnel_protocol}",
+                        f"options:remote_ip={addr.ipv4.split('/')[0]}",
+                        f"options:key={key}",
+                    ]
+                )
     args: list[str] = []
     for c in cmds:
         args += [*c, "--"]
@@ -73,6 +89,9 @@ def _bond_args(props: dict[str, str], mode: str) -> list[str]:
     if mode != "lacp":
         return BOND_MODE_ARGS[mode]
     balance = "balance-slb" if props.get("hashing_algorithm") == "src_mac" else "balance-tcp"
-    return ["lacp=active", f"bond_mode={balance}",
-            f"other_config:lacp-time={props.get('lacp-time', 'slow')}",
-            f"other_config:lacp-fallback-ab={props.get('lacp-fallback-ab', 'true')}"]
+    return [
+        "lacp=active",
+        f"bond_mode={balance}",
+        f"other_config:lacp-time={props.get('lacp-time', 'slow')}",
+        f"other_config:lacp-fallback-ab={props.get('lacp-fallback-ab', 'true')}",
+    ]

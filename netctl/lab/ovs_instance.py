@@ -34,7 +34,11 @@ class OvsInstance:
     @property
     def ovsdb_endpoint(self) -> str:
         """The endpoint a controller uses (TCP on the management network)."""
-        return f"tcp:{self.ovsdb_address}:{OVSDB_PORT}" if self.ovsdb_address else f"unix:{self.db_sock}"
+        return (
+            f"tcp:{self.ovsdb_address}:{OVSDB_PORT}"
+            if self.ovsdb_address
+            else f"unix:{self.db_sock}"
+        )
 
     def env(self) -> dict[str, str]:
         d = str(self.rundir)
@@ -46,28 +50,61 @@ class OvsInstance:
         db = self.rundir / "conf.db"
         if not db.exists():
             netns.run(None, ["ovsdb-tool", "create", str(db), str(SCHEMA)])
-        remotes = [f"--remote=punix:{self.db_sock}",
-                   "--remote=db:Open_vSwitch,Open_vSwitch,manager_options"]
+        remotes = [
+            f"--remote=punix:{self.db_sock}",
+            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+        ]
         if self.ovsdb_address:
             remotes.append(f"--remote=ptcp:{OVSDB_PORT}:{self.ovsdb_address}")
         started = []
-        netns.run(self.ns, ["ovsdb-server", str(db), *remotes,
-                            f"--pidfile={self.rundir / 'ovsdb-server.pid'}", "--detach",
-                            f"--log-file={self.rundir / 'ovsdb-server.log'}"], env=self.env())
-        started.append(OwnedProcess.from_pidfile(self.rundir / "ovsdb-server.pid",
-                                                 f"{self.ns} ovsdb-server"))
-        self.vsctl("--no-wait", "init", "--", "set", "Open_vSwitch", ".",
-                   f"external_ids:system-id={system_id}", f"external_ids:hostname={hostname}")
-        netns.run(self.ns, ["ovs-vswitchd", f"unix:{self.db_sock}",
-                            f"--pidfile={self.rundir / 'ovs-vswitchd.pid'}", "--detach",
-                            f"--log-file={self.rundir / 'ovs-vswitchd.log'}"], env=self.env())
-        started.append(OwnedProcess.from_pidfile(self.rundir / "ovs-vswitchd.pid",
-                                                 f"{self.ns} ovs-vswitchd"))
+        netns.run(
+            self.ns,
+            [
+                "ovsdb-server",
+                str(db),
+                *remotes,
+                f"--pidfile={self.rundir / 'ovsdb-server.pid'}",
+                "--detach",
+                f"--log-file={self.rundir / 'ovsdb-server.log'}",
+            ],
+            env=self.env(),
+        )
+        started.append(
+            OwnedProcess.from_pidfile(self.rundir / "ovsdb-server.pid", f"{self.ns} ovsdb-server")
+        )
+        self.vsctl(
+            "--no-wait",
+            "init",
+            "--",
+            "set",
+            "Open_vSwitch",
+            ".",
+            f"external_ids:system-id={system_id}",
+            f"external_ids:hostname={hostname}",
+        )
+        netns.run(
+            self.ns,
+            [
+                "ovs-vswitchd",
+                f"unix:{self.db_sock}",
+                f"--pidfile={self.rundir / 'ovs-vswitchd.pid'}",
+                "--detach",
+                f"--log-file={self.rundir / 'ovs-vswitchd.log'}",
+            ],
+            env=self.env(),
+        )
+        started.append(
+            OwnedProcess.from_pidfile(self.rundir / "ovs-vswitchd.pid", f"{self.ns} ovs-vswitchd")
+        )
         return started
 
     def vsctl(self, *args: str, check: bool = True) -> str:
-        return netns.run(self.ns, ["ovs-vsctl", f"--db=unix:{self.db_sock}", "--timeout=30", *args],
-                         env=self.env(), check=check).stdout.strip()
+        return netns.run(
+            self.ns,
+            ["ovs-vsctl", f"--db=unix:{self.db_sock}", "--timeout=30", *args],
+            env=self.env(),
+            check=check,
+        ).stdout.strip()
 
     def bridge_exists(self, bridge: str) -> bool:
         argv = ["ovs-vsctl", f"--db=unix:{self.db_sock}", "br-exists", bridge]
@@ -76,8 +113,9 @@ class OvsInstance:
     def appctl(self, *args: str, check: bool = True) -> str:
         """ovs-appctl to this instance's ovs-vswitchd (its control socket is found, as OVS's own
         tools find it, through OVS_RUNDIR and the pidfile: the same works in `netctl lab cli`)."""
-        return netns.run(self.ns, ["ovs-appctl", "-t", "ovs-vswitchd", *args],
-                         env=self.env(), check=check).stdout.strip()
+        return netns.run(
+            self.ns, ["ovs-appctl", "-t", "ovs-vswitchd", *args], env=self.env(), check=check
+        ).stdout.strip()
 
     def ofctl(self, *args: str, check: bool = True) -> str:
         """ovs-ofctl against a bridge of this instance (finds BRIDGE.mgmt through OVS_RUNDIR)."""

@@ -25,8 +25,21 @@ class Result:
 def ping_argv(probe: Probe, count: int = 2, wait: float = 1.0) -> list[str]:
     """Bound to the source interface, so the reply proves that interface's network path."""
     family = ["-6"] if probe.family == "IPv6" else ["-4"]
-    return ["ping", *family, "-n", "-q", "-c", str(count), "-i", "0.2", "-W", str(wait),
-            "-I", probe.src.ifname, probe.address]
+    return [
+        "ping",
+        *family,
+        "-n",
+        "-q",
+        "-c",
+        str(count),
+        "-i",
+        "0.2",
+        "-W",
+        str(wait),
+        "-I",
+        probe.src.ifname,
+        probe.address,
+    ]
 
 
 def run_probes(lab: Lab, probes: Iterable[Probe], count: int = 2) -> list[Result]:

@@ -215,7 +215,7 @@ class Topology:
         return str(net.network_address + offset)
 
     def hosts_with(self, network: str) -> tuple[Host, ...]:
-        """Hosts that have a PIF on `network` (for VLAN and private networks: through their parent)."""
+        """Hosts that have a PIF on `network` (VLAN and private networks: through their parent)."""
         net = self.network(network)
         if net.kind == "vlan":
             return self.hosts_with(net.vlan_parent or "")
@@ -273,7 +273,9 @@ def _unknown(ctx: _Ctx, data: dict[str, Any], allowed: set[str], obj: str) -> No
 def _name(ctx: _Ctx, value: Any, obj: str, fld: str = "name") -> str:
     if not isinstance(value, str) or not NAME_RE.match(value):
         raise ctx.fail(
-            obj, fld, f"{value!r} is not a valid name (lower-case letter, then up to 9 letters/digits)"
+            obj,
+            fld,
+            f"{value!r} is not a valid name (lower-case letter, then up to 9 letters/digits)",
         )
     return value
 
@@ -308,7 +310,10 @@ def _cidr(ctx: _Ctx, value: Any, obj: str, fld: str, version: int) -> str:
         raise ctx.fail(obj, fld, f"{value!r} is not an IPv{version} address/prefix") from None
     if iface.version != version or "/" not in str(value):
         raise ctx.fail(obj, fld, f"{value!r} is not an IPv{version} address/prefix")
-    if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
+    if (
+        iface.ip == iface.network.network_address
+        and iface.network.prefixlen < iface.max_prefixlen - 1
+    ):
         raise ctx.fail(obj, fld, f"{value} is a network address, not a host address")
     return str(iface)
 
@@ -316,7 +321,10 @@ def _cidr(ctx: _Ctx, value: Any, obj: str, fld: str, version: int) -> str:
 def _cidrs(ctx: _Ctx, value: Any, obj: str, fld: str, version: int) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
-    return tuple(_cidr(ctx, v, obj, f"{fld}[{i}]", version) for i, v in enumerate(_list(ctx, value, obj, fld)))
+    return tuple(
+        _cidr(ctx, v, obj, f"{fld}[{i}]", version)
+        for i, v in enumerate(_list(ctx, value, obj, fld))
+    )
 
 
 def _allowed(ctx: _Ctx, value: Any, obj: str, fld: str, version: int) -> tuple[str, ...]:
@@ -359,8 +367,12 @@ def parse_text(text: str, source: str = "<topology>") -> Topology:
 def parse_data(data: Any, source: str = "<topology>") -> Topology:  # noqa: C901 - one schema
     ctx = _Ctx(source)
     top = _mapping(ctx, data, "topology", "-")
-    _unknown(ctx, top, {"name", "prefix", "management", "pool", "networks", "hosts", "switch", "vms"},
-             "topology")
+    _unknown(
+        ctx,
+        top,
+        {"name", "prefix", "management", "pool", "networks", "hosts", "switch", "vms"},
+        "topology",
+    )
     name = _name(ctx, top.get("name"), "topology", "name")
     ctx.lab = name
     prefix = top.get("prefix", name[:4])
@@ -372,12 +384,16 @@ def parse_data(data: Any, source: str = "<topology>") -> Topology:  # noqa: C901
     except ValueError:
         raise ctx.fail("topology", "management", f"{mgmt_raw!r} is not an IPv4 network") from None
     if mgmt.version != 4 or mgmt.num_addresses < 64:
-        raise ctx.fail("topology", "management", f"{mgmt_raw} must be an IPv4 network of /26 or larger")
+        raise ctx.fail(
+            "topology", "management", f"{mgmt_raw} must be an IPv4 network of /26 or larger"
+        )
 
     pool = _mapping(ctx, top.get("pool"), "pool", "-")
     _unknown(ctx, pool, {"other_config", "uuid"}, "pool")
-    pool_other = {str(k): str(v) for k, v in _mapping(ctx, pool.get("other_config"), "pool",
-                                                      "other_config").items()}
+    pool_other = {
+        str(k): str(v)
+        for k, v in _mapping(ctx, pool.get("other_config"), "pool", "other_config").items()
+    }
 
     networks = _parse_networks(ctx, top.get("networks"))
     net_names = {n.name for n in networks}
@@ -386,9 +402,17 @@ def parse_data(data: Any, source: str = "<topology>") -> Topology:  # noqa: C901
     switch = _parse_switch(ctx, top.get("switch"), hosts)
     _cross_checks(ctx, networks, hosts, vms, switch)
     return Topology(
-        name=name, prefix=prefix, source=source, management=str(mgmt),
-        pool_uuid=str(pool.get("uuid") or ctx.uuid("pool")), networks=networks, hosts=hosts,
-        switch=switch, vms=vms, pool_other_config=pool_other, raw=top,
+        name=name,
+        prefix=prefix,
+        source=source,
+        management=str(mgmt),
+        pool_uuid=str(pool.get("uuid") or ctx.uuid("pool")),
+        networks=networks,
+        hosts=hosts,
+        switch=switch,
+        vms=vms,
+        pool_other_config=pool_other,
+        raw=top,
     )
 
 
@@ -401,8 +425,21 @@ def _parse_networks(ctx: _Ctx, raw: Any) -> tuple[Network, ...]:
     for i, item in enumerate(items):
         obj = f"networks[{i}]"
         item = _mapping(ctx, item, obj, "-")
-        _unknown(ctx, item, {"name", "bridge", "mtu", "default_locking_mode", "vlan", "tunnel",
-                             "other_config", "uuid"}, obj)
+        _unknown(
+            ctx,
+            item,
+            {
+                "name",
+                "bridge",
+                "mtu",
+                "default_locking_mode",
+                "vlan",
+                "tunnel",
+                "other_config",
+                "uuid",
+            },
+            obj,
+        )
         name = _name(ctx, item.get("name"), obj)
         obj = f"network '{name}'"
         if any(n.name == name for n in out):
@@ -413,11 +450,18 @@ def _parse_networks(ctx: _Ctx, raw: Any) -> tuple[Network, ...]:
         if bridge.startswith(RESERVED_BRIDGE_PREFIXES):
             raise ctx.fail(obj, "bridge", f"{bridge} starts with a reserved prefix (vif, tap, eth)")
         if bridge in bridges:
-            raise ctx.fail(obj, "bridge", f"{bridge} is already the bridge of network '{bridges[bridge]}'")
+            raise ctx.fail(
+                obj, "bridge", f"{bridge} is already the bridge of network '{bridges[bridge]}'"
+            )
         bridges[bridge] = name
         mtu = _int(ctx, item.get("mtu", 1500), obj, "mtu", 68, 9216)
-        dlm = _choice(ctx, item.get("default_locking_mode", "unlocked"), obj, "default_locking_mode",
-                      DEFAULT_LOCKING)
+        dlm = _choice(
+            ctx,
+            item.get("default_locking_mode", "unlocked"),
+            obj,
+            "default_locking_mode",
+            DEFAULT_LOCKING,
+        )
         vlan_tag = vlan_parent = proto = transport = None
         if "vlan" in item:
             vlan = _mapping(ctx, item["vlan"], obj, "vlan")
@@ -431,16 +475,32 @@ def _parse_networks(ctx: _Ctx, raw: Any) -> tuple[Network, ...]:
                 raise ctx.fail(obj, "tunnel", "a network is either a VLAN or a private network")
             tun = _mapping(ctx, item["tunnel"], obj, "tunnel")
             _unknown(ctx, tun, {"protocol", "transport"}, f"{obj} tunnel")
-            proto = _choice(ctx, tun.get("protocol", "gre"), obj, "tunnel.protocol", TUNNEL_PROTOCOLS)
+            proto = _choice(
+                ctx, tun.get("protocol", "gre"), obj, "tunnel.protocol", TUNNEL_PROTOCOLS
+            )
             transport = tun.get("transport")
             if not isinstance(transport, str):
-                raise ctx.fail(obj, "tunnel.transport", "names the network whose PIFs carry the tunnel")
-        other = {str(k): str(v) for k, v in _mapping(ctx, item.get("other_config"), obj,
-                                                     "other_config").items()}
-        out.append(Network(name=name, bridge=bridge, uuid=str(item.get("uuid") or ctx.uuid("network", name)),
-                           mtu=mtu, default_locking_mode=dlm, vlan_tag=vlan_tag,
-                           vlan_parent=vlan_parent, tunnel_protocol=proto,
-                           tunnel_transport=transport, other_config=other))
+                raise ctx.fail(
+                    obj, "tunnel.transport", "names the network whose PIFs carry the tunnel"
+                )
+        other = {
+            str(k): str(v)
+            for k, v in _mapping(ctx, item.get("other_config"), obj, "other_config").items()
+        }
+        out.append(
+            Network(
+                name=name,
+                bridge=bridge,
+                uuid=str(item.get("uuid") or ctx.uuid("network", name)),
+                mtu=mtu,
+                default_locking_mode=dlm,
+                vlan_tag=vlan_tag,
+                vlan_parent=vlan_parent,
+                tunnel_protocol=proto,
+                tunnel_transport=transport,
+                other_config=other,
+            )
+        )
     names = {n.name for n in out}
     for n in out:
         obj = f"network '{n.name}'"
@@ -451,8 +511,12 @@ def _parse_networks(ctx: _Ctx, raw: Any) -> tuple[Network, ...]:
                 raise ctx.fail(obj, fld, f"unknown network '{ref}'")
             parent = next(p for p in out if p.name == ref)
             if parent.kind != "external":
-                raise ctx.fail(obj, fld, f"network '{ref}' is a {parent.kind} network; "
-                                         "it must have physical or bond PIFs")
+                raise ctx.fail(
+                    obj,
+                    fld,
+                    f"network '{ref}' is a {parent.kind} network; "
+                    "it must have physical or bond PIFs",
+                )
     return tuple(out)
 
 
@@ -488,8 +552,14 @@ def _parse_hosts(ctx: _Ctx, raw: Any, net_names: set[str]) -> tuple[Host, ...]:
             net = nraw.get("network")
             if net is not None and net not in net_names:
                 raise ctx.fail(nobj, "network", f"unknown network '{net}'")
-            nics.append(Nic(device=dev, mac=mac, uuid=str(nraw.get("uuid") or ctx.uuid("pif", name, dev)),
-                            network=net))
+            nics.append(
+                Nic(
+                    device=dev,
+                    mac=mac,
+                    uuid=str(nraw.get("uuid") or ctx.uuid("pif", name, dev)),
+                    network=net,
+                )
+            )
         if not nics:
             raise ctx.fail(obj, "nics", "a host needs at least one NIC")
         bonds: list[Bond] = []
@@ -497,21 +567,27 @@ def _parse_hosts(ctx: _Ctx, raw: Any, net_names: set[str]) -> tuple[Host, ...]:
         for j, braw in enumerate(_list(ctx, item.get("bonds"), obj, "bonds")):
             bobj = f"{obj} bonds[{j}]"
             braw = _mapping(ctx, braw, bobj, "-")
-            _unknown(ctx, braw, {"device", "members", "mode", "network", "properties", "uuid"}, bobj)
+            _unknown(
+                ctx, braw, {"device", "members", "mode", "network", "properties", "uuid"}, bobj
+            )
             dev = braw.get("device", f"bond{j}")
             if not isinstance(dev, str) or not re.match(r"^bond\d{1,2}$", dev):
                 raise ctx.fail(bobj, "device", f"{dev!r} is not a bond name (bond0, bond1, ...)")
             bobj = f"{obj} bond {dev}"
             members = _list(ctx, braw.get("members"), bobj, "members")
             if len(members) < 2:
-                raise ctx.fail(bobj, "members", f"a bond needs at least two NICs, got {len(members)}")
+                raise ctx.fail(
+                    bobj, "members", f"a bond needs at least two NICs, got {len(members)}"
+                )
             for m in members:
                 if not any(n.device == m for n in nics):
                     raise ctx.fail(bobj, "members", f"host '{name}' has no NIC {m!r}")
                 if m in bonded:
                     raise ctx.fail(bobj, "members", f"{m} is already a member of {bonded[m]}")
                 if next(n for n in nics if n.device == m).network:
-                    raise ctx.fail(bobj, "members", f"{m} has its own network; a bond member cannot")
+                    raise ctx.fail(
+                        bobj, "members", f"{m} has its own network; a bond member cannot"
+                    )
                 bonded[m] = dev
             mode = _choice(ctx, braw.get("mode", "balance-slb"), bobj, "mode", BOND_MODES)
             net = braw.get("network")
@@ -520,10 +596,17 @@ def _parse_hosts(ctx: _Ctx, raw: Any, net_names: set[str]) -> tuple[Host, ...]:
             props = _mapping(ctx, braw.get("properties"), bobj, "properties")
             if props and mode != "lacp":
                 raise ctx.fail(bobj, "properties", f"mode {mode} takes no properties")
-            bonds.append(Bond(device=dev, members=tuple(members), mode=mode, network=net,
-                              uuid=str(braw.get("uuid") or ctx.uuid("bond", name, dev)),
-                              pif_uuid=ctx.uuid("pif", name, dev),
-                              properties=tuple(sorted((str(k), str(v)) for k, v in props.items()))))
+            bonds.append(
+                Bond(
+                    device=dev,
+                    members=tuple(members),
+                    mode=mode,
+                    network=net,
+                    uuid=str(braw.get("uuid") or ctx.uuid("bond", name, dev)),
+                    pif_uuid=ctx.uuid("pif", name, dev),
+                    properties=tuple(sorted((str(k), str(v)) for k, v in props.items())),
+                )
+            )
         uplinks = [n.network for n in nics if n.network] + [b.network for b in bonds]
         for net in uplinks:
             if uplinks.count(net) > 1:
@@ -532,16 +615,28 @@ def _parse_hosts(ctx: _Ctx, raw: Any, net_names: set[str]) -> tuple[Host, ...]:
         for net, araw in _mapping(ctx, item.get("addresses"), obj, "addresses").items():
             aobj = f"{obj} addresses.{net}"
             if net not in uplinks:
-                raise ctx.fail(obj, f"addresses.{net}", "the host has no NIC or bond on that network")
+                raise ctx.fail(
+                    obj, f"addresses.{net}", "the host has no NIC or bond on that network"
+                )
             araw = _mapping(ctx, araw, aobj, "-")
             _unknown(ctx, araw, {"ipv4", "ipv6"}, aobj)
-            addresses.append(PifAddress(
-                network=net,
-                ipv4=_cidr(ctx, araw["ipv4"], aobj, "ipv4", 4) if "ipv4" in araw else None,
-                ipv6=_cidr(ctx, araw["ipv6"], aobj, "ipv6", 6) if "ipv6" in araw else None,
-            ))
-        out.append(Host(name=name, index=i + 1, uuid=str(item.get("uuid") or ctx.uuid("host", name)),
-                        nics=tuple(nics), bonds=tuple(bonds), addresses=tuple(addresses)))
+            addresses.append(
+                PifAddress(
+                    network=net,
+                    ipv4=_cidr(ctx, araw["ipv4"], aobj, "ipv4", 4) if "ipv4" in araw else None,
+                    ipv6=_cidr(ctx, araw["ipv6"], aobj, "ipv6", 6) if "ipv6" in araw else None,
+                )
+            )
+        out.append(
+            Host(
+                name=name,
+                index=i + 1,
+                uuid=str(item.get("uuid") or ctx.uuid("host", name)),
+                nics=tuple(nics),
+                bonds=tuple(bonds),
+                addresses=tuple(addresses),
+            )
+        )
     return tuple(out)
 
 
@@ -564,15 +659,32 @@ def _parse_vms(ctx: _Ctx, raw: Any, net_names: set[str], host_names: set[str]) -
             raise ctx.fail(obj, "host", f"unknown host {host!r}")
         domid = _int(ctx, item.get("domid", i + 1), obj, "domid", 1, 32767)
         if (host, domid) in domids:
-            raise ctx.fail(obj, "domid", f"domid {domid} is already used by {domids[(host, domid)]} "
-                                         f"on host '{host}'")
+            raise ctx.fail(
+                obj,
+                "domid",
+                f"domid {domid} is already used by {domids[(host, domid)]} " f"on host '{host}'",
+            )
         domids[(host, domid)] = obj
         vifs: list[Vif] = []
         for j, vraw in enumerate(_list(ctx, item.get("vifs"), obj, "vifs")):
             vobj = f"{obj} vifs[{j}]"
             vraw = _mapping(ctx, vraw, vobj, "-")
-            _unknown(ctx, vraw, {"device", "network", "mac", "ipv4", "ipv6", "locking_mode",
-                                 "ipv4_allowed", "ipv6_allowed", "uuid"}, vobj)
+            _unknown(
+                ctx,
+                vraw,
+                {
+                    "device",
+                    "network",
+                    "mac",
+                    "ipv4",
+                    "ipv6",
+                    "locking_mode",
+                    "ipv4_allowed",
+                    "ipv6_allowed",
+                    "uuid",
+                },
+                vobj,
+            )
             dev = _int(ctx, vraw.get("device", j), vobj, "device", 0, 15)
             vobj = f"{obj} VIF {dev}"
             if any(v.device == dev for v in vifs):
@@ -584,18 +696,34 @@ def _parse_vms(ctx: _Ctx, raw: Any, net_names: set[str], host_names: set[str]) -
             if mac in macs:
                 raise ctx.fail(vobj, "mac", f"{mac} is already used by {macs[mac]}")
             macs[mac] = vobj
-            vifs.append(Vif(
-                device=dev, network=net, mac=mac,
-                uuid=str(vraw.get("uuid") or ctx.uuid("vif", name, dev)),
-                ipv4=_cidrs(ctx, vraw.get("ipv4"), vobj, "ipv4", 4),
-                ipv6=_cidrs(ctx, vraw.get("ipv6"), vobj, "ipv6", 6),
-                locking_mode=_choice(ctx, vraw.get("locking_mode", "network_default"), vobj,
-                                     "locking_mode", LOCKING_MODES),
-                ipv4_allowed=_allowed(ctx, vraw.get("ipv4_allowed"), vobj, "ipv4_allowed", 4),
-                ipv6_allowed=_allowed(ctx, vraw.get("ipv6_allowed"), vobj, "ipv6_allowed", 6),
-            ))
-        out.append(Vm(name=name, host=host, domid=domid, uuid=str(item.get("uuid") or ctx.uuid("vm", name)),
-                      vifs=tuple(vifs)))
+            vifs.append(
+                Vif(
+                    device=dev,
+                    network=net,
+                    mac=mac,
+                    uuid=str(vraw.get("uuid") or ctx.uuid("vif", name, dev)),
+                    ipv4=_cidrs(ctx, vraw.get("ipv4"), vobj, "ipv4", 4),
+                    ipv6=_cidrs(ctx, vraw.get("ipv6"), vobj, "ipv6", 6),
+                    locking_mode=_choice(
+                        ctx,
+                        vraw.get("locking_mode", "network_default"),
+                        vobj,
+                        "locking_mode",
+                        LOCKING_MODES,
+                    ),
+                    ipv4_allowed=_allowed(ctx, vraw.get("ipv4_allowed"), vobj, "ipv4_allowed", 4),
+                    ipv6_allowed=_allowed(ctx, vraw.get("ipv6_allowed"), vobj, "ipv6_allowed", 6),
+                )
+            )
+        out.append(
+            Vm(
+                name=name,
+                host=host,
+                domid=domid,
+                uuid=str(item.get("uuid") or ctx.uuid("vm", name)),
+                vifs=tuple(vifs),
+            )
+        )
     return tuple(out)
 
 
@@ -621,8 +749,10 @@ def _parse_switch(ctx: _Ctx, raw: Any, hosts: tuple[Host, ...]) -> Switch:
         if "vlan" in craw and "trunk" in craw:
             raise ctx.fail(obj, "trunk", "a port is either access (vlan) or trunk, not both")
         vlan = _vlan(ctx, craw["vlan"], obj, "vlan") if "vlan" in craw else None
-        trunk = tuple(_vlan(ctx, v, obj, f"trunk[{k}]")
-                      for k, v in enumerate(_list(ctx, craw.get("trunk"), obj, "trunk")))
+        trunk = tuple(
+            _vlan(ctx, v, obj, f"trunk[{k}]")
+            for k, v in enumerate(_list(ctx, craw.get("trunk"), obj, "trunk"))
+        )
         native = _vlan(ctx, craw.get("native", 1), obj, "native")
         if vlan is None and not trunk:
             vlan = native
@@ -652,8 +782,12 @@ def _parse_switch(ctx: _Ctx, raw: Any, hosts: tuple[Host, ...]) -> Switch:
         if host_bond is None:
             raise ctx.fail(obj, "nics", f"host '{host}' has no bond of exactly {', '.join(nics)}")
         if host_bond.mode != "lacp":
-            raise ctx.fail(obj, "nics", f"host '{host}' bond {host_bond.device} has mode "
-                                        f"{host_bond.mode}: its switch ports must stay independent")
+            raise ctx.fail(
+                obj,
+                "nics",
+                f"host '{host}' bond {host_bond.device} has mode "
+                f"{host_bond.mode}: its switch ports must stay independent",
+            )
         lacp_time = _choice(ctx, braw.get("lacp_time", "fast"), obj, "lacp_time", ("fast", "slow"))
         bonds.append(SwitchBond(host=host, nics=nics, lacp_time=lacp_time))
     outside: list[Outside] = []
@@ -666,14 +800,25 @@ def _parse_switch(ctx: _Ctx, raw: Any, hosts: tuple[Host, ...]) -> Switch:
         if oname in by_name or any(o.name == oname for o in outside) or oname == name:
             raise ctx.fail(obj, "name", f"'{oname}' is already used")
         mac = _mac(ctx, oraw["mac"], obj) if "mac" in oraw else ctx.mac("outside", oname)
-        outside.append(Outside(name=oname, mac=mac, vlan=_vlan(ctx, oraw.get("vlan", 1), obj, "vlan"),
-                               ipv4=_cidrs(ctx, oraw.get("ipv4"), obj, "ipv4", 4),
-                               ipv6=_cidrs(ctx, oraw.get("ipv6"), obj, "ipv6", 6)))
+        outside.append(
+            Outside(
+                name=oname,
+                mac=mac,
+                vlan=_vlan(ctx, oraw.get("vlan", 1), obj, "vlan"),
+                ipv4=_cidrs(ctx, oraw.get("ipv4"), obj, "ipv4", 4),
+                ipv6=_cidrs(ctx, oraw.get("ipv6"), obj, "ipv6", 6),
+            )
+        )
     return Switch(name=name, cables=tuple(cables), bonds=tuple(bonds), outside=tuple(outside))
 
 
-def _cross_checks(ctx: _Ctx, networks: tuple[Network, ...], hosts: tuple[Host, ...],
-                  vms: tuple[Vm, ...], switch: Switch) -> None:
+def _cross_checks(
+    ctx: _Ctx,
+    networks: tuple[Network, ...],
+    hosts: tuple[Host, ...],
+    vms: tuple[Vm, ...],
+    switch: Switch,
+) -> None:
     """Checks that span objects: MAC uniqueness across kinds, names across kinds."""
     macs: dict[str, str] = {}
     for h in hosts:
@@ -682,17 +827,25 @@ def _cross_checks(ctx: _Ctx, networks: tuple[Network, ...], hosts: tuple[Host, .
     for vm in vms:
         for v in vm.vifs:
             if v.mac in macs:
-                raise ctx.fail(f"VM '{vm.name}' VIF {v.device}", "mac", f"{v.mac} is already used by "
-                               f"{macs[v.mac]}")
+                raise ctx.fail(
+                    f"VM '{vm.name}' VIF {v.device}",
+                    "mac",
+                    f"{v.mac} is already used by " f"{macs[v.mac]}",
+                )
             macs[v.mac] = f"VM '{vm.name}' VIF {v.device}"
     for o in switch.outside:
         if o.mac in macs:
-            raise ctx.fail(f"outside host '{o.name}'", "mac", f"{o.mac} is already used by {macs[o.mac]}")
+            raise ctx.fail(
+                f"outside host '{o.name}'", "mac", f"{o.mac} is already used by {macs[o.mac]}"
+            )
         if o.name in {vm.name for vm in vms}:
             raise ctx.fail(f"outside host '{o.name}'", "name", f"'{o.name}' is already a VM name")
     for net in networks:
         if net.kind == "private":
             transport = net.tunnel_transport or ""
             if not any(h.address_on(transport) for h in hosts):
-                raise ctx.fail(f"network '{net.name}'", "tunnel.transport",
-                               f"no host has an IP address on network '{transport}' to carry the tunnel")
+                raise ctx.fail(
+                    f"network '{net.name}'",
+                    "tunnel.transport",
+                    f"no host has an IP address on network '{transport}' to carry the tunnel",
+                )

@@ -26,8 +26,12 @@ def test_connectivity_matches_the_topology(demo_lab):
     expected = probes(demo_lab.topology, demo_lab.state.plugged)
     assert any(p.expected for p in expected) and any(not p.expected for p in expected)
     results = run_probes(demo_lab, expected)
-    wrong = [f"{r.probe.src.label} -> {r.probe.address}: expected "
-             f"{'reach' if r.probe.expected else 'isolated'}" for r in results if not r.ok]
+    wrong = [
+        f"{r.probe.src.label} -> {r.probe.address}: expected "
+        f"{'reach' if r.probe.expected else 'isolated'}"
+        for r in results
+        if not r.ok
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -36,8 +40,9 @@ def test_tcp_across_hosts_over_the_bond_and_over_a_vxlan_private_network(demo_la
         server = demo_lab.popen(server_vm, ["iperf3", "-s", "-1", "-B", address, "-p", "5202"])
         try:
             time.sleep(0.5)
-            out = demo_lab.exec("vm1", ["iperf3", "-c", address, "-p", "5202", "-t", "2", "-J"],
-                                timeout=30).stdout
+            out = demo_lab.exec(
+                "vm1", ["iperf3", "-c", address, "-p", "5202", "-t", "2", "-J"], timeout=30
+            ).stdout
             assert json.loads(out)["end"]["sum_received"]["bytes"] > 1_000_000, address
         finally:
             server.kill()

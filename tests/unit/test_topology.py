@@ -12,6 +12,7 @@ from netctl.lab.expect import network_vlan, probes
 from netctl.lab.topology import TopologyError, parse_data, parse_file, parse_text
 from tests.conftest import TOPOLOGIES, lab_footprint
 
+
 def broken(mutate) -> TopologyError:
     data = yaml.safe_load((TOPOLOGIES / "mini-pool.yaml").read_text())
     mutate(data)
@@ -34,7 +35,9 @@ def test_demo_pool_is_what_the_issue_asks():
     for host in topo.hosts:
         assert [b.mode for b in host.bonds] == ["lacp"] and len(host.bonds[0].members) == 2
         third = [n for n in host.nics if n.device not in host.bonds[0].members]
-        cable = next(c for c in topo.switch.cables if c.host == host.name and c.nic == third[0].device)
+        cable = next(
+            c for c in topo.switch.cables if c.host == host.name and c.nic == third[0].device
+        )
         assert cable.vlan is not None and not cable.trunk  # an access VLAN
         assert sum(vm.host == host.name for vm in topo.vms) == 2
     assert len(topo.switch.bonds) == 3
@@ -59,6 +62,7 @@ def test_duplicate_mac():
     def dup(d):
         d["vms"][1]["vifs"][0]["mac"] = "02:00:00:00:00:01"
         d["vms"][0]["vifs"][0]["mac"] = "02:00:00:00:00:01"
+
     err = broken(dup)
     assert err.obj == "VM 'vm2' VIF 0" and err.field == "mac"
     assert "already used by VM 'vm1' VIF 0" in err.message
@@ -68,6 +72,7 @@ def test_mac_shared_between_a_nic_and_a_vif():
     def dup(d):
         d["hosts"][0]["nics"][0]["mac"] = "02:aa:00:00:00:01"
         d["vms"][0]["vifs"][0]["mac"] = "02:aa:00:00:00:01"
+
     err = broken(dup)
     assert err.field == "mac" and "host 'host1' NIC eth0" in err.message
 
@@ -82,19 +87,44 @@ def test_bad_cidr(value):
 @pytest.mark.parametrize(
     "mutate, obj, field, words",
     [
-        (lambda d: d["switch"]["cables"][0].update(nic="eth7"), "switch cables[0]", "nic", "no NIC"),
-        (lambda d: d["switch"]["cables"][0].update(vlan=4095), "switch cable host1/eth0", "vlan",
-         "outside 1..4094"),
+        (
+            lambda d: d["switch"]["cables"][0].update(nic="eth7"),
+            "switch cables[0]",
+            "nic",
+            "no NIC",
+        ),
+        (
+            lambda d: d["switch"]["cables"][0].update(vlan=4095),
+            "switch cable host1/eth0",
+            "vlan",
+            "outside 1..4094",
+        ),
         (lambda d: d["vms"][0].update(host="nowhere"), "VM 'vm1'", "host", "unknown host"),
-        (lambda d: d["vms"][0]["vifs"][0].update(network="lan"), "VM 'vm1' VIF 0", "network",
-         "unknown network"),
-        (lambda d: d["hosts"][0].update(bonds=[{"members": ["eth0"], "network": "pool"}]),
-         "host 'host1' bond bond0", "members", "at least two NICs"),
-        (lambda d: d["networks"].append({"name": "again", "bridge": "xenbr0"}), "network 'again'",
-         "bridge", "already the bridge"),
+        (
+            lambda d: d["vms"][0]["vifs"][0].update(network="lan"),
+            "VM 'vm1' VIF 0",
+            "network",
+            "unknown network",
+        ),
+        (
+            lambda d: d["hosts"][0].update(bonds=[{"members": ["eth0"], "network": "pool"}]),
+            "host 'host1' bond bond0",
+            "members",
+            "at least two NICs",
+        ),
+        (
+            lambda d: d["networks"].append({"name": "again", "bridge": "xenbr0"}),
+            "network 'again'",
+            "bridge",
+            "already the bridge",
+        ),
         (lambda d: d["networks"][0].update(mtu=20000), "network 'pool'", "mtu", "68..9216"),
-        (lambda d: d["vms"][0]["vifs"][0].update(locking_mode="strict"), "VM 'vm1' VIF 0",
-         "locking_mode", "not one of"),
+        (
+            lambda d: d["vms"][0]["vifs"][0].update(locking_mode="strict"),
+            "VM 'vm1' VIF 0",
+            "locking_mode",
+            "not one of",
+        ),
         (lambda d: d["hosts"][0].update(colour="blue"), "hosts[0]", "colour", "unknown field"),
         (lambda d: d.update(management="10.0.0.0/30"), "topology", "management", "/26 or larger"),
     ],
@@ -118,7 +148,8 @@ def test_expected_reachability_of_the_demo_pool():
     by_pair = {(p.src.node, p.address): p.expected for p in probes(topo)}
     assert by_pair[("vm1", "10.10.0.13")] is True  # same external network, two hosts
     assert by_pair[("vm1", "10.10.0.254")] is True  # the router, outside the pool
-    assert by_pair[("vm2", "10.20.10.254")] is True  # server on VLAN 10
+    assert by_pair[("vm2", "10.20.0.254")] is True  # server on VLAN 10
+    assert by_pair[("vm2", "10.20.0.14")] is False  # same subnet, VLAN 20
     assert by_pair[("vm1", "10.40.0.13")] is True  # private network A across hosts
     assert by_pair[("vm1", "10.40.0.12")] is False  # same subnet, private network B
     assert by_pair[("vm2", "fd4e:40::15")] is True
@@ -131,8 +162,9 @@ def test_cli_rejects_a_malformed_topology_before_creating_anything(tmp_path):
     data["switch"]["cables"].append({"host": "ghost", "nic": "eth0"})
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(data))
-    proc = subprocess.run([sys.executable, "-m", "netctl.cli", "lab", "up", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "netctl.cli", "lab", "up", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode != 0
     assert f"{path}: switch cables[2]: field 'host': unknown host 'ghost'" in proc.stderr
     assert lab_footprint("tbad") == {"namespaces": [], "root links": [], "processes": []}
@@ -140,7 +172,25 @@ def test_cli_rejects_a_malformed_topology_before_creating_anything(tmp_path):
 
 def test_topology_readme_documents_every_field():
     readme = (TOPOLOGIES / "README.md").read_text()
-    for word in ("prefix", "management", "networks", "vlan", "tunnel", "hosts", "nics", "bonds",
-                 "addresses", "switch", "cables", "trunk", "native", "outside", "vms", "vifs",
-                 "locking_mode", "ipv4_allowed", "default_locking_mode"):
+    for word in (
+        "prefix",
+        "management",
+        "networks",
+        "vlan",
+        "tunnel",
+        "hosts",
+        "nics",
+        "bonds",
+        "addresses",
+        "switch",
+        "cables",
+        "trunk",
+        "native",
+        "outside",
+        "vms",
+        "vifs",
+        "locking_mode",
+        "ipv4_allowed",
+        "default_locking_mode",
+    ):
         assert f"`{word}`" in readme, word
