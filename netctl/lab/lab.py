@@ -112,8 +112,15 @@ class Lab:
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def up(cls, topology: Topology, host_networking: str = "lab") -> Lab:
-        """Build the whole lab. On any failure, removes what it made, then raises."""
+    def up(
+        cls, topology: Topology, host_networking: str = "lab", start_vms: bool | None = None
+    ) -> Lab:
+        """Build the whole lab. On any failure, removes what it made, then raises.
+
+        host_networking="lab": the lab configures host bridges, bonds, VLANs and tunnels itself
+        (standing in for xcp-networkd). "none": host OVS instances start empty, for netctl to
+        program; then VMs are not started (their bridges do not exist yet) unless `start_vms`:
+        call `start_vms()` once the bridges exist, as xapi starts VMs after networkd is done."""
         if host_networking not in ("lab", "none"):
             raise LabError(f"host_networking must be 'lab' or 'none', not {host_networking!r}")
         if topology.prefix in LabState.prefixes():
@@ -153,6 +160,8 @@ class Lab:
         lab = cls(topology, state)
         try:
             lab._build()
+            if start_vms if start_vms is not None else host_networking == "lab":
+                lab.start_vms()
         except BaseException:
             lab.down()
             raise
@@ -219,8 +228,13 @@ class Lab:
             self.tor.vsctl("--may-exist", "add-port", TOR_BRIDGE, port, f"tag={outside.vlan}")
         for vm in topo.vms:
             self._namespace(vm.name, ipv6=True)
+
+    def start_vms(self, bridge_timeout: float = 10.0) -> None:
+        """Plug every VIF that is not plugged yet (the VMs' domains come up)."""
+        for vm in self.topology.vms:
             for vif in vm.vifs:
-                self.plug_vif(vm.name, vif.device)
+                if vif.device not in self.state.plugged.get(vm.name, []):
+                    self.plug_vif(vm.name, vif.device, bridge_timeout)
 
     def _namespace(self, node: str, ipv6: bool) -> None:
         name = self.ns(node)
@@ -322,15 +336,28 @@ class Lab:
         self.exec(node, ["ethtool", "-K", ifname, "tx", "off"])
 
     # ------------------------------------------------------------------ the xenopsd role
-    def plug_vif(self, vm: str, device: int) -> str:
-        """Plug a VM's VIF into its host's bridge (as xenopsd + vif hotplug scripts do)."""
+    def plug_vif(self, vm: str, device: int, bridge_timeout: float = 10.0) -> str:
+        """Plug a VM's VIF into its host's bridge (as xenopsd + vif hotplug scripts do).
+
+        With host_networking="lab" a missing bridge is created as xapi does for a network
+        without a PIF on the host; with "none" the bridge is netctl's to create, and the plug
+        waits up to `bridge_timeout` seconds for it (then fails, naming VM, VIF and bridge)."""
         vif = self.vif(vm, device)
         if device in self.state.plugged.get(vm, []):
             raise LabError(f"VM '{vm}' VIF {device} is already plugged")
         host = self.vm_host(vm)
         net = self.topology.network(vif.network)
         ovs = self.ovs(host)
-        if not ovs.bridge_exists(net.bridge):
+        if self.state.host_networking == "none":
+            deadline = time.monotonic() + bridge_timeout
+            while not ovs.bridge_exists(net.bridge):
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"VM '{vm}' VIF {device}: host '{host}' has no bridge {net.bridge} for "
+                        f"network '{net.name}' after {bridge_timeout:g}s"
+                    )
+                time.sleep(0.05)
+        elif not ovs.bridge_exists(net.bridge):
             self._create_bridge_for_vif(host, net.name)
         port = self.vif_port(vm, device)
         ifname = f"eth{device}"
