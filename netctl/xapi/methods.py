@@ -307,7 +307,15 @@ IP_FIELDS = ("ip_configuration_mode", "IP", "netmask", "gateway", "DNS",
              "ipv6_configuration_mode", "IPv6", "ipv6_gateway", "primary_address_type")
 
 
-@api("Bond.create", f"r R e:{BOND_MODES} m", optional=2)
+def _move_vlan(store: Store, vlan: str, tagged: str) -> None:
+    """Re-home a VLAN on another tagged PIF (xapi re-creates it there: same tag, network)."""
+    store.update("VLAN", vlan, tagged_PIF=tagged)
+    untagged = store.get("VLAN", vlan, "untagged_PIF")
+    if store.exists("PIF", untagged):
+        store.update("PIF", untagged, device=store.get("PIF", tagged, "device"))
+
+
+@api("Bond.create", f"r R s e:{BOND_MODES} m", optional=2)
 def bond_create(sim: Any, network: str, members: list[str], mac: str, mode: str = "balance-slb",
                 properties: dict[str, str] | None = None) -> str:
     store = sim.store
@@ -361,7 +369,7 @@ def bond_create(sim: Any, network: str, members: list[str], mac: str, mode: str 
                  management=False)
     for vlan in store.refs("VLAN"):
         if store.get("VLAN", vlan, "tagged_PIF") in members:
-            store.update("VLAN", vlan, tagged_PIF=master)
+            _move_vlan(store, vlan, master)
     for tunnel in store.refs("tunnel"):
         if store.get("tunnel", tunnel, "transport_PIF") in members:
             store.update("tunnel", tunnel, transport_PIF=master)
@@ -380,7 +388,7 @@ def bond_destroy(sim: Any, bond: str) -> None:
         primary = slaves[0]
     for vlan in store.refs("VLAN"):
         if store.get("VLAN", vlan, "tagged_PIF") == master:
-            store.update("VLAN", vlan, tagged_PIF=primary)
+            _move_vlan(store, vlan, primary)
     for tunnel in store.refs("tunnel"):
         if store.get("tunnel", tunnel, "transport_PIF") == master:
             store.update("tunnel", tunnel, transport_PIF=primary)

@@ -9,8 +9,8 @@ way the topology derives its own: uuid5(netctl namespace, "<lab>/<kind>/<host>/<
 Shapes (spec §3.5, §6 item 8): physical PIFs `physical=true, VLAN=-1, properties={gro: on}`;
 bond masters `bond<N>` with the primary (first) member's MAC; VLAN PIFs with the tagged PIF's
 device and MAC `fe:ff:ff:ff:ff:ff`; tunnel access PIFs `tunnel<N>`; xapi's `IPv6=[""]` quirk
-on VLAN/bond/tunnel PIFs. The management PIF of a host is its first uplink (bond or NIC with
-a network); its IP is the topology address on that network (the lab's management link is not a
+on VLAN/bond/tunnel PIFs. The management PIF of a host is its first bond, else its first NIC
+with a network; its IP is the topology address on that network (the lab's management link is not a
 xapi PIF). Every host gets a running control domain (domid 0) and host_metrics live=true.
 """
 
@@ -132,7 +132,7 @@ def seed(sim: Simulator, topology: Topology) -> None:  # noqa: C901 - one pass o
                 if addr.ipv6:
                     values.update(ipv6_configuration_mode="Static", IPv6=[addr.ipv6])
                 store.update("PIF", pif, **values)
-            uplinks = h.uplink_networks()
+            uplinks = [b.network for b in h.bonds] + [n.network for n in h.nics if n.network]
             if uplinks:
                 store.update("PIF", pif_on[(h.name, uplinks[0])], management=True)
 
