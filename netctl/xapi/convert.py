@@ -21,6 +21,7 @@ from netctl.model import (
     Host,
     Network,
     Pool,
+    PoolState,
     SDNController,
     Tunnel,
     XapiObject,
@@ -168,3 +169,20 @@ def to_model(cls: str, ref: str, record: Record,
         metrics = (host_metrics or {}).get(record.get("metrics", NULL_REF))
         return host(ref, record, metrics)
     return CONVERTERS[cls](ref, record)
+
+
+STATE_FIELD = {"host": "hosts", "network": "networks", "PIF": "pifs", "Bond": "bonds",
+               "VLAN": "vlans", "tunnel": "tunnels", "VIF": "vifs", "VM": "vms",
+               "SDN_controller": "sdn_controllers"}
+
+
+def state_from_records(records: Mapping[str, Mapping[str, Record]]) -> PoolState:
+    """A whole PoolState from `{xapi class: {ref: record}}` (e.g. every get_all_records)."""
+    metrics = records.get("host_metrics", {})
+    parts: dict[str, Any] = {}
+    for cls, name in STATE_FIELD.items():
+        parts[name] = {ref: to_model(cls, ref, rec, metrics)
+                       for ref, rec in records.get(cls, {}).items()}
+    pools = records.get("pool", {})
+    first = next(iter(pools.items()), None)
+    return PoolState(pool=pool(*first) if first else None, **parts)
