@@ -38,9 +38,17 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.track(self.connection, True)
 
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except OSError:  # the client (or stop()) cut the connection mid-reply
+            self.close_connection = True
+
     def finish(self) -> None:
         try:
             super().finish()
+        except OSError:
+            pass
         finally:
             self.server.track(self.connection, False)
 
@@ -169,8 +177,8 @@ class RunningServer:
         server, self._server = self._server, None
         server.shutdown()
         server.server_close()
+        server.drop_connections()  # before waking event.from: clients see the cut, not a reply
         self.sim.close()
-        server.drop_connections()
         if self._thread is not None:
             self._thread.join(timeout=5)
 

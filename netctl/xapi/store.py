@@ -181,7 +181,7 @@ class Store:
 
     def _link(self, parent: str, pref: str, derived: str, child: str) -> None:
         prow = self.tables[parent].rows.get(pref)
-        if prow is not None and child not in prow.fields[derived]:
+        if prow is not None:  # callers only link a child that is not there yet (no O(n) check)
             prow.fields[derived].append(child)
             self._stamp(prow)
 
