@@ -1,0 +1,317 @@
+"""The whole desired flow table of one bridge on one host, from `PoolState` (pure).
+
+A bridge carries one base network (`network.bridge`) plus, on external bridges, the VLAN
+networks whose fake bridges sit on it (their flows live on the parent and match the VLAN). What
+the base network's PIF on this host is decides the bridge's kind:
+- external (physical NIC or bond): frames to VIF MACs known from xapi go straight to the local
+  port, or to the uplink with the right VLAN (a single NIC: explicit output; a bond: NORMAL,
+  because OpenFlow sees bond members as separate ports and only NORMAL uses OVS's bond logic);
+  broadcast, multicast, unknown unicast and MACs outside the pool go to NORMAL, whose flooding
+  stays within the frame's VLAN (VIF ports of fake bridges are access ports).
+- private (tunnel access PIF): a full mesh of tunnels; VIF MACs of other hosts go into the
+  tunnel to that host; flooding from a local VIF goes to the local VIFs and every tunnel,
+  flooding from a tunnel only to the local VIFs (split horizon: never back into the mesh).
+- internal (no PIF on this host): only local VIFs.
+VIF ports accept untagged frames only: a guest cannot hop VLANs with a tagged frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from flows.locking import locking_of, port_security_flows
+from flows.pipeline import (
+    CLASSIFY,
+    FORWARD,
+    META_FROM_TUNNEL,
+    META_MASK,
+    META_VLAN_MASK,
+    NORMAL,
+    OFPVID_PRESENT,
+    PORT_SECURITY,
+    Flow,
+    Output,
+    PopVlan,
+    PushVlan,
+    flow,
+)
+from netctl.model import NULL_REF, VIF, PifType, PoolState
+
+
+@dataclass(frozen=True)
+class BridgePorts:
+    """OpenFlow port numbers of one bridge as observed on the switch, by role."""
+
+    vifs: Mapping[str, int] = field(default_factory=dict)  # VIF uuid -> ofport
+    uplinks: tuple[int, ...] = ()  # the NIC, or every member of the bond
+    tunnels: Mapping[str, int] = field(default_factory=dict)  # peer host uuid -> ofport
+    internal: Mapping[int, int] = field(default_factory=dict)  # ofport -> VLAN (0: untagged)
+
+
+@dataclass(frozen=True)
+class BridgeIntent:
+    """What the compiler read from PoolState for one bridge (also tells the controller which
+    ports it should expect, and which state changes concern this bridge)."""
+
+    kind: str  # external | private | internal | none
+    bond: bool
+    vlans: Mapping[str, int]  # network ref -> VLAN on this bridge (0 = the base network)
+    local_vifs: tuple[VIF, ...]
+    remote_vifs: tuple[tuple[VIF, str], ...]  # (VIF, host uuid it lives on)
+
+
+def bridge_intent(state: PoolState, host_ref: str, bridge: str) -> BridgeIntent:
+    base = state.network_by_bridge(bridge)
+    if base is None:
+        return BridgeIntent("none", False, {}, (), ())
+    pif = state.pif_of(base.ref, host_ref)
+    vlans: dict[str, int] = {base.ref: 0}
+    kind, bond = "internal", False
+    if pif is not None:
+        ptype = pif.type
+        if ptype is PifType.TUNNEL_ACCESS:
+            kind = "private"
+        else:
+            kind = "external"
+            bond = ptype is PifType.BOND_MASTER
+            for vlan in state.vlans.values():
+                untagged = state.pifs.get(vlan.untagged_pif)
+                if vlan.tagged_pif == pif.ref and untagged is not None and 1 <= vlan.tag <= 4094:
+                    vlans[untagged.network] = vlan.tag
+    local: list[VIF] = []
+    remote: list[tuple[VIF, str]] = []
+    for net_ref in vlans:
+        for vif in state.network_vifs(net_ref):
+            if not state.is_vif_active(vif):
+                continue
+            where = state.vif_host(vif) or NULL_REF
+            if where == host_ref:
+                local.append(vif)
+            elif where in state.hosts:
+                remote.append((vif, state.hosts[where].uuid))
+    local.sort(key=lambda v: v.uuid)
+    remote.sort(key=lambda r: r[0].uuid)
+    return BridgeIntent(kind, bond, vlans, tuple(local), tuple(remote))
+
+
+def compile_bridge(
+    state: PoolState, host_ref: str, bridge: str, ports: BridgePorts
+) -> frozenset[Flow]:
+    """The complete desired table of `bridge` on `host_ref` (a frozenset: order is priority's)."""
+    intent = bridge_intent(state, host_ref, bridge)
+    flows: list[Flow] = [
+        flow(CLASSIFY, 0, "anything unclassified: drop"),
+        flow(PORT_SECURITY, 0, "a VIF without rules: drop"),
+    ]
+    if intent.kind == "none":
+        return frozenset(flows)
+    vlans = intent.vlans
+
+    def meta(vlan: int, tunnel: bool = False) -> tuple[int, int]:
+        return ((vlan & META_VLAN_MASK) | (META_FROM_TUNNEL if tunnel else 0), META_MASK)
+
+    local_ports: dict[int, list[int]] = {}  # VLAN -> local VIF ports
+    for vif in intent.local_vifs:
+        port = ports.vifs.get(vif.uuid)
+        if port is None:
+            continue  # not plugged on the switch yet: a port-status event brings it
+        vlan = vlans[vif.network]
+        local_ports.setdefault(vlan, []).append(port)
+        flows.append(
+            flow(
+                CLASSIFY,
+                100,
+                f"from VIF {vif.uuid}",
+                in_port=port,
+                vlan_vid=0,
+                write_metadata=meta(vlan),
+                goto=PORT_SECURITY,
+            )
+        )
+        flows += port_security_flows(port, vif.mac.lower(), locking_of(state, vif))
+        tagged = {"vlan_vid": (OFPVID_PRESENT, OFPVID_PRESENT)}
+        flows.append(
+            flow(
+                FORWARD,
+                200,
+                f"to VIF {vif.uuid}",
+                metadata=(vlan, META_VLAN_MASK),
+                eth_dst=vif.mac.lower(),
+                actions=(Output(port),),
+            )
+        )
+        if intent.kind == "external" and vlan:
+            flows.append(
+                flow(
+                    FORWARD,
+                    210,
+                    f"to VIF {vif.uuid} from the trunk",
+                    metadata=(vlan, META_VLAN_MASK),
+                    eth_dst=vif.mac.lower(),
+                    actions=(PopVlan(), Output(port)),
+                    **tagged,
+                )
+            )
+    for port, vlan in ports.internal.items():
+        flows.append(
+            flow(
+                CLASSIFY,
+                100,
+                "from the host (internal port)",
+                in_port=port,
+                write_metadata=meta(vlan),
+                goto=FORWARD,
+            )
+        )
+
+    if intent.kind == "external":
+        flows += _external(intent, ports, meta)
+    else:
+        flows += _meshed(intent, ports, local_ports, meta)
+    return frozenset(flows)
+
+
+def _external(intent: BridgeIntent, ports: BridgePorts, meta) -> list[Flow]:  # noqa: ANN001
+    out: list[Flow] = []
+    for uplink in ports.uplinks:
+        out.append(
+            flow(
+                CLASSIFY,
+                90,
+                "untagged from the uplink",
+                in_port=uplink,
+                vlan_vid=0,
+                write_metadata=meta(0),
+                goto=FORWARD,
+            )
+        )
+        for vlan in sorted(set(intent.vlans.values()) - {0}):
+            out.append(
+                flow(
+                    CLASSIFY,
+                    100,
+                    f"VLAN {vlan} from the uplink",
+                    in_port=uplink,
+                    vlan_vid=OFPVID_PRESENT | vlan,
+                    write_metadata=meta(vlan),
+                    goto=FORWARD,
+                )
+            )
+    if len(ports.uplinks) == 1 and not intent.bond:
+        (uplink,) = ports.uplinks
+        for vif, _host in intent.remote_vifs:
+            vlan = intent.vlans[vif.network]
+            push = (PushVlan(vlan),) if vlan else ()
+            out.append(
+                flow(
+                    FORWARD,
+                    180,
+                    f"to remote VIF {vif.uuid} via the uplink",
+                    metadata=(vlan, META_VLAN_MASK),
+                    eth_dst=vif.mac.lower(),
+                    vlan_vid=0,
+                    actions=(*push, Output(uplink)),
+                )
+            )
+    out.append(
+        flow(
+            FORWARD, 0, "broadcast, unknown, outside the pool: NORMAL (per VLAN)", actions=(NORMAL,)
+        )
+    )
+    return out
+
+
+def _meshed(
+    intent: BridgeIntent, ports: BridgePorts, local_ports: dict[int, list[int]], meta
+) -> list[Flow]:  # noqa: ANN001
+    out: list[Flow] = []
+    tunnels = dict(sorted(ports.tunnels.items())) if intent.kind == "private" else {}
+    for peer, port in tunnels.items():
+        out.append(
+            flow(
+                CLASSIFY,
+                100,
+                f"from the tunnel to {peer}",
+                in_port=port,
+                write_metadata=meta(0, tunnel=True),
+                goto=FORWARD,
+            )
+        )
+    for vif, host in intent.remote_vifs:
+        port = tunnels.get(host)
+        if port is None:
+            continue
+        out.append(
+            flow(
+                FORWARD,
+                200,
+                f"to remote VIF {vif.uuid} via its host's tunnel",
+                metadata=(0, META_MASK),
+                eth_dst=vif.mac.lower(),
+                actions=(Output(port),),
+            )
+        )
+        out.append(
+            flow(
+                FORWARD,
+                200,
+                f"remote VIF {vif.uuid} seen from a tunnel: not ours",
+                metadata=(META_FROM_TUNNEL, META_FROM_TUNNEL),
+                eth_dst=vif.mac.lower(),
+            )
+        )
+    vifs = tuple(Output(p) for p in sorted(local_ports.get(0, [])))
+    mesh = tuple(Output(p) for p in tunnels.values())
+    out.append(
+        flow(
+            FORWARD,
+            10,
+            "flood from the tunnels: local VIFs only (split horizon)",
+            metadata=(META_FROM_TUNNEL, META_FROM_TUNNEL),
+            actions=vifs,
+        )
+    )
+    out.append(
+        flow(FORWARD, 5, "flood from local: local VIFs and every tunnel", actions=vifs + mesh)
+    )
+    return out
+
+
+def affected_bridges(state: PoolState, changed_refs: set[str]) -> set[str] | None:
+    """Bridge names whose tables depend on the changed objects (None = all: a full recompute).
+
+    VIF, VM and VIF-network changes touch the bridges of those networks (on every host: remote
+    VIF MACs are forwarded too); anything structural (PIF, bond, VLAN, tunnel, host, pool)
+    is a full recompute."""
+    bridges: set[str] = set()
+    for ref in changed_refs:
+        if ref in state.vifs:
+            vif = state.vifs[ref]
+            nets = [vif.network]
+        elif ref in state.vms:
+            nets = [v.network for v in state.vm_vifs(ref)]
+        elif ref in state.networks:
+            nets = [ref]
+        else:
+            return None  # structural, or a deletion we cannot attribute: recompute all
+        for net_ref in nets:
+            net = state.networks.get(net_ref)
+            if net is None:
+                return None
+            bridges.add(net.bridge)
+            parent = _vlan_parent_bridge(state, net_ref)
+            if parent:
+                bridges.add(parent)
+    return bridges
+
+
+def _vlan_parent_bridge(state: PoolState, net_ref: str) -> str | None:
+    for pif in state.network_pifs(net_ref):
+        vlan = state.vlan_of(pif)
+        if vlan is not None:
+            tagged = state.pifs.get(vlan.tagged_pif)
+            parent = state.networks.get(tagged.network) if tagged else None
+            if parent is not None:
+                return parent.bridge
+    return None

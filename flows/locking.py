@@ -1,0 +1,208 @@
+"""VIF locking: what a VIF may send, exactly as xapi's `setup-vif-rules` (xapi-spec §4.4).
+
+Where netctl takes the intent from:
+- `VIF.locking_mode`, `VIF.ipv4_allowed`, `VIF.ipv6_allowed`, with `network_default` following
+  `network.default_locking_mode` — always.
+- When netctl is the pool's registered SDN controller (an `SDN_controller` object exists), real
+  xapi refuses to set an effective `locked` mode (`OPERATION_NOT_ALLOWED "A vswitch controller
+  is active"`: port security is then the controller's job). So an operator states it in
+  `VIF.other_config:netctl-locking-mode` (`locked`, `unlocked` or `disabled`), which takes
+  precedence over `locking_mode` whenever present; the allowed lists stay the VIF's own
+  (xapi still accepts `VIF.set_ipv4_allowed` with a controller).
+
+One deliberate addition to xapi's rules: a locked VIF cannot send DHCP server replies (UDP
+source port 67) or DHCPv6 server replies (547), even from an allowed address — a rogue DHCP
+server is the classic attack locking is for (OVN lets such replies through).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from flows.pipeline import (
+    ETH_ARP,
+    ETH_IPV4,
+    ETH_IPV6,
+    FORWARD,
+    PORT_SECURITY,
+    PROTO_ICMPV6,
+    PROTO_TCP,
+    PROTO_UDP,
+    Flow,
+    MatchValue,
+    flow,
+)
+from netctl.model import VIF, PoolState
+
+OVERRIDE_KEY = "netctl-locking-mode"
+EFFECTIVE_MODES = ("locked", "unlocked", "disabled")
+ROUTER_MESSAGES = (134, 137, 146, 147, 151, 152, 153)  # RA, redirect, mobile prefix, MRD
+
+
+@dataclass(frozen=True)
+class Locking:
+    mode: str  # locked | unlocked | disabled
+    ipv4: tuple[str, ...]
+    ipv6: tuple[str, ...]
+
+
+def locking_of(state: PoolState, vif: VIF) -> Locking:
+    override = vif.other_config.get(OVERRIDE_KEY)
+    mode = override if override in EFFECTIVE_MODES else state.effective_locking_mode(vif)
+    return Locking(mode, tuple(vif.ipv4_allowed), tuple(vif.ipv6_allowed))
+
+
+def _addr(text: str, version: int) -> MatchValue:
+    """An allowed entry as an OpenFlow match value: a plain address or (address, mask)."""
+    net = ipaddress.ip_network(text, strict=False)
+    if net.version != version:
+        raise ValueError(text)
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return (str(net.network_address), str(net.netmask))
+
+
+def port_security_flows(port: int, mac: str, locking: Locking) -> list[Flow]:
+    """Table-1 flows for one VIF port (traffic *from* the VM only)."""
+    go = {"goto": FORWARD}
+    if locking.mode == "unlocked":
+        return [flow(PORT_SECURITY, 100, "unlocked: everything", in_port=port, **go)]
+    if locking.mode == "disabled":
+        return [flow(PORT_SECURITY, 100, "disabled: nothing", in_port=port)]
+    out = [
+        flow(
+            PORT_SECURITY,
+            8500,
+            "no DHCP server replies",
+            in_port=port,
+            eth_type=ETH_IPV4,
+            ip_proto=PROTO_UDP,
+            udp_src=67,
+        ),
+        flow(
+            PORT_SECURITY,
+            8500,
+            "no DHCPv6 server replies",
+            in_port=port,
+            eth_type=ETH_IPV6,
+            ip_proto=PROTO_UDP,
+            udp_src=547,
+        ),
+        flow(
+            PORT_SECURITY,
+            8000,
+            "DHCP requests",
+            in_port=port,
+            eth_type=ETH_IPV4,
+            ip_proto=PROTO_UDP,
+            udp_dst=67,
+            eth_src=mac,
+            **go,
+        ),
+        flow(
+            PORT_SECURITY,
+            7000,
+            "ARP probes",
+            in_port=port,
+            eth_type=ETH_ARP,
+            eth_src=mac,
+            arp_sha=mac,
+            arp_spa="0.0.0.0",
+            **go,
+        ),
+    ]
+    for a in locking.ipv4:
+        try:
+            value = _addr(a, 4)
+        except ValueError:
+            continue  # the model's validation reports it; the VIF stays locked without it
+        out.append(
+            flow(
+                PORT_SECURITY,
+                7000,
+                f"ARP for {a}",
+                in_port=port,
+                eth_type=ETH_ARP,
+                eth_src=mac,
+                arp_sha=mac,
+                arp_spa=value,
+                **go,
+            )
+        )
+        out.append(
+            flow(
+                PORT_SECURITY,
+                6000,
+                f"IPv4 from {a}",
+                in_port=port,
+                eth_type=ETH_IPV4,
+                eth_src=mac,
+                ipv4_src=value,
+                **go,
+            )
+        )
+    icmp6 = {"eth_type": ETH_IPV6, "ip_proto": PROTO_ICMPV6}
+    for a6 in locking.ipv6:
+        try:
+            value = _addr(a6, 6)
+        except ValueError:
+            continue
+        out.append(
+            flow(
+                PORT_SECURITY,
+                8000,
+                f"NS from {a6}",
+                in_port=port,
+                eth_src=mac,
+                ipv6_src=value,
+                icmpv6_type=135,
+                ipv6_nd_sll=mac,
+                **icmp6,
+                **go,
+            )
+        )
+        if isinstance(value, str):  # xapi: NA target = the allowed address itself
+            out.append(
+                flow(
+                    PORT_SECURITY,
+                    8000,
+                    f"NA for {a6}",
+                    in_port=port,
+                    eth_src=mac,
+                    ipv6_src=value,
+                    icmpv6_type=136,
+                    ipv6_nd_target=value,
+                    **icmp6,
+                    **go,
+                )
+            )
+        for proto in (PROTO_ICMPV6, PROTO_TCP, PROTO_UDP):
+            out.append(
+                flow(
+                    PORT_SECURITY,
+                    5000,
+                    f"IPv6 proto {proto} from {a6}",
+                    in_port=port,
+                    eth_src=mac,
+                    ipv6_src=value,
+                    eth_type=ETH_IPV6,
+                    ip_proto=proto,
+                    **go,
+                )
+            )
+    out.append(flow(PORT_SECURITY, 7000, "other NS", in_port=port, icmpv6_type=135, **icmp6))
+    out.append(flow(PORT_SECURITY, 7000, "other NA", in_port=port, icmpv6_type=136, **icmp6))
+    for kind in ROUTER_MESSAGES:
+        out.append(
+            flow(
+                PORT_SECURITY,
+                6000,
+                f"router message {kind}",
+                in_port=port,
+                icmpv6_type=kind,
+                **icmp6,
+            )
+        )
+    out.append(flow(PORT_SECURITY, 4000, "everything else", in_port=port))
+    return out
