@@ -670,7 +670,8 @@ def _check_pif(state: PoolState, p: PIF) -> list[tuple[str, str]]:
     errs: list[tuple[str, str]] = []
     if p.host not in state.hosts:
         errs.append(("host", "the PIF's host is unknown or invalid"))
-    if p.network not in state.networks:
+    if p.network not in state.networks and not (p.is_bond_slave and p.network == NULL_REF):
+        # a bond member's own network plays no part while it is bonded
         errs.append(("network", "the PIF's network is unknown or invalid"))
     if not p.device:
         errs.append(("device", "the PIF has no device name"))
