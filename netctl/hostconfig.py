@@ -1,0 +1,160 @@
+"""What one host's Open vSwitch database should hold: plain frozen data, no I/O.
+
+`vlan.compile_host(state, host)` produces a `HostConfig` from a `PoolState`; `netctl.ovsdb`
+diffs it against the host's OVSDB and sends the difference. The shapes mirror OVSDB's own
+tables (Bridge → Port → Interface) so that the apply layer is a column-by-column comparison and
+a reader can check a `HostConfig` against `ovs-vsctl list` output line by line.
+
+Only the columns listed here are netctl's; everything else in a row (and every row netctl did not
+create, such as the VIF ports the hypervisor adds) is left as it is. Map columns are managed per
+key: the keys of the desired map, plus the keys listed in `MANAGED_KEYS` (so a key netctl set
+earlier and no longer wants is removed, while keys other tools wrote stay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netctl.model import EMPTY, FrozenMap, Problem
+
+# external_ids key marking rows netctl created (and may therefore delete).
+OWNER_KEY = "netctl-owner"
+OWNER_VALUE = "netctl"
+
+# Map keys netctl owns per (table, column) even when the desired map lacks them: a key in this
+# set that is present in OVSDB but not desired is removed. Entries ending in "*" are prefixes.
+MANAGED_KEYS: dict[tuple[str, str], frozenset[str]] = {
+    ("Bridge", "other_config"): frozenset({
+        "hwaddr", "disable-in-band", "mac-table-size", "enable-ipv6-mcast-snooping",
+        "mcast-snooping-disable-flood-unregistered"}),
+    ("Bridge", "external_ids"): frozenset({"xs-network-uuids"}),
+    ("Port", "other_config"): frozenset({"bond-*", "lacp-*"}),
+    ("Port", "external_ids"): frozenset({"xs-network-uuids", "xs-network-uuid", "netctl-*"}),
+    ("Interface", "other_config"): frozenset({"lacp-aggregation-key", "lacp-actor-key"}),
+    ("Interface", "options"): frozenset({"remote_ip", "key", "local_ip"}),
+    ("Interface", "external_ids"): frozenset(),
+}
+
+
+def is_managed_key(table: str, column: str, key: str) -> bool:
+    for pattern in MANAGED_KEYS.get((table, column), frozenset()):
+        if pattern.endswith("*") and key.startswith(pattern[:-1]) or key == pattern:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    """One OVSDB Interface row: a NIC, a bond member, a tunnel end or a bridge's internal port.
+
+    `type` "" is a system device (a NIC); "internal" the bridge's own device (or a VLAN fake
+    bridge's); "gre"/"vxlan" a tunnel, whose `options` hold remote_ip and key."""
+
+    name: str
+    type: str = ""
+    mtu_request: int | None = None
+    mac: str | None = None  # Interface.mac: the MAC asked for an internal device
+    options: FrozenMap = EMPTY
+    other_config: FrozenMap = EMPTY
+    external_ids: FrozenMap = EMPTY
+
+
+@dataclass(frozen=True)
+class PortConfig:
+    """One OVSDB Port row. A bond has two or more interfaces; a fake bridge is the internal
+    port of a VLAN network (`fake_bridge`, `tag`) on its parent's bridge."""
+
+    name: str
+    interfaces: tuple[InterfaceConfig, ...]
+    tag: int | None = None
+    fake_bridge: bool = False
+    bond_mode: str | None = None
+    lacp: str | None = None
+    bond_updelay: int = 0
+    bond_downdelay: int = 0
+    mac: str | None = None  # Port.mac: the bond's MAC
+    other_config: FrozenMap = EMPTY
+    external_ids: FrozenMap = EMPTY
+
+    @property
+    def is_bond(self) -> bool:
+        return len(self.interfaces) > 1
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """One OVSDB Bridge row with all the ports netctl puts on it (its own internal port first).
+
+    `controllers` are OpenFlow targets (`tcp:IP:PORT`, `ssl:IP:PORT`); empty means no
+    controller, and `fail_mode` decides what the bridge does on its own."""
+
+    name: str
+    ports: tuple[PortConfig, ...]
+    fail_mode: str = "standalone"
+    datapath_type: str = "system"
+    protocols: tuple[str, ...] = ("OpenFlow13",)
+    controllers: tuple[str, ...] = ()
+    mcast_snooping_enable: bool = False
+    other_config: FrozenMap = EMPTY
+    external_ids: FrozenMap = EMPTY
+    network_uuids: tuple[str, ...] = ()  # xapi networks carried (the bridge's, then VLANs)
+
+    def port(self, name: str) -> PortConfig:
+        return next(p for p in self.ports if p.name == name)
+
+
+@dataclass(frozen=True)
+class VifPortConfig:
+    """What netctl sets on a VIF port the hypervisor created (it never creates or deletes one):
+    `trunks` from VIF.trunks (empty = all VLANs)."""
+
+    name: str  # vif<domid>.<device>; the tap<domid>.<device> twin gets the same
+    vif_uuid: str
+    trunks: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostAddress:
+    """An IP address dom0 holds on a bridge device (a PIF's IP configuration), e.g. the
+    transport address tunnels leave from. OVSDB does not hold these: the host's IP stack does,
+    so the caller (networkd on a real host, the lab's hook in the lab) configures them."""
+
+    device: str  # the bridge (or fake bridge) device
+    cidr: str  # 172.30.0.1/24 or fd00::1/64
+    pif_uuid: str
+
+
+@dataclass(frozen=True)
+class TunnelLink:
+    """One tunnel port of the full mesh, kept for status reporting (tunnel.status)."""
+
+    tunnel_uuid: str
+    network_uuid: str
+    port: str
+    protocol: str
+    key: int
+    remote_ip: str
+    peer_host_uuid: str
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Everything netctl wants in one host's OVSDB, and what it could not build and why."""
+
+    host_ref: str
+    host_uuid: str
+    bridges: tuple[BridgeConfig, ...] = ()
+    vif_ports: tuple[VifPortConfig, ...] = ()
+    addresses: tuple[HostAddress, ...] = ()
+    tunnels: tuple[TunnelLink, ...] = ()
+    tunnel_keys: tuple[tuple[str, int], ...] = ()  # (network uuid, key), sorted
+    problems: tuple[Problem, ...] = field(default=(), compare=False)
+
+    def bridge(self, name: str) -> BridgeConfig:
+        return next(b for b in self.bridges if b.name == name)
+
+    def bridge_names(self) -> tuple[str, ...]:
+        return tuple(b.name for b in self.bridges)
+
+    def port_names(self) -> tuple[str, ...]:
+        return tuple(p.name for b in self.bridges for p in b.ports)

@@ -1,0 +1,277 @@
+"""`compile_host`: one host's desired OVS configuration from the pool's intent (spec §4.2, §4.7).
+
+What each attached PIF of the host becomes, as xapi + xcp-networkd build it:
+
+| PIF | OVS |
+|---|---|
+| physical NIC | bridge `network.bridge` + port/interface `PIF.device` |
+| bond master | bridge + bond port `PIF.device` over the member NICs (`bonding.bond_port`) |
+| VLAN (untagged) PIF | fake bridge `network.bridge` on the tagged PIF's bridge: internal |
+|  | port with `fake_bridge=true`, `tag`, the tagged PIF's MAC |
+| tunnel access PIF | bridge with no uplink + one GRE/VXLAN port per peer host (full mesh) |
+| SR-IOV logical | nothing (VF passthrough) |
+
+plus an internal bridge for a network that has running VIFs on the host but no PIF there, and
+`trunks` on VIF ports from `VIF.trunks`. Every real bridge gets `other_config:hwaddr` (the PIF's
+MAC), `fail_mode` from `vswitch-controller-fail-mode` (PIF ⊕ network ⊕ pool other_config,
+default `standalone`), `other_config:disable-in-band` from `vswitch-disable-in-band` when set,
+networkd's `mac-table-size` and multicast-snooping settings, `external_ids:xs-network-uuids`
+(its network, then its VLAN networks by tag, `;`-joined, as interface-reconfigure did), the
+OpenFlow controller targets and protocols given to `compile_host`, and MTU (`mtu_request`,
+PIF other_config:mtu else network.MTU) on its NICs and its own device.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bonding.mapping import bond_port
+from netctl.hostconfig import (
+    BridgeConfig,
+    HostAddress,
+    HostConfig,
+    InterfaceConfig,
+    PortConfig,
+    TunnelLink,
+    VifPortConfig,
+)
+from netctl.model import (
+    NULL_REF,
+    PIF,
+    FrozenMap,
+    Network,
+    PifType,
+    PoolState,
+    Problem,
+    describe,
+)
+from vlan.checks import check_host_networking
+from vlan.tunnels import allocate_tunnel_keys, endpoint, tunnel_port_name
+
+MAC_TABLE_SIZE = "10000"
+
+
+@dataclass
+class _Bridge:
+    """A bridge under construction."""
+
+    network: Network
+    pif: PIF | None
+    mtu: int
+    ports: list[PortConfig] = field(default_factory=list)
+    vlan_networks: list[tuple[int, str]] = field(default_factory=list)  # (tag, network uuid)
+
+
+def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] = (),
+                 datapath_type: str = "system",
+                 protocols: Sequence[str] = ("OpenFlow13",)) -> HostConfig:
+    """The OVS configuration host `host_ref` should have, and the Problems that concern it.
+
+    `controllers`: OpenFlow targets for every bridge (`tcp:IP:PORT`, `ssl:IP:PORT`; empty = no
+    controller, `fail_mode` decides). `datapath_type`: `system` on a real host, `netdev` where
+    there is no OVS kernel module (the lab). Pure: same input, same output."""
+    kept, problems = check_host_networking(state)
+    host = kept.hosts.get(host_ref)
+    if host is None:
+        problems.append(Problem("host", host_ref, "", "", "ref",
+                                "no such host in the pool (or the host is invalid)"))
+        return HostConfig(host_ref=host_ref, host_uuid="", problems=tuple(problems))
+    keys = allocate_tunnel_keys(kept)
+    bridges: dict[str, _Bridge] = {}
+    tunnels: list[TunnelLink] = []
+    pifs = [p for p in kept.host_pifs(host_ref) if p.currently_attached and not p.is_bond_slave]
+
+    def new_bridge(pif: PIF | None, net: Network) -> _Bridge | None:
+        if net.bridge in bridges:
+            if pif is not None:
+                problems.append(Problem("PIF", pif.ref, pif.uuid, describe(kept, pif), "network",
+                                        f"bridge {net.bridge} is already built on this host"))
+            return None
+        mtu = kept.pif_mtu(pif) if pif is not None else net.mtu
+        bridges[net.bridge] = br = _Bridge(net, pif, mtu)
+        return br
+
+    # Real bridges first (NICs and bonds), so that VLANs find their parent bridge.
+    for pif in sorted(pifs, key=lambda p: p.device):
+        net = kept.networks[pif.network]
+        if pif.type is PifType.PHYSICAL:
+            br = new_bridge(pif, net)
+            if br is not None:
+                br.ports.append(PortConfig(pif.device, (
+                    InterfaceConfig(pif.device, mtu_request=br.mtu),)))
+        elif pif.type is PifType.BOND_MASTER:
+            bond = kept.bond_of(pif)
+            if bond is None:
+                continue
+            members = tuple(sorted(kept.bond_slaves(bond), key=lambda m: m.device))
+            br = new_bridge(pif, net)
+            if br is not None:
+                port, bond_problems = bond_port(kept, pif, bond, members, br.mtu)
+                br.ports.append(port)
+                problems.extend(bond_problems)
+    for pif in sorted(pifs, key=lambda p: (p.vlan, p.device)):
+        if pif.type is not PifType.VLAN_UNTAGGED:
+            continue
+        net = kept.networks[pif.network]
+        vlan = kept.vlan_of(pif)
+        tagged = kept.vlan_parent_pif(pif)
+        parent_net = kept.networks.get(tagged.network) if tagged else None
+        parent = bridges.get(parent_net.bridge) if parent_net else None
+        if vlan is None or tagged is None or parent is None or parent.pif != tagged:
+            problems.append(Problem("PIF", pif.ref, pif.uuid, describe(kept, pif),
+                                    "VLAN_master_of", "the PIF carrying this VLAN's tagged frames "
+                                    "is not plugged on this host, so the VLAN has no bridge"))
+            continue
+        if net.bridge in bridges:
+            problems.append(Problem("PIF", pif.ref, pif.uuid, describe(kept, pif), "network",
+                                    f"bridge {net.bridge} is already built on this host"))
+            continue
+        parent.ports.append(PortConfig(
+            net.bridge, (InterfaceConfig(net.bridge, type="internal",
+                                         mtu_request=kept.pif_mtu(pif), mac=tagged.mac or None),),
+            tag=vlan.tag, fake_bridge=True,
+            external_ids=FrozenMap({"xs-network-uuids": net.uuid})))
+        parent.vlan_networks.append((vlan.tag, net.uuid))
+    for pif in sorted(pifs, key=lambda p: p.device):
+        if pif.type is not PifType.TUNNEL_ACCESS:
+            continue
+        net = kept.networks[pif.network]
+        br = new_bridge(pif, net)
+        if br is None:
+            continue
+        tun = kept.tunnel_of(pif)
+        if tun is None or endpoint(kept, tun) is None:
+            problems.append(Problem("tunnel", tun.ref if tun else NULL_REF,
+                                    tun.uuid if tun else "", describe(kept, pif), "transport_PIF",
+                                    "the transport PIF is not plugged or has no address: the "
+                                    "network stays local to this host"))
+            continue
+        for peer in kept.network_tunnels(net.ref):
+            peer_ends = endpoint(kept, peer)
+            if peer.ref == tun.ref or peer_ends is None:
+                continue
+            peer_access, peer_transport = peer_ends
+            if peer_access.host == host_ref:
+                continue
+            if peer.protocol != tun.protocol:
+                problems.append(Problem("tunnel", peer.ref, peer.uuid, describe(kept, peer),
+                                        "protocol", f"'{peer.protocol}' differs from "
+                                        f"'{tun.protocol}' on {host.name_label}: no link "
+                                        "between these two hosts"))
+                continue
+            peer_host = kept.hosts.get(peer_access.host)
+            peer_uuid = peer_host.uuid if peer_host else peer_access.host
+            name = tunnel_port_name(tun.protocol, net, peer_uuid)
+            key = keys[net.ref]
+            br.ports.append(PortConfig(
+                name, (InterfaceConfig(name, type=tun.protocol, options=FrozenMap(
+                    {"remote_ip": peer_transport.ip, "key": str(key)})),),
+                external_ids=FrozenMap({"xs-network-uuid": net.uuid, "netctl-tunnel": tun.uuid,
+                                        "netctl-peer-host": peer_uuid})))
+            tunnels.append(TunnelLink(tun.uuid, net.uuid, name, tun.protocol, key,
+                                      peer_transport.ip, peer_uuid))
+
+    # Networks with running VIFs here but no PIF on this host: xapi makes an internal bridge.
+    vif_ports: list[VifPortConfig] = []
+    for vif in sorted(kept.host_vifs(host_ref), key=lambda v: (v.vm, v.device)):
+        vm = kept.vms[vif.vm]
+        vif_ports.append(VifPortConfig(f"vif{vm.domid}.{vif.device}", vif.uuid,
+                                       tuple(sorted(set(vif.trunks)))))
+        net = kept.networks.get(vif.network)
+        if net is None or net.bridge in bridges or _has_any_pif(state, net.ref, host_ref):
+            continue
+        new_bridge(None, net)
+
+    built = tuple(_finish(kept, br, controllers, datapath_type, protocols)
+                  for br in sorted(bridges.values(), key=lambda b: b.network.bridge))
+    return HostConfig(
+        host_ref=host_ref, host_uuid=host.uuid, bridges=built, vif_ports=tuple(vif_ports),
+        addresses=_addresses(kept, pifs, bridges),
+        tunnels=tuple(tunnels),
+        tunnel_keys=tuple(sorted((kept.networks[r].uuid, k) for r, k in keys.items())),
+        problems=tuple(p for p in problems if concerns_host(state, p, host_ref)))
+
+
+def _has_any_pif(state: PoolState, network: str, host: str) -> bool:
+    """The unvalidated pool has a PIF of `network` on `host` (rejected or unplugged): then the
+    bridge is that PIF's to build, not an internal bridge's."""
+    return any(p.host == host for p in state.network_pifs(network))
+
+
+def _finish(state: PoolState, br: _Bridge, controllers: Sequence[str], datapath_type: str,
+            protocols: Sequence[str]) -> BridgeConfig:
+    net, pif = br.network, br.pif
+    if pif is not None:
+        merged = state.bridge_other_config(pif)
+    else:
+        pool_oc = state.pool.other_config if state.pool else FrozenMap()
+        merged = pool_oc.merged(net.other_config)
+    fail_mode = "secure" if merged.get("vswitch-controller-fail-mode") == "secure" \
+        else "standalone"
+    other = {"mac-table-size": MAC_TABLE_SIZE, "enable-ipv6-mcast-snooping": "false",
+             "mcast-snooping-disable-flood-unregistered": "true"}
+    if pif is not None and pif.mac:
+        other["hwaddr"] = pif.mac.lower()
+    in_band = merged.get("vswitch-disable-in-band")
+    if in_band in ("true", "false"):
+        other["disable-in-band"] = in_band
+    uuids = (net.uuid, *(u for _, u in sorted(br.vlan_networks)))
+    own = PortConfig(net.bridge, (InterfaceConfig(net.bridge, type="internal",
+                                                  mtu_request=br.mtu),))
+    return BridgeConfig(
+        name=net.bridge, ports=(own, *br.ports), fail_mode=fail_mode,
+        datapath_type=datapath_type, protocols=tuple(protocols),
+        controllers=tuple(controllers),
+        mcast_snooping_enable=bool(state.pool and state.pool.igmp_snooping_enabled),
+        other_config=FrozenMap(other),
+        external_ids=FrozenMap({"xs-network-uuids": ";".join(uuids)}),
+        network_uuids=uuids)
+
+
+def _addresses(state: PoolState, pifs: list[PIF], bridges: dict[str, _Bridge]
+               ) -> tuple[HostAddress, ...]:
+    """dom0's addresses on its bridge devices (the PIFs' IP configuration)."""
+    built = {p.name for br in bridges.values() for p in br.ports} | set(bridges)
+    out: list[HostAddress] = []
+    for pif in sorted(pifs, key=lambda p: p.uuid):
+        net = state.networks[pif.network]
+        if net.bridge not in built:
+            continue
+        if pif.has_ipv4 and pif.ip:
+            try:
+                prefix = ipaddress.IPv4Network(f"0.0.0.0/{pif.netmask or '32'}").prefixlen
+            except ValueError:
+                prefix = 32
+            out.append(HostAddress(net.bridge, f"{pif.ip}/{prefix}", pif.uuid))
+        for addr in pif.ipv6_addresses:
+            out.append(HostAddress(net.bridge, addr if "/" in addr else f"{addr}/128", pif.uuid))
+    return tuple(out)
+
+
+def concerns_host(state: PoolState, problem: Problem, host_ref: str) -> bool:
+    """Whether a Problem is about an object on this host (or pool-wide, such as a network)."""
+    obj = state.get(problem.ref)
+    cls = problem.object_class
+    if obj is None or cls in ("pool", "SDN_controller"):
+        return True
+    if cls == "host":
+        return problem.ref == host_ref
+    if cls == "PIF":
+        return obj.host == host_ref
+    if cls == "Bond":
+        refs = [obj.master, *obj.slaves]
+        return any(getattr(state.pifs.get(r), "host", None) == host_ref for r in refs)
+    if cls == "VLAN":
+        refs = [obj.untagged_pif, obj.tagged_pif]
+        return any(getattr(state.pifs.get(r), "host", None) == host_ref for r in refs)
+    if cls == "tunnel":
+        return True  # a tunnel's problem affects every host of its mesh
+    if cls == "network":
+        return True  # a network missing pool-wide is worth knowing on every host
+    if cls == "VIF":
+        return state.vif_host(obj) == host_ref
+    if cls == "VM":
+        return obj.resident_on == host_ref
+    return True
