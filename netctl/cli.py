@@ -280,16 +280,42 @@ def demo(topology: str, keep: bool) -> None:
         sys.exit(1)
 
 
-def _register_optional_commands() -> None:
-    """Commands of packages that may not be importable yet (built by other parts of netctl)."""
+# --------------------------------------------------------------------------------- openflow
+@main.command("openflow")
+@click.option("--listen", default="127.0.0.1:6653", show_default=True,
+              help="HOST:PORT to listen on for the bridges' OpenFlow connections.")
+@click.option("--xapi", "xapi_url", required=True, help="URL of the pool master (or simulator).")
+@click.option("--username", default="root", show_default=True)
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--hub", type=click.Choice(["native", "eventlet"]), default="native",
+              show_default=True, help="os-ken hub.")
+@click.option("--status-file", help="Write the controller's status (JSON) here, continuously.")
+@click.option("-v", "--verbose", is_flag=True)
+def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub: str,
+             status_file: str | None, verbose: bool) -> None:
+    """Run the OpenFlow controller alone: keep every bridge's flows equal to xapi's intent."""
+    import logging
+
+    from netctl.openflow.launcher import LaunchError
+    from netctl.openflow.service import serve
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    host, _, port = listen.rpartition(":")
+    password = open(password_file).read().strip()  # noqa: SIM115 - read once
     try:
-        from netctl.xapi.cli import xapi_sim
-    except ImportError:
-        return
+        serve(host, int(port), xapi_url, username, password, hub=hub, status_file=status_file)
+    except LaunchError as exc:
+        raise NetctlError(str(exc)) from None
+
+
+def _register_xapi_commands() -> None:
+    from netctl.xapi.cli import xapi_sim
+
     main.add_command(xapi_sim, "xapi-sim")
 
 
-_register_optional_commands()
+_register_xapi_commands()
 
 if __name__ == "__main__":
     main()

@@ -113,14 +113,20 @@ class Lab:
     # ------------------------------------------------------------------ lifecycle
     @classmethod
     def up(
-        cls, topology: Topology, host_networking: str = "lab", start_vms: bool | None = None
+        cls,
+        topology: Topology,
+        host_networking: str = "lab",
+        start_vms: bool | None = None,
+        controller: str | None = None,
     ) -> Lab:
         """Build the whole lab. On any failure, removes what it made, then raises.
 
         host_networking="lab": the lab configures host bridges, bonds, VLANs and tunnels itself
         (standing in for xcp-networkd). "none": host OVS instances start empty, for netctl to
         program; then VMs are not started (their bridges do not exist yet) unless `start_vms`:
-        call `start_vms()` once the bridges exist, as xapi starts VMs after networkd is done."""
+        call `start_vms()` once the bridges exist, as xapi starts VMs after networkd is done.
+        `controller` (e.g. "tcp:198.18.10.1:6653", with host_networking="lab"): every host
+        bridge connects to that OpenFlow controller, fail_mode secure, tunnels in a full mesh."""
         if host_networking not in ("lab", "none"):
             raise LabError(f"host_networking must be 'lab' or 'none', not {host_networking!r}")
         if topology.prefix in LabState.prefixes():
@@ -153,6 +159,7 @@ class Lab:
             source=topology.source,
             topology_text=topology.to_yaml(),
             host_networking=host_networking,
+            controller=controller,
             vm_host={v.name: v.host for v in topology.vms},
             vm_domid={v.name: v.domid for v in topology.vms},
         )
@@ -308,7 +315,7 @@ class Lab:
 
     def _build_host_networking(self, host_name: str) -> None:
         host = self.topology.host(host_name)
-        args = networkd.host_vsctl_args(self.topology, host)
+        args = networkd.host_vsctl_args(self.topology, host, self.state.controller)
         if args:
             self.ovs(host_name).vsctl(*args)
         for addr in host.addresses:

@@ -10,6 +10,7 @@ per host) and is deliberately simple: the faithful mapping is netctl's, not the 
 
 from __future__ import annotations
 
+from flows.ports import datapath_id_text, tunnel_port_name
 from netctl.lab.topology import Host, Network, Topology
 
 BOND_MODE_ARGS = {
@@ -23,15 +24,34 @@ def tunnel_port(net: Network, peer: Host) -> str:
     return f"{net.tunnel_protocol}-h{peer.index}"
 
 
-def host_vsctl_args(topo: Topology, host: Host) -> list[str]:
-    """ovs-vsctl arguments (joined by `--`) that build `host`'s networking."""
+def host_vsctl_args(topo: Topology, host: Host, controller: str | None = None) -> list[str]:
+    """ovs-vsctl arguments (joined by `--`) that build `host`'s networking.
+
+    With a `controller` target every bridge connects to it (OpenFlow 1.3, fail_mode secure,
+    datapath id as netctl derives it) and private networks become a full mesh: the
+    controller's split-horizon flows make that loop-free."""
     cmds: list[list[str]] = []
     nics = {n.network: n.device for n in host.nics if n.network}
     bonds = {b.network: b for b in host.bonds}
 
     def bridge(name: str) -> None:
         cmds.append(["--may-exist", "add-br", name])
-        cmds.append(["set", "bridge", name, "datapath_type=netdev", "fail_mode=standalone"])
+        if controller is None:
+            cmds.append(["set", "bridge", name, "datapath_type=netdev", "fail_mode=standalone"])
+            return
+        cmds.append(
+            [
+                "set",
+                "bridge",
+                name,
+                "datapath_type=netdev",
+                "fail_mode=secure",
+                "protocols=OpenFlow13",
+                f"other_config:datapath-id={datapath_id_text(host.uuid, name)}",
+                "other_config:disable-in-band=true",
+            ]
+        )
+        cmds.append(["set-controller", name, controller])
 
     for net in topo.networks:
         if net.kind != "external":
@@ -62,12 +82,17 @@ def host_vsctl_args(topo: Topology, host: Host) -> list[str]:
             carriers = topo.hosts_with(net.name)
             hub = carriers[0]
             for peer in carriers:
-                if peer.name == host.name or hub.name not in (host.name, peer.name):
+                star_edge = hub.name in (host.name, peer.name)
+                if peer.name == host.name or (controller is None and not star_edge):
                     continue
                 addr = peer.address_on(net.tunnel_transport or "")
                 if addr is None or addr.ipv4 is None:
                     continue
-                port = tunnel_port(net, peer)
+                port = (
+                    tunnel_port(net, peer)
+                    if controller is None
+                    else tunnel_port_name(net.bridge, peer.uuid)
+                )
                 cmds.append(["--may-exist", "add-port", net.bridge, port])
                 cmds.append(
                     [

@@ -26,6 +26,7 @@ class LabState:
     source: str  # topology file the lab was built from
     topology_text: str  # its text, so the lab can be re-attached without the file
     host_networking: str  # "lab" (the lab plays xcp-networkd) or "none" (left to netctl)
+    controller: str | None = None  # OpenFlow controller target of the lab's bridges, if any
     namespaces: list[str] = field(default_factory=list)
     root_links: list[str] = field(default_factory=list)
     processes: list[dict] = field(default_factory=list)

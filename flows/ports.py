@@ -1,0 +1,83 @@
+"""Names and numbers both sides of netctl agree on (pure): how the OVSDB side names the ports
+and datapaths it creates, so the OpenFlow side can find them by what the switch reports.
+
+- A bridge's datapath id is derived from (host uuid, bridge name): the controller knows which
+  host and bridge a connecting switch is without asking OVSDB, and it is stable across
+  restarts (set as `Bridge other_config:datapath-id`).
+- A VIF's port is `vif<domid>.<device>` (xapi's hotplug naming).
+- A tunnel port to a peer host is `t` + 6 hex digits of the peer host's uuid + `-` + 6 hex
+  digits of a hash of the bridge: OVS port names are unique per host, not per bridge, and
+  limited to 15 characters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from netctl.model import NULL_REF, VIF, PifType, PoolState
+
+TUNNEL_PREFIX = "t"
+
+
+def datapath_id(host_uuid: str, bridge: str) -> int:
+    digest = hashlib.sha256(f"{host_uuid}/{bridge}".encode()).hexdigest()
+    return int(digest[:15], 16) | (1 << 60)  # never 0, fits OpenFlow's 64 bits
+
+
+def datapath_id_text(host_uuid: str, bridge: str) -> str:
+    """As OVS wants it in other_config:datapath-id: exactly 16 hex digits."""
+    return f"{datapath_id(host_uuid, bridge):016x}"
+
+
+def tunnel_port_name(bridge: str, peer_host_uuid: str) -> str:
+    bridge_tag = hashlib.sha256(bridge.encode()).hexdigest()[:6]
+    return f"{TUNNEL_PREFIX}{peer_host_uuid.replace('-', '')[:6]}-{bridge_tag}"
+
+
+def vif_port_name(state: PoolState, vif: VIF) -> str | None:
+    vm = state.vms.get(vif.vm)
+    if vm is None or vm.domid < 0:
+        return None
+    return f"vif{vm.domid}.{vif.device}"
+
+
+def datapaths(state: PoolState) -> dict[int, tuple[str, str]]:
+    """Every (host ref, bridge) a switch of this pool may connect as, by datapath id: the base
+    bridges of networks (VLAN networks' fake bridges have no datapath of their own)."""
+    vlan_nets = {p.network for p in state.pifs.values() if p.type is PifType.VLAN_UNTAGGED}
+    out: dict[int, tuple[str, str]] = {}
+    for host in state.hosts.values():
+        for net in state.networks.values():
+            if net.ref in vlan_nets or not net.bridge:
+                continue
+            out[datapath_id(host.uuid, net.bridge)] = (host.ref, net.bridge)
+    return out
+
+
+def uplink_devices(state: PoolState, host_ref: str, bridge: str) -> tuple[str, ...]:
+    """Port names of the bridge's uplink: the NIC, or every member of the bond."""
+    net = state.network_by_bridge(bridge)
+    pif = state.pif_of(net.ref, host_ref) if net else None
+    if pif is None:
+        return ()
+    if pif.type is PifType.PHYSICAL:
+        return (pif.device,)
+    if pif.type is PifType.BOND_MASTER:
+        bond = state.bond_of(pif)
+        return tuple(sorted(s.device for s in state.bond_slaves(bond))) if bond else ()
+    return ()
+
+
+def tunnel_peers(state: PoolState, host_ref: str, bridge: str) -> dict[str, str]:
+    """Tunnel port name -> peer host uuid, for the hosts that also carry this private network."""
+    net = state.network_by_bridge(bridge)
+    if net is None:
+        return {}
+    out = {}
+    for pif in state.network_pifs(net.ref):
+        if pif.host == host_ref or pif.host == NULL_REF or state.tunnel_of(pif) is None:
+            continue
+        peer = state.hosts.get(pif.host)
+        if peer is not None:
+            out[tunnel_port_name(bridge, peer.uuid)] = peer.uuid
+    return out

@@ -1,0 +1,88 @@
+"""The os-ken application: a thin adapter from OpenFlow events to `FlowController` calls.
+
+Every handler is wrapped so an exception is logged and counted, never escaping: with os-ken's
+native hub one escaping exception silently ends the whole app's event loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import (
+    CONFIG_DISPATCHER,
+    DEAD_DISPATCHER,
+    MAIN_DISPATCHER,
+    set_ev_cls,
+)
+from os_ken.ofproto import ofproto_v1_3
+
+from netctl.openflow.core import FlowController
+
+LOG = logging.getLogger("netctl.openflow")
+
+# Set by the launcher before os-ken instantiates the app (os-ken builds apps itself).
+CONTROLLER: FlowController | None = None
+
+
+def guarded(handler: Callable) -> Callable:
+    @functools.wraps(handler)
+    def run(self: NetctlApp, ev: Any) -> None:
+        try:
+            handler(self, ev)
+        except Exception:  # noqa: BLE001 - the app must outlive any one bad event
+            self.core.stats.errors += 1
+            LOG.exception("handler %s failed", handler.__name__)
+
+    return run
+
+
+class NetctlApp(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if CONTROLLER is None:
+            raise RuntimeError("netctl.openflow.app.CONTROLLER must be set before start")
+        self.core = CONTROLLER
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @guarded
+    def state_change(self, ev: Any) -> None:
+        dp = ev.datapath
+        if ev.state == MAIN_DISPATCHER:
+            self.core.switch_ready(dp)
+        elif ev.state == DEAD_DISPATCHER and dp.id is not None:
+            self.core.switch_gone(dp)
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def flow_stats(self, ev: Any) -> None:
+        msg = ev.msg
+        more = bool(msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
+        self.core.flow_stats(msg.datapath, msg.body, more)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    @guarded
+    def port_status(self, ev: Any) -> None:
+        msg = ev.msg
+        ofp = msg.datapath.ofproto
+        name = msg.desc.name.decode() if isinstance(msg.desc.name, bytes) else msg.desc.name
+        self.core.port_changed(msg.datapath, name, msg.desc.port_no,
+                               deleted=msg.reason == ofp.OFPPR_DELETE)
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    @guarded
+    def barrier(self, ev: Any) -> None:
+        self.core.barrier_reply(ev.msg.datapath, ev.msg.xid)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
+    @guarded
+    def error(self, ev: Any) -> None:
+        msg = ev.msg
+        self.core.error(msg.datapath, f"OpenFlow error type={msg.type} code={msg.code} "
+                                      f"data={bytes(msg.data)[:64].hex()}")

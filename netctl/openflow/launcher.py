@@ -1,0 +1,121 @@
+"""Starting os-ken 4.x in-process (it has no `osken-manager`), with either of its hubs.
+
+Order matters: the hub type must be chosen before the first `os_ken` import, the hub patched,
+the controller module imported (it registers the listen options), the config parsed, and only
+then the apps run. Both native-hub bugs of os-ken 4.x are repaired here (`fix_native_hub`).
+os-ken also swallows a failed bind() of its listening socket, so the port is checked first.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from typing import Any
+
+from netctl.openflow.core import FlowController
+
+HUBS = ("native", "eventlet")
+DEFAULT_PORT = 6653
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+def select_hub(hub: str) -> None:
+    """Choose os-ken's hub; must run before os_ken is first imported."""
+    if hub not in HUBS:
+        raise LaunchError(f"hub must be one of {', '.join(HUBS)}, not {hub!r}")
+    if "os_ken.lib.hub" in sys.modules:
+        current = sys.modules["os_ken.lib.hub"].HUB_TYPE
+        if current != hub:
+            raise LaunchError(f"os-ken is already loaded with the {current} hub")
+    os.environ["OSKEN_HUB_TYPE"] = hub
+
+
+def fix_native_hub(hub_module: Any) -> None:
+    """(1) In native mode `TaskExit` is `Exception`, so any handler exception is taken for a
+    normal exit and silently ends the app's event loop: give it a private class. (2) Native
+    `Event.wait(timeout)` never times out: wait on the underlying threading.Event instead."""
+    if hub_module.HUB_TYPE != "native":
+        return
+
+    class TaskExit(Exception):  # noqa: N818 - os-ken's name
+        pass
+
+    hub_module.TaskExit = TaskExit
+
+    def wait(self: Any, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._cond:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            self._ev.wait(remaining)
+        return self._cond
+
+    hub_module.Event.wait = wait
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise LaunchError(f"cannot listen for OpenFlow on {host}:{port}: {exc.strerror}") \
+                from None
+
+
+class RunningController:
+    """os-ken running the netctl app on a thread of this process."""
+
+    def __init__(self, core: FlowController, host: str, port: int, thread: threading.Thread,
+                 hub: str) -> None:
+        self.core, self.host, self.port, self.thread, self.hub = core, host, port, thread, hub
+
+    @property
+    def target(self) -> str:
+        return f"tcp:{self.host}:{self.port}"
+
+
+def start(core: FlowController, host: str, port: int = DEFAULT_PORT,
+          hub: str | None = None) -> RunningController:
+    """Start os-ken listening on host:port with the netctl app driving `core`.
+
+    One per process (os-ken's configuration and app manager are process-wide)."""
+    hub = hub or os.environ.get("OSKEN_HUB_TYPE", "native")
+    select_hub(hub)
+    check_port_free(host, port)
+    from os_ken.lib import hub as oshub
+
+    fix_native_hub(oshub)
+    oshub.patch(thread=False)
+    from os_ken.base.app_manager import AppManager  # first: os-ken's imports are circular
+
+    import os_ken.controller.controller  # noqa: F401, I001 - registers ofp-listen-* options
+    from os_ken import cfg
+
+    from netctl.openflow import app
+
+    cfg.CONF(args=["--ofp-listen-host", host, "--ofp-tcp-listen-port", str(port)],
+             project="os_ken", default_config_files=[])
+    app.CONTROLLER = core
+    thread = threading.Thread(target=AppManager.run_apps, args=(["netctl.openflow.app"],),
+                              name="os-ken", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not _listening(host, port):
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise LaunchError(f"os-ken did not start listening on {host}:{port}")
+        time.sleep(0.02)
+    return RunningController(core, host, port, thread, hub)
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0

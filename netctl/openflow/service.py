@@ -1,0 +1,102 @@
+"""The OpenFlow controller as a process: xapi intent in, every bridge's flow table out.
+
+`serve()` runs os-ken's app manager in the main thread and the xapi sync beside it on a hub
+thread (a real thread with the native hub, a green one with eventlet — either way the hub's own
+primitive, so both hubs work). It stops on SIGTERM/SIGINT without touching the dataplane: the
+flows stay installed, and the bridges' fail_mode decides what happens while no controller is
+connected (`secure`: keep forwarding with the installed flows).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from netctl.openflow.core import FlowController
+from netctl.openflow.launcher import check_port_free, fix_native_hub, select_hub
+
+LOG = logging.getLogger("netctl.openflow")
+
+
+def changed_refs(changes) -> set[str] | None:  # noqa: ANN001 - netctl.xapi.sync.ChangeSet
+    if changes.full:
+        return None
+    refs: set[str] = set()
+    for part in (changes.added, changes.modified, changes.removed):
+        for cls_refs in part.values():
+            refs |= set(cls_refs)
+    return refs
+
+
+def status(core: FlowController) -> dict:
+    with core.lock:
+        return {
+            "time": time.time(),
+            "stats": dict(vars(core.stats)),
+            "switches": [
+                {"dpid": f"{dpid:016x}", "host": sw.host_ref, "bridge": sw.bridge,
+                 "flows": None if sw.installed is None else len(sw.installed),
+                 "ports": len(sw.ports)}
+                for dpid, sw in sorted(core.switches.items())
+            ],
+        }
+
+
+def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
+          hub: str = "native", status_file: str | None = None) -> None:
+    select_hub(hub)
+    check_port_free(listen_host, port)
+    from os_ken.lib import hub as oshub
+
+    fix_native_hub(oshub)
+    oshub.patch(thread=(hub == "eventlet"))
+    from os_ken.base.app_manager import AppManager  # first: os-ken's imports are circular
+
+    import os_ken.controller.controller  # noqa: F401, I001 - registers ofp-listen-* options
+    from os_ken import cfg
+
+    from netctl.model import validate
+    from netctl.openflow import app
+    from netctl.xapi.sync import XapiSync
+
+    cfg.CONF(args=["--ofp-listen-host", listen_host, "--ofp-tcp-listen-port", str(port)],
+             project="os_ken", default_config_files=[])
+    core = FlowController()
+    app.CONTROLLER = core
+    sync = XapiSync(xapi_url, user, password)
+
+    def feed() -> None:
+        sync.start()
+        for state, changes in sync.updates():
+            try:
+                kept, problems = validate(state)
+                for problem in problems:
+                    LOG.warning("problem: %s", problem)
+                core.set_state(kept, changed_refs(changes))
+            except Exception:  # noqa: BLE001 - one bad batch must not stop the controller
+                core.stats.errors += 1
+                LOG.exception("applying a xapi update failed")
+
+    def write_status() -> None:
+        path = Path(status_file or "")
+        while status_file:
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(status(core)))
+            tmp.replace(path)
+            oshub.sleep(0.2)
+
+    def stop(signum: int, _frame: object) -> None:
+        LOG.info("signal %d: stopping (flows stay installed)", signum)
+        os._exit(0)  # the dataplane keeps its flows; nothing to undo
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    oshub.spawn(feed)
+    oshub.spawn(write_status)
+    LOG.info("OpenFlow controller on %s:%d (%s hub), intent from %s", listen_host, port, hub,
+             xapi_url)
+    AppManager.run_apps(["netctl.openflow.app"])
