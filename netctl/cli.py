@@ -301,6 +301,10 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if hub == "eventlet" and os.environ.get("OSKEN_HUB_TYPE") != "eventlet":
+        # eventlet must patch the standard library before anything imports it: re-exec.
+        args = sys.argv[sys.argv.index("openflow") + 1 :]
+        os.execv(sys.executable, [sys.executable, "-m", "netctl.openflow.green", *args])
     host, _, port = listen.rpartition(":")
     password = open(password_file).read().strip()  # noqa: SIM115 - read once
     try:

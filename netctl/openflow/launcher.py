@@ -8,11 +8,13 @@ os-ken also swallows a failed bind() of its listening socket, so the port is che
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from netctl.openflow.core import FlowController
@@ -82,29 +84,37 @@ class RunningController:
         return f"tcp:{self.host}:{self.port}"
 
 
-def start(core: FlowController, host: str, port: int = DEFAULT_PORT,
-          hub: str | None = None) -> RunningController:
-    """Start os-ken listening on host:port with the netctl app driving `core`.
-
-    One per process (os-ken's configuration and app manager are process-wide)."""
+def prepare(host: str, port: int, hub: str | None = None) -> Any:
+    """Everything before running apps, in the order os-ken needs; returns its AppManager class.
+    With eventlet, threading is monkey-patched too, so every thread of the process is green
+    and may safely hand work to os-ken's queues."""
     hub = hub or os.environ.get("OSKEN_HUB_TYPE", "native")
     select_hub(hub)
     check_port_free(host, port)
-    from os_ken.lib import hub as oshub
-
+    oshub = importlib.import_module("os_ken.lib.hub")
     fix_native_hub(oshub)
-    oshub.patch(thread=False)
-    from os_ken.base.app_manager import AppManager  # first: os-ken's imports are circular
-
-    import os_ken.controller.controller  # noqa: F401, I001 - registers ofp-listen-* options
-    from os_ken import cfg
-
-    from netctl.openflow import app
-
+    oshub.patch(thread=(hub == "eventlet"))
+    # app_manager first: os-ken's own imports are circular the other way round.
+    manager = importlib.import_module("os_ken.base.app_manager").AppManager
+    importlib.import_module("os_ken.controller.controller")  # registers ofp-listen-* options
+    cfg = importlib.import_module("os_ken.cfg")
     cfg.CONF(args=["--ofp-listen-host", host, "--ofp-tcp-listen-port", str(port)],
              project="os_ken", default_config_files=[])
+    return manager
+
+
+def start(core: FlowController, host: str, port: int = DEFAULT_PORT,
+          hub: str = "native") -> RunningController:
+    """Start os-ken on a thread of this process, listening on host:port, driving `core`.
+    One per process (os-ken's configuration and app manager are process-wide); native hub
+    only (eventlet wants the app manager on the main thread: see `service.serve`)."""
+    if hub != "native":
+        raise LaunchError("an in-thread controller needs the native hub")
+    manager = prepare(host, port, hub)
+    from netctl.openflow import app
+
     app.CONTROLLER = core
-    thread = threading.Thread(target=AppManager.run_apps, args=(["netctl.openflow.app"],),
+    thread = threading.Thread(target=manager.run_apps, args=(["netctl.openflow.app"],),
                               name="os-ken", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -116,6 +126,11 @@ def start(core: FlowController, host: str, port: int = DEFAULT_PORT,
 
 
 def _listening(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
+    """Is something listening there? Read from /proc, not by connecting: a probe connection
+    would look like a switch to os-ken."""
+    want = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == want and fields[3] == "0A":
+            return True
+    return False

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from netctl.openflow.core import FlowController
-from netctl.openflow.launcher import check_port_free, fix_native_hub, select_hub
+from netctl.openflow.launcher import prepare
 
 LOG = logging.getLogger("netctl.openflow")
 
@@ -48,23 +48,13 @@ def status(core: FlowController) -> dict:
 
 def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
           hub: str = "native", status_file: str | None = None) -> None:
-    select_hub(hub)
-    check_port_free(listen_host, port)
+    manager = prepare(listen_host, port, hub)
     from os_ken.lib import hub as oshub
-
-    fix_native_hub(oshub)
-    oshub.patch(thread=(hub == "eventlet"))
-    from os_ken.base.app_manager import AppManager  # first: os-ken's imports are circular
-
-    import os_ken.controller.controller  # noqa: F401, I001 - registers ofp-listen-* options
-    from os_ken import cfg
 
     from netctl.model import validate
     from netctl.openflow import app
     from netctl.xapi.sync import XapiSync
 
-    cfg.CONF(args=["--ofp-listen-host", listen_host, "--ofp-tcp-listen-port", str(port)],
-             project="os_ken", default_config_files=[])
     core = FlowController()
     app.CONTROLLER = core
     sync = XapiSync(xapi_url, user, password)
@@ -99,4 +89,4 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
     oshub.spawn(write_status)
     LOG.info("OpenFlow controller on %s:%d (%s hub), intent from %s", listen_host, port, hub,
              xapi_url)
-    AppManager.run_apps(["netctl.openflow.app"])
+    manager.run_apps(["netctl.openflow.app"])
