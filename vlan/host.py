@@ -7,7 +7,8 @@ What each attached PIF of the host becomes, as xapi + xcp-networkd build it:
 | physical NIC | bridge `network.bridge` + port/interface `PIF.device` |
 | bond master | bridge + bond port `PIF.device` over the member NICs (`bonding.bond_port`) |
 | VLAN (untagged) PIF | fake bridge `network.bridge` on the tagged PIF's bridge: internal |
-|  | port with `fake_bridge=true`, `tag`, the tagged PIF's MAC |
+|  | port with `fake_bridge=true`, `tag`, the tagged PIF's MAC and |
+|  | `fake-bridge-xs-network-uuids` (where ovs-vsctl keeps a fake bridge's external ids) |
 | tunnel access PIF | bridge with no uplink + one GRE/VXLAN port per peer host (full mesh) |
 | SR-IOV logical | nothing (VF passthrough) |
 
@@ -132,7 +133,7 @@ def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] 
             net.bridge, (InterfaceConfig(net.bridge, type="internal",
                                          mtu_request=kept.pif_mtu(pif), mac=tagged.mac or None),),
             tag=vlan.tag, fake_bridge=True,
-            external_ids=FrozenMap({"xs-network-uuids": net.uuid})))
+            external_ids=FrozenMap({"fake-bridge-xs-network-uuids": net.uuid})))
         parent.vlan_networks.append((vlan.tag, net.uuid))
     for pif in sorted(pifs, key=lambda p: p.device):
         if pif.type is not PifType.TUNNEL_ACCESS:

@@ -107,7 +107,8 @@ def test_vlan_is_a_fake_bridge_on_the_parent_with_tag_and_the_tagged_pif_mac():
     assert (fake.fake_bridge, fake.tag) == (True, 10)
     assert fake.interfaces[0].type == "internal"
     assert fake.interfaces[0].mac == pif.mac
-    assert fake.external_ids["xs-network-uuids"] == v10.uuid
+    # where `ovs-vsctl br-get-external-id xapi2 xs-network-uuids` looks for a fake bridge
+    assert fake.external_ids["fake-bridge-xs-network-uuids"] == v10.uuid
     assert br.port("xapi3").interfaces[0].mtu_request == 1400
     # the parent lists its own network first, then its VLAN networks by tag
     assert br.external_ids["xs-network-uuids"] == f"{parent.uuid};{v10.uuid};{v20.uuid}"

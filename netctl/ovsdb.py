@@ -1,0 +1,585 @@
+"""HostConfig ⇄ one host's OVSDB, through ovsdbapp: read what is there, send only the difference.
+
+`HostOvsdb(endpoint).connect()` opens an IDL connection (TCP `tcp:IP:6640`, SSL `ssl:IP:PORT`
+with `SslFiles`, or `unix:PATH`); `apply(config)` computes the difference between the
+`HostConfig` and the database and sends it as **one** transaction (the way ovs-vsctl does: it
+also bumps `next_cfg` and waits until ovs-vswitchd has applied it). When nothing differs no
+transaction is sent at all; `ApplyResult.operations` lists what was sent, one entry per row
+inserted or deleted and per column (or map key) written, so tests and benchmarks can count them.
+
+What netctl touches:
+- rows it created carry `external_ids:netctl-owner=netctl`; only those are ever deleted (an
+  owned bridge that still holds ports netctl did not create, e.g. VIFs, is kept and reported);
+- in rows it did not create (a bridge networkd made, a NIC port) it writes only the columns
+  that `HostConfig` describes, and in map columns only the keys it wants plus the keys
+  `netctl.hostconfig.MANAGED_KEYS` names;
+- VIF ports (made by the hypervisor) get only `trunks`; they are never created or deleted.
+
+After an ovsdb-server restart the IDL reconnects by itself; `reapply_if_reconnected()` (or the
+`watch()` thread) notices the new session and applies the last config again, which rebuilds
+whatever a wiped database lost and sends nothing when the database survived.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import ovs.stream
+from ovsdbapp.backend.ovs_idl import command as ovs_command
+from ovsdbapp.backend.ovs_idl import connection, idlutils
+from ovsdbapp.schema.open_vswitch import impl_idl
+
+from netctl.hostconfig import (
+    OWNER_KEY,
+    OWNER_VALUE,
+    BridgeConfig,
+    HostConfig,
+    InterfaceConfig,
+    PortConfig,
+    is_managed_key,
+)
+
+log = logging.getLogger(__name__)
+SCHEMA = "Open_vSwitch"
+
+
+@dataclass(frozen=True)
+class SslFiles:
+    """Client certificate, key and CA for `ssl:` endpoints (PEM files)."""
+
+    private_key: str
+    certificate: str
+    ca_cert: str
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What one apply sent: one entry per row written (insert/delete) or column/key set."""
+
+    operations: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # owned bridges not deleted because foreign ports are on them
+
+    @property
+    def count(self) -> int:
+        return len(self.operations)
+
+
+class OvsdbError(RuntimeError):
+    """The host's OVSDB could not be reached or refused the transaction."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The difference, computed on the IDL's cache and written through an IDL transaction
+
+
+class _Writer:
+    """Records every write; performs it too when given a transaction (a dry run otherwise)."""
+
+    def __init__(self, tables: Mapping[str, Any], txn: Any | None) -> None:
+        self.tables, self.txn = tables, txn
+        self.ops: list[str] = []
+        self.inserted: set[int] = set()  # id() of rows inserted by this pass
+
+    def insert(self, table: str, name: str) -> Any:
+        self.ops.append(f"insert {table} {name}")
+        row = _Phantom(table, name) if self.txn is None else self.txn.insert(self.tables[table])
+        self.inserted.add(id(row))
+        return row
+
+    def delete(self, row: Any, what: str) -> None:
+        self.ops.append(f"delete {what}")
+        if self.txn is not None:
+            row.delete()
+
+    def set(self, row: Any, column: str, value: Any, what: str) -> None:
+        self.ops.append(f"set {what} {column}={_fmt(value)}")
+        if self.txn is not None:
+            if column in ("interfaces", "controller"):
+                row.verify(column)
+            setattr(row, column, value)
+
+    def setkey(self, row: Any, column: str, key: str, value: str, what: str) -> None:
+        self.ops.append(f"set {what} {column}:{key}={value}")
+        if self.txn is not None:
+            row.setkey(column, key, value)
+
+    def delkey(self, row: Any, column: str, key: str, what: str) -> None:
+        self.ops.append(f"remove {what} {column}:{key}")
+        if self.txn is not None:
+            row.delkey(column, key)
+
+    def addvalue(self, row: Any, column: str, value: Any, what: str) -> None:
+        self.ops.append(f"add {what} {column} += {getattr(value, 'name', '')}")
+        if self.txn is not None:
+            row.addvalue(column, value)
+
+    def delvalue(self, row: Any, column: str, value: Any, what: str) -> None:
+        self.ops.append(f"remove {what} {column} -= {getattr(value, 'name', '')}")
+        if self.txn is not None:
+            row.delvalue(column, value)
+
+
+def _fmt(value: Any) -> str:
+    """A value for the operation log: rows by their name (or target), the rest by repr."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    for attr in ("name", "target"):
+        try:
+            return str(getattr(value, attr)) if not isinstance(value, str | int | dict) \
+                else repr(value)
+        except AttributeError:
+            continue
+    return repr(value)
+
+
+class _Phantom:
+    """Stands for a row a dry run would insert: accepts writes, reads as empty."""
+
+    def __init__(self, table: str, name: str) -> None:
+        self.uuid = uuidlib.uuid4()
+        self.name = name
+        self.table = table
+        self.ports: list[Any] = []
+        self.interfaces: list[Any] = []
+        self.controller: list[Any] = []
+
+
+def _opt(value: Any) -> list[Any]:
+    """A Python value as an OVSDB optional column (a 0- or 1-element set)."""
+    return [] if value is None else [value]
+
+
+def _owned(row: Any) -> bool:
+    return dict(getattr(row, "external_ids", {}) or {}).get(OWNER_KEY) == OWNER_VALUE
+
+
+def _sync_map(w: _Writer, row: Any, table: str, column: str, desired: Mapping[str, str],
+              what: str) -> None:
+    current = dict(getattr(row, column))
+    for key, value in sorted(desired.items()):
+        if current.get(key) != value:
+            w.setkey(row, column, key, value, what)
+    for key in sorted(current):
+        if key not in desired and key != OWNER_KEY and is_managed_key(table, column, key):
+            w.delkey(row, column, key, what)
+
+
+def _sync_scalar(w: _Writer, row: Any, column: str, desired: Any, what: str) -> None:
+    current = getattr(row, column)
+    if isinstance(current, list) and isinstance(desired, list):
+        same = sorted(map(str, current)) == sorted(map(str, desired))
+    else:
+        same = current == desired
+    if not same:
+        w.set(row, column, desired, what)
+
+
+class _Reconciler:
+    """One pass of HostConfig against the IDL cache (run inside the IDL thread)."""
+
+    def __init__(self, api: Any, config: HostConfig, txn: Any | None) -> None:
+        self.api, self.config = api, config
+        self.tables = api.tables
+        self.w = _Writer(self.tables, txn)
+        self.bridges = {r.name: r for r in self.tables["Bridge"].rows.values()}
+        self.ports = {r.name: r for r in self.tables["Port"].rows.values()}
+        self.ifaces = {r.name: r for r in self.tables["Interface"].rows.values()}
+        self.port_bridge = {p.uuid: b for b in self.bridges.values() for p in b.ports}
+        self.iface_port = {i.uuid: p for p in self.ports.values() for i in p.interfaces}
+        self.claimed_ports: set[Any] = set()
+        self.claimed_ifaces: set[Any] = set()
+        self.deleted_ports: set[Any] = set()
+        self.kept: list[str] = []
+
+    def run(self) -> list[str]:
+        root = next(iter(self.tables["Open_vSwitch"].rows.values()), None)
+        if root is None:
+            raise OvsdbError("the database has no Open_vSwitch row (not initialised)")
+        for bridge in self.config.bridges:
+            self._bridge(root, bridge)
+        self._vif_ports()
+        self._remove_unwanted(root)
+        return self.w.ops
+
+    def _bridge(self, root: Any, want: BridgeConfig) -> None:
+        w = self.w
+        row = self.bridges.get(want.name)
+        what = f"Bridge {want.name}"
+        if row is None:
+            row = w.insert("Bridge", want.name)
+            w.set(row, "name", want.name, what)
+            w.set(row, "external_ids", {**want.external_ids, OWNER_KEY: OWNER_VALUE}, what)
+            w.addvalue(root, "bridges", row, "Open_vSwitch")
+            self.bridges[want.name] = row
+            new = True
+        else:
+            new = False
+            _sync_map(w, row, "Bridge", "external_ids", want.external_ids, what)
+        if new:
+            w.set(row, "other_config", dict(want.other_config), what)
+            w.set(row, "fail_mode", [want.fail_mode], what)
+            w.set(row, "datapath_type", want.datapath_type, what)
+            w.set(row, "protocols", list(want.protocols), what)
+            if want.mcast_snooping_enable:
+                w.set(row, "mcast_snooping_enable", True, what)
+        else:
+            _sync_map(w, row, "Bridge", "other_config", want.other_config, what)
+            _sync_scalar(w, row, "fail_mode", [want.fail_mode], what)
+            _sync_scalar(w, row, "datapath_type", want.datapath_type, what)
+            _sync_scalar(w, row, "protocols", list(want.protocols), what)
+            _sync_scalar(w, row, "mcast_snooping_enable", want.mcast_snooping_enable, what)
+        self._controllers(row, want, new)
+        for port in want.ports:
+            self._port(row, port, what)
+
+    def _controllers(self, row: Any, want: BridgeConfig, new: bool) -> None:
+        if new and not want.controllers:
+            return
+        existing = [] if new else list(row.controller)
+        current = {c.target: c for c in existing}
+        if not new and set(current) == set(want.controllers) \
+                and len(existing) == len(want.controllers):
+            return
+        rows = []
+        for target in want.controllers:
+            ctl = current.get(target)
+            if ctl is None:
+                ctl = self.w.insert("Controller", target)
+                self.w.set(ctl, "target", target, f"Controller {target}")
+            rows.append(ctl)
+        self.w.set(row, "controller", rows, f"Bridge {want.name}")
+
+    def _port(self, bridge: Any, want: PortConfig, bridge_what: str) -> None:
+        w = self.w
+        what = f"Port {want.name}"
+        row = self.ports.get(want.name)
+        if row is None:
+            row = w.insert("Port", want.name)
+            w.set(row, "name", want.name, what)
+            w.set(row, "external_ids", {**want.external_ids, OWNER_KEY: OWNER_VALUE}, what)
+            w.addvalue(bridge, "ports", row, bridge_what)
+            self.ports[want.name] = row
+            new = True
+        else:
+            new = False
+            owner = self.port_bridge.get(row.uuid)
+            if owner is not bridge:
+                if owner is not None:
+                    w.delvalue(owner, "ports", row, f"Bridge {owner.name}")
+                w.addvalue(bridge, "ports", row, bridge_what)
+                self.port_bridge[row.uuid] = bridge
+            _sync_map(w, row, "Port", "external_ids", want.external_ids, what)
+        self.claimed_ports.add(row.uuid)
+        ifaces = [self._interface(row, i) for i in want.interfaces]
+        current = [] if new else list(row.interfaces)
+        if {i.uuid for i in current} != {i.uuid for i in ifaces}:
+            w.set(row, "interfaces", ifaces, what)
+        columns: list[tuple[str, Any]] = [
+            ("tag", _opt(want.tag)), ("fake_bridge", want.fake_bridge),
+            ("bond_mode", _opt(want.bond_mode)), ("lacp", _opt(want.lacp)),
+            ("bond_updelay", want.bond_updelay), ("bond_downdelay", want.bond_downdelay),
+            ("mac", _opt(want.mac)),
+        ]
+        for column, value in columns:
+            if new:
+                if value not in ([], False, 0):
+                    w.set(row, column, value, what)
+            else:
+                _sync_scalar(w, row, column, value, what)
+        if new:
+            if want.other_config:
+                w.set(row, "other_config", dict(want.other_config), what)
+        else:
+            _sync_map(w, row, "Port", "other_config", want.other_config, what)
+
+    def _interface(self, port: Any, want: InterfaceConfig) -> Any:
+        w = self.w
+        what = f"Interface {want.name}"
+        row = self.ifaces.get(want.name)
+        if row is None:
+            row = w.insert("Interface", want.name)
+            w.set(row, "name", want.name, what)
+            w.set(row, "external_ids", {**want.external_ids, OWNER_KEY: OWNER_VALUE}, what)
+            self.ifaces[want.name] = row
+            if want.type:
+                w.set(row, "type", want.type, what)
+            for column, value in (("mtu_request", _opt(want.mtu_request)),
+                                  ("mac", _opt(want.mac))):
+                if value:
+                    w.set(row, column, value, what)
+            for column in ("options", "other_config"):
+                if getattr(want, column):
+                    w.set(row, column, dict(getattr(want, column)), what)
+        else:
+            old_port = self.iface_port.get(row.uuid)
+            if old_port is not None and old_port is not port \
+                    and old_port.uuid not in self.claimed_ports \
+                    and old_port.uuid not in self.deleted_ports:
+                self._release(old_port, row)
+            self.iface_port[row.uuid] = port
+            _sync_scalar(w, row, "type", want.type, what)
+            _sync_scalar(w, row, "mtu_request", _opt(want.mtu_request), what)
+            _sync_scalar(w, row, "mac", _opt(want.mac), what)
+            _sync_map(w, row, "Interface", "options", want.options, what)
+            _sync_map(w, row, "Interface", "other_config", want.other_config, what)
+            _sync_map(w, row, "Interface", "external_ids", want.external_ids, what)
+        self.claimed_ifaces.add(row.uuid)
+        return row
+
+    def _vif_ports(self) -> None:
+        for vif in self.config.vif_ports:
+            names = [vif.name, "tap" + vif.name[3:]] if vif.name.startswith("vif") \
+                else [vif.name]
+            for name in names:
+                row = self.ports.get(name)
+                if row is not None:
+                    _sync_scalar(self.w, row, "trunks", list(vif.trunks), f"Port {name}")
+
+    def _release(self, old_port: Any, iface: Any) -> None:
+        """A wanted interface sits in a port netctl does not want there (e.g. a NIC on its own
+        bridge that now joins a bond): take it out, and drop that port if it was its only one."""
+        if len(old_port.interfaces) > 1:
+            self.w.delvalue(old_port, "interfaces", iface, f"Port {old_port.name}")
+            return
+        bridge = self.port_bridge.get(old_port.uuid)
+        if bridge is not None:
+            self.w.delvalue(bridge, "ports", old_port, f"Bridge {bridge.name}")
+        self.deleted_ports.add(old_port.uuid)
+        self.w.delete(old_port, f"Port {old_port.name}")
+
+    def _remove_unwanted(self, root: Any) -> None:
+        w = self.w
+        wanted = {b.name for b in self.config.bridges}
+        doomed: list[Any] = []
+        for name, bridge in sorted(self.bridges.items()):
+            if name in wanted or id(bridge) in self.w.inserted or not _owned(bridge):
+                continue
+            foreign = [p.name for p in bridge.ports if not _owned(p)
+                       and p.uuid not in self.claimed_ports | self.deleted_ports]
+            if foreign:
+                self.kept.append(f"bridge {name} (holds {', '.join(sorted(foreign))})")
+            else:
+                doomed.append(bridge)
+        doomed_ids = {b.uuid for b in doomed}
+        # Owned ports no longer wanted anywhere (those of a doomed bridge go with it).
+        for name, port in sorted(self.ports.items()):
+            if port.uuid in self.claimed_ports | self.deleted_ports \
+                    or id(port) in self.w.inserted or not _owned(port):
+                continue
+            bridge = self.port_bridge.get(port.uuid)
+            if bridge is not None and bridge.uuid in doomed_ids:
+                continue
+            if bridge is not None:
+                w.delvalue(bridge, "ports", port, f"Bridge {bridge.name}")
+            self._delete_port(port, name)
+        for bridge in doomed:
+            for port in bridge.ports:
+                if port.uuid not in self.claimed_ports | self.deleted_ports:
+                    self._delete_port(port, port.name)
+            w.delvalue(root, "bridges", bridge, "Open_vSwitch")
+            w.delete(bridge, f"Bridge {bridge.name}")
+
+    def _delete_port(self, port: Any, name: str) -> None:
+        for iface in port.interfaces:
+            if iface.uuid not in self.claimed_ifaces:
+                self.w.delete(iface, f"Interface {iface.name}")
+        self.deleted_ports.add(port.uuid)
+        self.w.delete(port, f"Port {name}")
+
+
+class _ApplyCommand(ovs_command.BaseCommand):
+    """ovsdbapp command that runs the reconciler inside the transaction (so a retry after a
+    concurrent change recomputes the difference on fresh data)."""
+
+    def __init__(self, api: Any, config: HostConfig) -> None:
+        super().__init__(api)
+        self.config = config
+        self.kept: list[str] = []
+
+    def run_idl(self, txn: Any) -> None:
+        rec = _Reconciler(self.api, self.config, txn)
+        self.result = rec.run()
+        self.kept = rec.kept
+
+
+class _PlanCommand(ovs_command.BaseCommand):
+    """Dry run: the operations an apply would send, without a transaction."""
+
+    READ_ONLY = True
+
+    def __init__(self, api: Any, config: HostConfig) -> None:
+        super().__init__(api)
+        self.config = config
+        self.kept: list[str] = []
+
+    def run_idl(self, txn: Any) -> None:
+        rec = _Reconciler(self.api, self.config, None)
+        self.result = rec.run()
+        self.kept = rec.kept
+
+
+# ---------------------------------------------------------------------------------------------
+# The connection
+
+
+_api_classes = 0
+_api_lock = threading.Lock()
+
+
+def _api_class() -> type:
+    """A fresh ovsdbapp API class: ovsdbapp keeps the connection on the class, and netctl talks
+    to many hosts, so each host gets a class of its own."""
+    global _api_classes
+    with _api_lock:
+        _api_classes += 1
+        return type(f"HostOvsdbApi{_api_classes}", (impl_idl.OvsdbIdl,), {})
+
+
+class HostOvsdb:
+    """One host's OVSDB: connect, apply HostConfigs, survive ovsdb-server restarts."""
+
+    def __init__(self, endpoint: str, *, timeout: float = 20.0, ssl: SslFiles | None = None,
+                 on_reapply: Callable[[ApplyResult], None] | None = None) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.ssl = ssl
+        self.on_reapply = on_reapply
+        self.api: Any = None
+        self._conn: connection.Connection | None = None
+        self._last: HostConfig | None = None
+        self._session_seqno: int | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self.applies = 0
+        self.reapplies = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def connect(self) -> HostOvsdb:
+        """Fetch the schema and start the IDL (retrying until `timeout`)."""
+        if self.endpoint.startswith("ssl:"):
+            if self.ssl is None:
+                raise OvsdbError(f"{self.endpoint}: an ssl: endpoint needs SslFiles")
+            ovs.stream.Stream.ssl_set_private_key_file(self.ssl.private_key)
+            ovs.stream.Stream.ssl_set_certificate_file(self.ssl.certificate)
+            ovs.stream.Stream.ssl_set_ca_cert_file(self.ssl.ca_cert)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                helper = idlutils.get_schema_helper(self.endpoint, SCHEMA)
+                break
+            except Exception as exc:  # noqa: BLE001 - any failure to reach it is retried
+                if time.monotonic() > deadline:
+                    raise OvsdbError(f"{self.endpoint}: cannot read the OVSDB schema: "
+                                     f"{exc}") from exc
+                time.sleep(0.2)
+        helper.register_all()
+        idl = connection.OvsdbIdl(self.endpoint, helper)
+        # Come back quickly after an ovsdb-server restart (the default backoff reaches 8 s).
+        idl._session.reconnect.set_backoff(100, 1000)
+        self._conn = connection.Connection(idl=idl, timeout=self.timeout)
+        self.api = _api_class()(self._conn)
+        self._wait_synced(deadline)
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        if self._conn is not None:
+            self._conn.stop(timeout=5)
+            self._conn = None
+
+    def __enter__(self) -> HostOvsdb:
+        return self.connect() if self.api is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def _idl(self) -> Any:
+        assert self._conn is not None, "connect() first"
+        return self._conn.idl
+
+    def _synced(self) -> bool:
+        idl = self._idl
+        return bool(idl._session.is_connected() and idl.state == idl.IDL_S_MONITORING
+                    and idl.tables["Open_vSwitch"].rows)
+
+    def _wait_synced(self, deadline: float) -> None:
+        while not self._synced():
+            if time.monotonic() > deadline:
+                raise OvsdbError(f"{self.endpoint}: no OVSDB session (is ovsdb-server up?)")
+            time.sleep(0.02)
+
+    # --- applying -----------------------------------------------------------------------------
+
+    def plan(self, config: HostConfig) -> ApplyResult:
+        """The operations `apply(config)` would send now (nothing is sent)."""
+        self._wait_synced(time.monotonic() + self.timeout)
+        cmd = _PlanCommand(self.api, config)
+        ops = cmd.execute(check_error=True)
+        return ApplyResult(tuple(ops or ()), tuple(cmd.kept))
+
+    def apply(self, config: HostConfig) -> ApplyResult:
+        """Make the database match `config` in one transaction; nothing is sent when it does."""
+        with self._lock:
+            self._last = config
+            self._wait_synced(time.monotonic() + self.timeout)
+            self._session_seqno = self._idl._session.get_seqno()
+            planned = self.plan(config)
+            self.applies += 1
+            if not planned.operations:
+                return planned
+            cmd = _ApplyCommand(self.api, config)
+            try:
+                with self.api.transaction(check_error=True) as txn:
+                    txn.add(cmd)
+            except Exception as exc:
+                raise OvsdbError(f"{self.endpoint}: transaction failed: {exc}") from exc
+            return ApplyResult(tuple(cmd.result or ()), tuple(cmd.kept))
+
+    # --- surviving restarts -----------------------------------------------------------------
+
+    def reapply_if_reconnected(self) -> ApplyResult | None:
+        """If the IDL reconnected since the last apply, apply the last config again."""
+        with self._lock:
+            if self._last is None or self._conn is None:
+                return None
+            if self._idl._session.get_seqno() == self._session_seqno or not self._synced():
+                return None
+            self.reapplies += 1
+            result = self.apply(self._last)
+            log.info("%s: reconnected; reapplied (%d operations)", self.endpoint, result.count)
+            if self.on_reapply is not None:
+                self.on_reapply(result)
+            return result
+
+    def watch(self, interval: float = 0.2) -> HostOvsdb:
+        """A background thread that reapplies after every reconnection."""
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.reapply_if_reconnected()
+                except Exception:  # noqa: BLE001 - keep watching; the next round retries
+                    log.exception("%s: reapply failed", self.endpoint)
+
+        self._watcher = threading.Thread(target=loop, name=f"ovsdb-watch:{self.endpoint}",
+                                         daemon=True)
+        self._watcher.start()
+        return self
+
+
+def apply_all(configs: Iterable[tuple[HostOvsdb, HostConfig]]) -> list[ApplyResult]:
+    """Apply each host's config on its own connection (one transaction per host)."""
+    return [db.apply(cfg) for db, cfg in configs]
+
+
+__all__ = ["ApplyResult", "HostOvsdb", "OvsdbError", "SslFiles", "apply_all"]
