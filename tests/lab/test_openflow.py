@@ -1,0 +1,319 @@
+"""The OpenFlow controller on the demo pool, with real packets (issue: the SDN half)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netctl.lab.expect import probes
+from netctl.lab.probe import run_probes
+from netctl.lab.topology import parse_file
+from tests.conftest import TOPOLOGIES, lab_footprint
+from tests.lab.conftest import NOTHING
+from tests.lab.sdn import sdn_pool
+
+pytestmark = pytest.mark.lab
+PREFIX = "tof"
+
+
+@pytest.fixture(scope="module")
+def sdn(tmp_path_factory):
+    topo = parse_file(TOPOLOGIES / "demo-pool.yaml").relabel(PREFIX, "198.18.35.0/24")
+    pool = sdn_pool(topo, tmp_path_factory.mktemp("sdn"), port=26653)
+    yield pool
+    pool.close()
+    assert lab_footprint(PREFIX) == NOTHING
+
+
+def test_every_network_forwards_and_isolates_under_the_controller(sdn):
+    """External (over the LACP bonds), VLAN 10/20, VXLAN and GRE private networks, machines
+    outside the pool; networks sharing a subnet stay apart; IPv4 and IPv6."""
+    expected = probes(sdn.topology, sdn.lab.state.plugged)
+    results = run_probes(sdn.lab, expected)
+    wrong = [
+        f"{r.probe.src.label} -> {r.probe.address}: expected "
+        f"{'reach' if r.probe.expected else 'isolated'}"
+        for r in results
+        if not r.ok
+    ]
+    assert not wrong, "\n".join(wrong)
+    assert {p.dst.segment for p in expected if p.expected} >= {
+        "net:pool",
+        "net:vlan10",
+        "net:vlan20",
+        "net:priva",
+        "net:privb",
+    }
+
+
+SCAPY_SEND = r"""
+import sys
+from scapy.all import ARP, BOOTP, DHCP, IP, UDP, Ether, IPv6, Raw, sendp
+from scapy.layers.inet6 import (ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_Redirect,
+                                ICMPv6NDOptDstLLAddr, ICMPv6NDOptSrcLLAddr)
+mac, ip4, ip6, other4, other6 = sys.argv[1:6]
+evil = "02:66:66:66:66:66"
+bc, an = "ff:ff:ff:ff:ff:ff", "33:33:00:00:00:01"
+def udp4(src_mac, src_ip, tag):
+    return Ether(src=src_mac, dst=bc) / IP(src=src_ip, dst="255.255.255.255") / UDP(
+        sport=40000, dport=9999) / Raw(tag.encode())
+def udp6(src_ip, tag):
+    return Ether(src=mac, dst=an) / IPv6(src=src_ip, dst="ff02::1") / UDP(
+        sport=40000, dport=9999) / Raw(tag.encode())
+frames = [
+    udp4(mac, ip4, "legit-ipv4"),
+    udp4(evil, ip4, "spoofed-mac"),
+    udp4(mac, "10.10.0.99", "spoofed-ipv4"),
+    Ether(src=mac, dst=bc) / ARP(op=1, hwsrc=mac, psrc=ip4, pdst="10.10.0.200"),
+    Ether(src=mac, dst=bc) / ARP(op=1, hwsrc=mac, psrc=other4, pdst="10.10.0.201"),
+    udp6(ip6, "legit-ipv6"),
+    udp6("fd4e:10::99", "spoofed-ipv6"),
+    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_NA(tgt=other6)
+        / ICMPv6NDOptDstLLAddr(lladdr=mac),
+    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_NS(tgt="fd4e:10::200")
+        / ICMPv6NDOptSrcLLAddr(lladdr=mac),
+    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_NS(tgt="fd4e:10::201")
+        / ICMPv6NDOptSrcLLAddr(lladdr=evil),
+    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_RA(),
+    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_Redirect(
+        tgt="fd4e:10::1", dst="fd4e:10::202"),
+    Ether(src=mac, dst=bc) / IP(src=ip4, dst="255.255.255.255") / UDP(sport=67, dport=68)
+        / BOOTP(op=2, yiaddr="10.10.0.77") / DHCP(options=[("message-type", "offer"), "end"]),
+]
+for _ in range(3):
+    sendp(frames, iface="eth0", verbose=False)
+"""
+
+
+def seen_on(pcap: str) -> set[str]:
+    """What arrived, named as the sender names it."""
+    from scapy.all import ARP, BOOTP, UDP, Raw, rdpcap
+    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_Redirect
+
+    names = set()
+    for pkt in rdpcap(pcap):
+        if pkt.haslayer(Raw) and pkt.haslayer(UDP) and pkt[UDP].dport == 9999:
+            names.add(bytes(pkt[Raw].load).decode(errors="replace"))
+        if pkt.haslayer(ARP) and pkt[ARP].pdst in ("10.10.0.200", "10.10.0.201"):
+            names.add("legit-arp" if pkt[ARP].pdst.endswith("200") else "spoofed-arp-sender")
+        if pkt.haslayer(ICMPv6ND_NA) and pkt[ICMPv6ND_NA].tgt == "fd4e:10::13":
+            names.add("spoofed-na-target")
+        if pkt.haslayer(ICMPv6ND_NS):
+            tgt = pkt[ICMPv6ND_NS].tgt
+            names.add({"fd4e:10::200": "legit-ns", "fd4e:10::201": "forged-ns-sll"}.get(tgt, ""))
+        if pkt.haslayer(ICMPv6ND_RA):
+            names.add("router-advertisement")
+        if pkt.haslayer(ICMPv6ND_Redirect):
+            names.add("redirect")
+        if pkt.haslayer(BOOTP) and pkt[BOOTP].op == 2:
+            names.add("dhcp-server-reply")
+    return names - {""}
+
+
+LEGIT = {"legit-ipv4", "legit-arp", "legit-ipv6", "legit-ns"}
+SPOOFED = {
+    "spoofed-mac",
+    "spoofed-ipv4",
+    "spoofed-arp-sender",
+    "spoofed-ipv6",
+    "spoofed-na-target",
+    "forged-ns-sll",
+    "router-advertisement",
+    "redirect",
+    "dhcp-server-reply",
+}
+
+
+def send_and_capture(sdn, tmp_path) -> set[str]:
+    """vm1 (pool network, host1) sends crafted frames; vm3 (pool network, host2) captures."""
+    vif = sdn.lab.vif("vm1", 0)
+    pcap = str(tmp_path / "vm3.pcap")
+    cap = sdn.lab.popen(
+        "vm3",
+        ["tcpdump", "-i", "eth0", "-U", "-n", "-w", pcap, "not ip6 or not icmp6 or ip6[40] != 143"],
+    )
+    try:
+        time.sleep(1.0)
+        sdn.lab.exec(
+            "vm1",
+            [
+                sys.executable,
+                "-c",
+                SCAPY_SEND,
+                vif.mac,
+                "10.10.0.11",
+                "fd4e:10::11",
+                "10.10.0.13",
+                "fd4e:10::13",
+            ],
+            timeout=60,
+        )
+        time.sleep(1.0)
+    finally:
+        cap.terminate()
+        cap.communicate(timeout=10)
+    return seen_on(pcap)
+
+
+def set_locking(sdn, vm: str, mode: str) -> None:
+    sdn.session.xenapi.VIF.set_locking_mode(sdn.vif_ref(vm, 0), mode)
+
+
+def test_locked_vif_lets_only_its_own_addresses_out(sdn, tmp_path):
+    assert sdn.topology.vm("vm1").vifs[0].locking_mode == "locked"
+    seen = send_and_capture(sdn, tmp_path)
+    assert LEGIT <= seen, f"legitimate frames missing: {LEGIT - seen}"
+    assert not seen & SPOOFED, f"spoofed frames got through: {seen & SPOOFED}"
+
+
+def test_unlocked_passes_everything_and_disabled_nothing(sdn, tmp_path):
+    before = sdn.controller.status()["stats"]
+    try:
+        set_locking(sdn, "vm1", "unlocked")
+        deadline = time.monotonic() + 10
+        seen: set[str] = set()
+        while time.monotonic() < deadline and not SPOOFED - {"dhcp-server-reply"} <= seen:
+            seen = send_and_capture(sdn, tmp_path)
+        assert (LEGIT | SPOOFED) <= seen
+        set_locking(sdn, "vm1", "disabled")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and seen:
+            seen = send_and_capture(sdn, tmp_path)
+        assert seen == set()
+    finally:
+        set_locking(sdn, "vm1", "locked")
+    # Each change recomputed only the pool bridge's table, never everything.
+    after = sdn.controller.status()["stats"]
+    assert after["full_recomputes"] == before["full_recomputes"]
+    assert after["incremental_recomputes"] > before["incremental_recomputes"]
+
+
+def flow_table(sdn) -> dict[str, list[tuple[str, float]]]:
+    """Every host bridge's netctl flows with their age (duration resets if re-added)."""
+    out = {}
+    for host in sdn.topology.hosts:
+        ovs = sdn.lab.ovs(host.name)
+        for bridge in ovs.vsctl("list-br").split():
+            if ovs.vsctl("br-to-parent", bridge) != bridge:
+                continue
+            rows = []
+            for line in ovs.ofctl(
+                "-O",
+                "OpenFlow13",
+                "dump-flows",
+                bridge,
+                "cookie=0x6e63000000000000/0xffff000000000000",
+            ).splitlines():
+                if "duration=" not in line:
+                    continue
+                duration = float(line.split("duration=")[1].split("s,")[0])
+                key = ",".join(
+                    p
+                    for p in line.split(", ")
+                    if not p.startswith(("duration", "n_packets", "n_bytes", " cookie", "cookie"))
+                )
+                rows.append((key, duration))
+            out[f"{host.name}/{bridge}"] = sorted(rows)
+    return out
+
+
+@pytest.mark.parametrize("new_hub", ["eventlet"])
+def test_controller_restart_loses_no_reply_and_sends_no_flow_mod(sdn, new_hub):
+    paths = [
+        ("vm1", ["10.10.0.13"]),
+        ("vm1", ["-I", "eth1", "10.40.0.16"]),
+        ("vm2", ["-6", "fd4e:20::15"]),
+    ]  # over the bonds, over VXLAN, on VLAN 10
+    for vm, args in paths:  # steady state first: neighbours resolved
+        assert (
+            sdn.lab.exec(
+                vm, ["ping", "-n", "-q", "-c", "3", "-W", "1", *args], check=False
+            ).returncode
+            == 0
+        )
+    pings = [
+        sdn.lab.popen(vm, ["ping", "-n", "-q", "-i", "0.01", "-c", "600", *args])
+        for vm, args in paths
+    ]
+    time.sleep(1.0)
+    before = flow_table(sdn)
+    sdn.controller.stop()
+    time.sleep(1.0)
+    sdn.controller.start(new_hub)  # the other os-ken hub: both are exercised
+    status = sdn.controller.wait_converged(sdn.switch_count)
+    for ping in pings:
+        out, _ = ping.communicate(timeout=60)
+        assert " 0% packet loss" in out, out
+    after = flow_table(sdn)
+    # The new controller sent nothing: its own count, and the switches agree (same flows,
+    # none re-added: every flow is older than before).
+    assert status["stats"]["flow_mods"] == 0
+    assert [k for k, _ in sum(before.values(), [])] == [k for k, _ in sum(after.values(), [])]
+    for bridge, rows in after.items():
+        for (key, age_after), (_, age_before) in zip(rows, before[bridge], strict=True):
+            assert age_after > age_before, f"{bridge}: {key} was re-installed"
+
+
+def test_controller_never_touches_flows_it_does_not_own(sdn):
+    ovs = sdn.lab.ovs("host2")
+    foreign = "cookie=0x1,table=0,priority=65000,in_port=LOCAL,udp,tp_dst=9,actions=drop"
+    ovs.ofctl("-O", "OpenFlow13", "add-flow", "xapi1", foreign)
+    try:
+        set_locking(sdn, "vm3", "unlocked")  # a change that recomputes host2's xapi1
+        time.sleep(2.0)
+        dump = ovs.ofctl("-O", "OpenFlow13", "dump-flows", "xapi1", "cookie=0x1/-1")
+        assert "tp_dst=9" in dump
+    finally:
+        set_locking(sdn, "vm3", "network_default")
+        ovs.ofctl("-O", "OpenFlow13", "del-flows", "xapi1", "cookie=0x1/-1")
+
+
+def test_the_controller_rejects_a_busy_port(sdn, tmp_path):
+    host, port = sdn.controller.listen.rsplit(":", 1)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "netctl.cli",
+            "openflow",
+            "--listen",
+            f"{host}:{port}",
+            "--xapi",
+            sdn.server.url,
+            "--password-file",
+            str(sdn.controller.workdir / "password"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode != 0
+    assert f"cannot listen for OpenFlow on {host}:{port}" in proc.stderr
+
+
+def test_a_replugged_vif_gets_its_flows_from_the_port_status_event(sdn):
+    old = sdn.lab.ovs("host2").vsctl("get", "Interface", sdn.lab.vif_port("vm3", 0), "ofport")
+    sdn.lab.unplug_vif("vm3", 0)
+    sdn.lab.ovs("host2").vsctl(
+        "add-port", "xapi1", "tofpad", "--", "set", "Interface", "tofpad", "type=internal"
+    )  # takes the old port number
+    try:
+        sdn.lab.plug_vif("vm3", 0)
+        new = sdn.lab.ovs("host2").vsctl("get", "Interface", sdn.lab.vif_port("vm3", 0), "ofport")
+        assert new != old
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if (
+                sdn.lab.exec(
+                    "vm1", ["ping", "-n", "-c", "1", "-W", "1", "10.10.0.13"], check=False
+                ).returncode
+                == 0
+            ):
+                break
+        else:
+            pytest.fail("vm3 unreachable after its VIF came back on a new port")
+    finally:
+        sdn.lab.ovs("host2").vsctl("--if-exists", "del-port", "xapi1", "tofpad")
