@@ -5,9 +5,8 @@ and datapaths it creates, so the OpenFlow side can find them by what the switch 
   host and bridge a connecting switch is without asking OVSDB, and it is stable across
   restarts (set as `Bridge other_config:datapath-id`).
 - A VIF's port is `vif<domid>.<device>` (xapi's hotplug naming).
-- A tunnel port to a peer host is `t` + 6 hex digits of the peer host's uuid + `-` + 6 hex
-  digits of a hash of the bridge: OVS port names are unique per host, not per bridge, and
-  limited to 15 characters.
+- A tunnel port to a peer host is named by `vlan.tunnels.tunnel_port_name` (protocol, network,
+  peer host), which the OVSDB side uses to create it.
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from netctl.model import NULL_REF, VIF, PifType, PoolState
-
-TUNNEL_PREFIX = "t"
+from vlan.tunnels import tunnel_port_name
 
 
 def datapath_id(host_uuid: str, bridge: str) -> int:
@@ -27,11 +25,6 @@ def datapath_id(host_uuid: str, bridge: str) -> int:
 def datapath_id_text(host_uuid: str, bridge: str) -> str:
     """As OVS wants it in other_config:datapath-id: exactly 16 hex digits."""
     return f"{datapath_id(host_uuid, bridge):016x}"
-
-
-def tunnel_port_name(bridge: str, peer_host_uuid: str) -> str:
-    bridge_tag = hashlib.sha256(bridge.encode()).hexdigest()[:6]
-    return f"{TUNNEL_PREFIX}{peer_host_uuid.replace('-', '')[:6]}-{bridge_tag}"
 
 
 def vif_port_name(state: PoolState, vif: VIF) -> str | None:
@@ -75,9 +68,10 @@ def tunnel_peers(state: PoolState, host_ref: str, bridge: str) -> dict[str, str]
         return {}
     out = {}
     for pif in state.network_pifs(net.ref):
-        if pif.host == host_ref or pif.host == NULL_REF or state.tunnel_of(pif) is None:
+        tunnel = state.tunnel_of(pif)
+        if pif.host == host_ref or pif.host == NULL_REF or tunnel is None:
             continue
         peer = state.hosts.get(pif.host)
         if peer is not None:
-            out[tunnel_port_name(bridge, peer.uuid)] = peer.uuid
+            out[tunnel_port_name(tunnel.protocol, net, peer.uuid)] = peer.uuid
     return out

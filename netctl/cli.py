@@ -303,7 +303,7 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if hub == "eventlet" and os.environ.get("OSKEN_HUB_TYPE") != "eventlet":
         # eventlet must patch the standard library before anything imports it: re-exec.
-        args = sys.argv[sys.argv.index("openflow") + 1 :]
+        args = sys.argv[sys.argv.index("openflow") :]
         os.execv(sys.executable, [sys.executable, "-m", "netctl.openflow.green", *args])
     host, _, port = listen.rpartition(":")
     password = open(password_file).read().strip()  # noqa: SIM115 - read once
@@ -311,6 +311,122 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
         serve(host, int(port), xapi_url, username, password, hub=hub, status_file=status_file)
     except LaunchError as exc:
         raise NetctlError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------------- run
+@main.command("run")
+@click.option("--xapi", "xapi_url", required=True, help="URL of the pool master (or simulator).")
+@click.option("--username", default="root", show_default=True)
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="YAML configuration (OVSDB endpoints, TLS, OpenFlow, metrics): see "
+                   "netctl/config.py.")
+@click.option("-v", "--verbose", is_flag=True)
+def run(xapi_url: str, username: str, password_file: str, config_file: str | None,
+        verbose: bool) -> None:
+    """Keep every host's OVSDB and OpenFlow tables equal to the pool's xapi intent."""
+    import logging
+
+    from netctl.config import ConfigError, load
+    from netctl.controller import Run
+    from netctl.metrics import serve as serve_metrics
+    from netctl.openflow.launcher import LaunchError
+    from netctl.openflow.service import run_controller
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load(config_file)
+        config.target  # noqa: B018 - fail now on an incomplete OpenFlow configuration
+    except ConfigError as exc:
+        raise NetctlError(str(exc)) from None
+    if config.hub == "eventlet" and os.environ.get("OSKEN_HUB_TYPE") != "eventlet":
+        args = sys.argv[sys.argv.index("run"):]
+        os.execv(sys.executable, [sys.executable, "-m", "netctl.openflow.green", *args])
+    password = open(password_file).read().strip()  # noqa: SIM115 - read once
+    controller = Run(config, xapi_url, username, password)
+    if config.metrics_listen:
+        host, _, port = config.metrics_listen.rpartition(":")
+        try:
+            serve_metrics(host, int(port), controller.metrics, controller.status)
+        except OSError as exc:
+            raise NetctlError(f"metrics: cannot listen on {config.metrics_listen}: "
+                              f"{exc.strerror}") from None
+    host, _, port = config.openflow_listen.rpartition(":")
+    try:
+        run_controller(controller.core, host, int(port), config.hub, [controller.feed])
+    except LaunchError as exc:
+        raise NetctlError(str(exc)) from None
+
+
+@main.command("status")
+@click.option("--url", default="http://127.0.0.1:9464", show_default=True,
+              help="Where `netctl run` serves /status (its metrics.listen).")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
+def status_cmd(url: str, as_json: bool) -> None:
+    """Hosts, bridges, bonds (LACP per member), tunnels, VIFs (port, locking, flows), problems."""
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/status", timeout=10) as resp:
+            data = json.load(resp)
+    except OSError as exc:
+        raise NetctlError(f"no netctl run answers at {url}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(data, indent=1))
+        return
+    show_status(data)
+
+
+def show_status(data: dict) -> None:
+    x = data["xapi"]
+    console.print(f"xapi {x['url']}: {'connected' if x['connected'] else '[red]unreachable[/red]'}"
+                  f" ({x['full_syncs']} full syncs, {x['reconnects']} reconnects)")
+    t = Table(title="Hosts")
+    for col in ("host", "OVSDB", "connected", "bridges", "applies/ops", "error"):
+        t.add_column(col)
+    for h in data["hosts"]:
+        t.add_row(h["name"], h["endpoint"], "yes" if h["connected"] else "[red]no[/red]",
+                  " ".join(h["bridges"]), f"{h['applies']}/{h['operations']}", h["error"][:60])
+    console.print(t)
+    t = Table(title="OpenFlow switches")
+    for col in ("host", "bridge", "datapath", "ports", "netctl flows"):
+        t.add_column(col)
+    for s in data["switches"]:
+        t.add_row(s["host"], s["bridge"] or "?", s["dpid"], str(s["ports"]), str(s["flows"]))
+    console.print(t)
+    t = Table(title="Bonds")
+    for col in ("host", "bond", "mode", "members"):
+        t.add_column(col)
+    for b in data["bonds"]:
+        t.add_row(b["host"], b["bond"], b["mode"],
+                  "; ".join(f"{m}: {s}" for m, s in sorted(b["members"].items())))
+    console.print(t)
+    t = Table(title="Tunnels")
+    for col in ("host", "network", "protocol", "status"):
+        t.add_column(col)
+    for tu in data["tunnels"]:
+        t.add_row(tu["host"], tu["network"], tu["protocol"],
+                  " ".join(f"{k}={v}" for k, v in sorted(tu["status"].items())))
+    console.print(t)
+    t = Table(title="VIFs")
+    for col in ("VM", "VIF", "host", "network", "port", "locking", "flows"):
+        t.add_column(col)
+    for v in sorted(data["vifs"], key=lambda v: (v["vm"], v["device"])):
+        t.add_row(v["vm"], v["device"], v["host"], v["network"], v["port"] or "-",
+                  v["locking"], str(v["flows"]))
+    console.print(t)
+    f = data["flows"]
+    console.print(f"flow-mods sent {f['flow_mods']} in {f['bundles']} bundles; recomputes "
+                  f"full {f['full_recomputes']}, incremental {f['incremental_recomputes']}; "
+                  f"errors {f['errors']}")
+    if data["problems"]:
+        console.print("[yellow]Problems:[/yellow]")
+        for p in data["problems"]:
+            console.print(f"  - {p}")
+    else:
+        console.print("no problems")
 
 
 def _register_xapi_commands() -> None:

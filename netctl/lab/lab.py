@@ -419,9 +419,9 @@ class Lab:
         self.state.save()
         for device in devices:
             self.plug_vif(vm, device)
-            self._announce(vm, device)
+            self.announce(vm, device)
 
-    def _announce(self, vm: str, device: int) -> None:
+    def announce(self, vm: str, device: int) -> None:
         """What a Xen guest's netfront does after migration: a gratuitous ARP, so that switches
         learn the VM's MAC at its new place at once."""
         vif = self.vif(vm, device)

@@ -10,8 +10,9 @@ per host) and is deliberately simple: the faithful mapping is netctl's, not the 
 
 from __future__ import annotations
 
-from flows.ports import datapath_id_text, tunnel_port_name
+from flows.ports import datapath_id_text
 from netctl.lab.topology import Host, Network, Topology
+from vlan.tunnels import tunnel_port_name
 
 BOND_MODE_ARGS = {
     "balance-slb": ["bond_mode=balance-slb"],
@@ -91,7 +92,7 @@ def host_vsctl_args(topo: Topology, host: Host, controller: str | None = None) -
                 port = (
                     tunnel_port(net, peer)
                     if controller is None
-                    else tunnel_port_name(net.bridge, peer.uuid)
+                    else tunnel_port_name(net.tunnel_protocol or "gre", net, peer.uuid)
                 )
                 cmds.append(["--may-exist", "add-port", net.bridge, port])
                 cmds.append(

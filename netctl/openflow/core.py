@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flows.compile import BridgePorts, affected_bridges, bridge_intent, compile_bridge
@@ -62,17 +62,23 @@ class FlowController:
         self.stats = Stats()
         self._identities: dict[int, tuple[str, str]] = {}
         self._bundle_id = 0
+        self._since = time.monotonic()
         self.on_converged = on_converged
 
     # ------------------------------------------------------------------ intent
-    def set_state(self, state: PoolState, changed_refs: set[str] | None = None) -> None:
-        """A new PoolState. `changed_refs` = refs that changed (None: unknown, recompute all)."""
+    def set_state(self, state: PoolState, changed_refs: set[str] | None = None,
+                  since: float | None = None) -> None:
+        """A new PoolState. `changed_refs` = refs that changed (None: unknown, recompute all);
+        `since` = when the change was first seen (monotonic), for the convergence time."""
         with self.lock:
+            self._since = since if since is not None else time.monotonic()
             previous, self.state = self.state, state
             self._identities = datapaths(state)
             scope = None
             if previous is not None and changed_refs is not None:
                 scope = _scope(previous, state, set(changed_refs))
+            if scope == set():
+                return  # nothing a flow table depends on (e.g. only tunnel.status changed)
             if scope is None:
                 self.stats.full_recomputes += 1
             else:
@@ -107,6 +113,7 @@ class FlowController:
             sw.installed = dict(messages.canon_stats(s, dp.ofproto) for s in sw.dumping
                                 if s.cookie & COOKIE_MASK == COOKIE)
             sw.dumping = []
+            self._since = time.monotonic()
             self._reconcile(sw)
 
     def port_changed(self, dp: Any, name: str, port_no: int, deleted: bool) -> None:
@@ -119,6 +126,7 @@ class FlowController:
             else:
                 sw.ports[name] = port_no
             if sw.installed is not None:
+                self._since = time.monotonic()
                 self._reconcile(sw)
 
     def switch_gone(self, dp: Any) -> None:
@@ -224,7 +232,7 @@ class FlowController:
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))
         barrier = parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)
-        sw.pending_barriers[barrier.xid] = time.monotonic()
+        sw.pending_barriers[barrier.xid] = self._since
         dp.send_msg(barrier)
         self.stats.flow_mods += len(msgs)
         self.stats.bundles += 1
@@ -237,8 +245,15 @@ def _name(port: Any) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
+def _only_status(previous: PoolState, state: PoolState, ref: str) -> bool:
+    """A tunnel whose only change is its status (netctl's own write-back) changes no flow."""
+    old, new = previous.tunnels.get(ref), state.tunnels.get(ref)
+    return old is not None and new is not None and replace(old, status=new.status) == new
+
+
 def _scope(previous: PoolState, state: PoolState, changed: set[str]) -> set[str] | None:
     """Bridges a change concerns, judged in the new state and (for what left) in the old one."""
+    changed = {r for r in changed if not _only_status(previous, state, r)}
     new = {r for r in changed if state.get(r) is not None}
     old = {r for r in changed if previous.get(r) is not None}
     if changed - new - old:

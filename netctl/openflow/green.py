@@ -2,8 +2,9 @@
 
 eventlet must patch the standard library before anything else imports it (threading, queue,
 socket), or a thread started by the xapi sync blocks the whole hub. So this module is run as
-the program (`python -m netctl.openflow.green ...`, which `netctl openflow --hub eventlet`
-does for you) and patches first, then hands over to the normal command.
+the program (`python -m netctl.openflow.green COMMAND ...`, which `netctl openflow --hub
+eventlet` and `netctl run` with `hub: eventlet` do for you) and patches first, then hands over
+to the normal command.
 """
 
 import os
@@ -18,4 +19,4 @@ eventlet.monkey_patch()
 from netctl.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(["openflow", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:]))

@@ -1,10 +1,13 @@
-"""The OpenFlow controller as a process: xapi intent in, every bridge's flow table out.
+"""The OpenFlow controller as a process: os-ken in the main thread, intent fed beside it.
 
-`serve()` runs os-ken's app manager in the main thread and the xapi sync beside it on a hub
-thread (a real thread with the native hub, a green one with eventlet — either way the hub's own
-primitive, so both hubs work). It stops on SIGTERM/SIGINT without touching the dataplane: the
-flows stay installed, and the bridges' fail_mode decides what happens while no controller is
-connected (`secure`: keep forwarding with the installed flows).
+`run_controller()` runs os-ken's app manager in the main thread and the given feeders on hub
+threads (real threads with the native hub, green ones with eventlet — the hub's own primitive,
+so both hubs work). `serve()` is the standalone controller (`netctl openflow`): xapi intent ->
+flows only. `netctl run` uses `run_controller()` with its full reconcile loop.
+
+Stopping (SIGTERM/SIGINT) never touches the dataplane: the flows stay installed and the
+bridges' fail_mode decides what happens while no controller is connected (`secure`: keep
+forwarding with the installed flows).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from netctl.openflow.core import FlowController
@@ -46,17 +50,35 @@ def status(core: FlowController) -> dict:
         }
 
 
-def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
-          hub: str = "native", status_file: str | None = None) -> None:
+def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
+                   feeders: list[Callable[[], None]]) -> None:
+    """Run os-ken (blocking, main thread) with `feeders` on hub threads."""
     manager = prepare(listen_host, port, hub)
     from os_ken.lib import hub as oshub
 
-    from netctl.model import validate
     from netctl.openflow import app
+
+    app.CONTROLLER = core
+
+    def stop(signum: int, _frame: object) -> None:
+        LOG.info("signal %d: stopping (flows stay installed)", signum)
+        os._exit(0)  # the dataplane keeps its flows; nothing to undo
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for feeder in feeders:
+        oshub.spawn(feeder)
+    LOG.info("OpenFlow controller on %s:%d (%s hub)", listen_host, port, hub)
+    manager.run_apps(["netctl.openflow.app"])
+
+
+def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
+          hub: str = "native", status_file: str | None = None) -> None:
+    """The standalone OpenFlow controller: xapi intent in, flow tables out."""
+    from netctl.model import validate
     from netctl.xapi.sync import XapiSync
 
     core = FlowController()
-    app.CONTROLLER = core
     sync = XapiSync(xapi_url, user, password)
 
     def feed() -> None:
@@ -72,6 +94,8 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
                 LOG.exception("applying a xapi update failed")
 
     def write_status() -> None:
+        from os_ken.lib import hub as oshub
+
         path = Path(status_file or "")
         while status_file:
             tmp = path.with_suffix(".tmp")
@@ -79,14 +103,4 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
             tmp.replace(path)
             oshub.sleep(0.2)
 
-    def stop(signum: int, _frame: object) -> None:
-        LOG.info("signal %d: stopping (flows stay installed)", signum)
-        os._exit(0)  # the dataplane keeps its flows; nothing to undo
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    oshub.spawn(feed)
-    oshub.spawn(write_status)
-    LOG.info("OpenFlow controller on %s:%d (%s hub), intent from %s", listen_host, port, hub,
-             xapi_url)
-    manager.run_apps(["netctl.openflow.app"])
+    run_controller(core, listen_host, port, hub, [feed, write_status])

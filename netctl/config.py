@@ -1,0 +1,108 @@
+"""`netctl run` configuration: a YAML file, every key optional, with defaults that work in the lab.
+
+```yaml
+openflow:
+  listen: 0.0.0.0:6653          # where the bridges connect (the controller's side)
+  target: tcp:198.18.10.1:6653  # what each bridge is told to connect to (default: from listen)
+  hub: native                   # os-ken hub: native | eventlet
+ovsdb:
+  endpoint: "tcp:{address}:6640"  # per host; {address} = xapi host.address, {name} = name_label
+  hosts: {host1: "ssl:10.0.0.5:6640"}   # overrides, by host name_label or uuid
+  ssl: {private_key: key.pem, certificate: cert.pem, ca_cert: ca.pem}
+  datapath_type: system         # netdev where there is no OVS kernel module (the lab)
+  timeout: 20
+metrics:
+  listen: 127.0.0.1:9464        # /metrics (Prometheus) and /status (JSON, read by netctl status)
+```
+Unknown keys are errors that name the key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA = {
+    "openflow": {"listen", "target", "hub"},
+    "ovsdb": {"endpoint", "hosts", "ssl", "datapath_type", "timeout"},
+    "metrics": {"listen"},
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    openflow_listen: str = "0.0.0.0:6653"
+    openflow_target: str | None = None
+    hub: str = "native"
+    ovsdb_endpoint: str = "tcp:{address}:6640"
+    ovsdb_hosts: dict[str, str] = field(default_factory=dict)
+    ssl: dict[str, str] | None = None
+    datapath_type: str = "system"
+    ovsdb_timeout: float = 20.0
+    metrics_listen: str | None = "127.0.0.1:9464"
+
+    @property
+    def target(self) -> str:
+        if self.openflow_target:
+            return self.openflow_target
+        host, _, port = self.openflow_listen.rpartition(":")
+        if host in ("", "0.0.0.0"):
+            raise ConfigError("openflow.target is needed when openflow.listen is a wildcard "
+                              "(the bridges must be told an address)")
+        return f"tcp:{host}:{port}"
+
+    def endpoint(self, name_label: str, uuid: str, address: str) -> str:
+        for key in (uuid, name_label):
+            if key in self.ovsdb_hosts:
+                return self.ovsdb_hosts[key]
+        return self.ovsdb_endpoint.format(address=address, name=name_label, uuid=uuid)
+
+
+def load(path: str | Path | None, **overrides: Any) -> Config:
+    data: dict[str, Any] = {}
+    where = str(path) if path else "<defaults>"
+    if path:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping")
+    for section, value in data.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"{where}: unknown section '{section}' "
+                              f"(known: {', '.join(SCHEMA)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {section}: expected a mapping")
+        for key in value:
+            if key not in SCHEMA[section]:
+                raise ConfigError(f"{where}: {section}: unknown key '{key}' "
+                                  f"(known: {', '.join(sorted(SCHEMA[section]))})")
+    of, db, me = data.get("openflow", {}), data.get("ovsdb", {}), data.get("metrics", {})
+    values: dict[str, Any] = {
+        "openflow_listen": of.get("listen", Config.openflow_listen),
+        "openflow_target": of.get("target"),
+        "hub": of.get("hub", "native"),
+        "ovsdb_endpoint": db.get("endpoint", Config.ovsdb_endpoint),
+        "ovsdb_hosts": dict(db.get("hosts", {})),
+        "ssl": db.get("ssl"),
+        "datapath_type": db.get("datapath_type", "system"),
+        "ovsdb_timeout": float(db.get("timeout", 20.0)),
+        "metrics_listen": me.get("listen", Config.metrics_listen),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if values["hub"] not in ("native", "eventlet"):
+        raise ConfigError(f"{where}: openflow: hub must be native or eventlet")
+    if values["datapath_type"] not in ("system", "netdev"):
+        raise ConfigError(f"{where}: ovsdb: datapath_type must be system or netdev")
+    if values["ssl"] is not None and set(values["ssl"]) != {"private_key", "certificate",
+                                                            "ca_cert"}:
+        raise ConfigError(f"{where}: ovsdb: ssl needs private_key, certificate and ca_cert")
+    return Config(**values)

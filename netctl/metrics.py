@@ -1,0 +1,78 @@
+"""What `netctl run` exposes: Prometheus metrics on /metrics and its status as JSON on /status.
+
+One small HTTP server (stdlib) serves both, so `netctl status` and Prometheus read the same
+process. The metrics are module-level in their own registry (not the global one), so tests
+and several controllers in one process do not collide.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.ovsdb_connected = Gauge("netctl_ovsdb_connected", "OVSDB session up, per host",
+                                     ["host"], registry=r)
+        self.openflow_switches = Gauge("netctl_openflow_switches",
+                                       "Bridges connected over OpenFlow", registry=r)
+        self.xapi_connected = Gauge("netctl_xapi_connected", "xapi reachable", registry=r)
+        self.convergence = Histogram(
+            "netctl_convergence_seconds", "From a xapi change to the switch's barrier reply",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.flow_mods = Counter("netctl_flow_mods_total", "Flow-mods sent", registry=r)
+        self.ovsdb_operations = Counter("netctl_ovsdb_operations_total",
+                                        "OVSDB operations sent", registry=r)
+        self.recomputes = Counter("netctl_recomputes_total", "Flow table recomputes",
+                                  ["kind"], registry=r)
+        self.problems = Gauge("netctl_problems", "Current problems in xapi intent", registry=r)
+        self.xapi_events = Counter("netctl_xapi_events_total", "xapi objects changed",
+                                   registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        if self.path.startswith("/metrics"):
+            body, ctype = self.server.metrics.render(), CONTENT_TYPE_LATEST
+        elif self.path.startswith("/status"):
+            body, ctype = json.dumps(self.server.status()).encode(), "application/json"
+        else:
+            self.send_error(404, "try /metrics or /status")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, addr: tuple[str, int], metrics: Metrics,
+                 status: Callable[[], dict]) -> None:
+        super().__init__(addr, _Handler)
+        self.metrics, self.status = metrics, status
+
+
+def serve(host: str, port: int, metrics: Metrics, status: Callable[[], dict]) -> _Server:
+    server = _Server((host, port), metrics, status)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
