@@ -247,37 +247,41 @@ def show_probes(results, title: str) -> bool:  # noqa: ANN001 - list of probe Re
 # --------------------------------------------------------------------------------- demo
 @main.command()
 @click.argument("topology", type=click.Path(dir_okay=False), default="topologies/demo-pool.yaml")
-@click.option("--keep", is_flag=True, help="Leave the lab up afterwards (explore: netctl lab cli).")
+@click.option("--keep", is_flag=True, help="Leave everything up (explore: netctl lab cli).")
 def demo(topology: str, keep: bool) -> None:
-    """Bring up the demo pool, show it and its connectivity (expected vs observed), tear down."""
-    from netctl.lab.expect import probes
-    from netctl.lab.lab import Lab, LabError
-    from netctl.lab.probe import run_probes
+    """The main job on the embedded lab: netctl builds the pool, then live changes."""
+    from netctl.demo import run_demo
+    from netctl.lab.lab import LabError
 
     _require_root()
     try:
         topo = parse_file(topology)
-        started = time.monotonic()
-        running = Lab.up(topo)
+        ok = run_demo(topo, keep, console)
     except (TopologyError, LabError) as exc:
         raise NetctlError(str(exc)) from None
-    try:
-        lacp = running.wait_lacp()
-        console.print(
-            f"lab up in {time.monotonic() - started:.1f}s; LACP "
-            + ("negotiated" if lacp else "[red]NOT negotiated[/red]")
-        )
-        show_lab(running)
-        results = run_probes(running, probes(topo, running.state.plugged))
-        ok = show_probes(results, "Connectivity (real ping / ping -6 between lab namespaces)")
-    finally:
-        if keep:
-            console.print(f"lab '{topo.prefix}' kept: `netctl lab cli`, `netctl lab down`")
-        else:
-            running.down()
-            console.print(f"lab '{topo.prefix}' torn down")
-    if not (ok and lacp):
+    if not ok:
         sys.exit(1)
+
+
+@lab.command("agent")
+@click.option("--lab", "prefix", help="Lab prefix (default: the only lab that is up).")
+@click.option("--xapi", "xapi_url", required=True)
+@click.option("--username", default="root", show_default=True)
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False), required=True)
+def lab_agent(prefix: str | None, xapi_url: str, username: str, password_file: str) -> None:
+    """Play xenopsd/networkd in the lab from xapi: plug running VMs' VIFs, set PIF IPs."""
+    import logging
+    import signal
+
+    from netctl.lab.agent import LabAgent
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    password = open(password_file).read().strip()  # noqa: SIM115 - read once
+    agent = LabAgent(_attach(prefix), xapi_url, username, password).start()
+    signal.signal(signal.SIGTERM, lambda *_: (agent.stop(), sys.exit(0)))
+    while True:
+        signal.pause()
 
 
 # --------------------------------------------------------------------------------- openflow

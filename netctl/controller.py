@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from flows.ports import datapath_id_text
 from netctl.config import Config
 from netctl.hostconfig import HostConfig
 from netctl.metrics import Metrics
@@ -53,8 +54,7 @@ class HostWorker:
         self.db: HostOvsdb | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"ovsdb-{status.name}",
-                                       daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"ovsdb-{status.name}", daemon=True)
         self.thread.start()
 
     def want(self, config: HostConfig) -> None:
@@ -89,8 +89,9 @@ class HostWorker:
     def _step(self) -> None:
         if self.db is None:
             ssl = SslFiles(**self.config.ssl) if self.config.ssl else None
-            self.db = HostOvsdb(self.status.endpoint, timeout=self.config.ovsdb_timeout,
-                                ssl=ssl).connect()
+            self.db = HostOvsdb(
+                self.status.endpoint, timeout=self.config.ovsdb_timeout, ssl=ssl
+            ).connect()
             self.status.applied = None  # a new session: compare with what is there
         self.status.connected = True
         self.status.last_error = ""
@@ -108,6 +109,21 @@ class HostWorker:
             self.status.bridges = list(desired.bridge_names())
             if result.count:
                 LOG.info("host %s: %d OVSDB operations", self.status.name, result.count)
+
+
+def with_datapath_ids(cfg: HostConfig) -> HostConfig:
+    """Give every bridge the datapath id the OpenFlow side derives from (host, bridge), so a
+    connecting switch is known without asking OVSDB (`flows.ports.datapath_id`)."""
+    bridges = tuple(
+        replace(
+            b,
+            other_config=b.other_config.merged(
+                {"datapath-id": datapath_id_text(cfg.host_uuid, b.name)}
+            ),
+        )
+        for b in cfg.bridges
+    )
+    return replace(cfg, bridges=bridges)
 
 
 class Run:
@@ -131,9 +147,13 @@ class Run:
         kept, problems = validate(state)
         configs = {}
         for host_ref in kept.hosts:
-            cfg = compile_host(kept, host_ref, controllers=[self.config.target],
-                               datapath_type=self.config.datapath_type)
-            configs[host_ref] = cfg
+            cfg = compile_host(
+                kept,
+                host_ref,
+                controllers=[self.config.target],
+                datapath_type=self.config.datapath_type,
+            )
+            configs[host_ref] = cfg = with_datapath_ids(cfg)
             problems += [p for p in cfg.problems if p not in problems]
         with self._lock:
             self.state, self.problems = kept, problems
@@ -150,8 +170,9 @@ class Run:
                 worker.stop()
                 worker = None
             if worker is None:
-                worker = HostWorker(HostStatus(host.name_label, host.uuid, endpoint),
-                                    self.config, self.metrics)
+                worker = HostWorker(
+                    HostStatus(host.name_label, host.uuid, endpoint), self.config, self.metrics
+                )
                 self.workers[ref] = worker
             worker.want(configs[ref])
         for ref in set(self.workers) - set(state.hosts):
@@ -172,8 +193,9 @@ class Run:
             key, active = built.get(tun.uuid, (None, False))
             error = bad.get(tun.uuid)
             try:
-                self.sync.write_tunnel_status(tun.uuid, active=active and error is None,
-                                              key=key, error=error)
+                self.sync.write_tunnel_status(
+                    tun.uuid, active=active and error is None, key=key, error=error
+                )
             except Exception as exc:  # noqa: BLE001 - xapi may be away; next round retries
                 LOG.info("tunnel.status not written: %s", exc)
 

@@ -146,6 +146,6 @@ class LabAgent:
             have = netns.run(ns, ["ip", "-o", "addr", "show", "dev", net.bridge]).stdout
             missing = [a for a in wanted if f" {a} " not in have]
             if missing:
-                self.lab._own_ip(host, net.bridge)
+                self.lab.own_ip(host, net.bridge)
                 netns.configure(ns, net.bridge, addresses=missing)
         return done

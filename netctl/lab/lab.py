@@ -187,6 +187,17 @@ class Lab:
         state = LabState.load(prefix)
         return cls(parse_text(state.topology_text, state.source), state)
 
+    def reload(self) -> Lab:
+        """Re-read the lab's record (another process, e.g. the lab agent, may have changed
+        where VMs are and which VIFs are plugged)."""
+        self.state = LabState.load(self.prefix)
+        return self
+
+    def set_cable(self, host: str, nic: str, up: bool) -> None:
+        """Pull or plug the cable of a host NIC at the switch: the NIC loses/regains carrier."""
+        port = f"h{self.topology.host(host).index}-{nic}"
+        self.exec(self.topology.switch.name, ["ip", "link", "set", port, "up" if up else "down"])
+
     def down(self) -> list[str]:
         """Stop exactly the processes the lab started and delete exactly what it created."""
         return teardown(self.state)
@@ -207,7 +218,7 @@ class Lab:
             self._record_root_link(link)
             netns.add_veth(None, link, self.ns(host.name), "mgmt0")
             netns.enslave(None, link, self.mgmt_bridge)
-            self._own_ip(host.name, "mgmt0")
+            self.own_ip(host.name, "mgmt0")
             netns.configure(
                 self.ns(host.name),
                 "mgmt0",
@@ -251,7 +262,7 @@ class Lab:
         # VMs: IPv6 on, without duplicate address detection (tests start at once).
         # Hosts and the switch: their kernels also see every frame on a NIC or VIF port (the
         # userspace datapath reads them with packet sockets), so they must neither answer ARP
-        # there nor speak IPv6 there; interfaces that carry an address opt back in (_own_ip).
+        # there nor speak IPv6 there; interfaces that carry an address opt back in (own_ip).
         sysctls = (
             ["net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"]
             if ipv6
@@ -320,12 +331,12 @@ class Lab:
             self.ovs(host_name).vsctl(*args)
         for addr in host.addresses:
             bridge = self.topology.network(addr.network).bridge
-            self._own_ip(host_name, bridge)
+            self.own_ip(host_name, bridge)
             netns.configure(
                 self.ns(host_name), bridge, addresses=[a for a in (addr.ipv4, addr.ipv6) if a]
             )
 
-    def _own_ip(self, node: str, ifname: str) -> None:
+    def own_ip(self, node: str, ifname: str) -> None:
         """Let a host interface that carries the host's own address answer ARP and speak IPv6."""
         self.exec(
             node,

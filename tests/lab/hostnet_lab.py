@@ -76,7 +76,7 @@ class HostnetLab:
         """dom0's IP configuration on the bridge devices (networkd's job on a real host)."""
         for addr in config.addresses:
             self.lab.exec(host, ["ip", "link", "set", addr.device, "up"])
-            self.lab._own_ip(host, addr.device)
+            self.lab.own_ip(host, addr.device)
             self.lab.exec(host, ["ip", "addr", "replace", addr.cidr, "dev", addr.device])
 
     def ping(self, node: str, address: str, count: int = 3, interval: float = 0.2) -> bool:

@@ -1,0 +1,349 @@
+"""`make demo`: the whole product on the embedded lab, checked as a person would check it.
+
+1. The lab comes up with *empty* host OVS instances; a xapi simulator holds the pool; the lab
+   agent plays xenopsd/networkd from xapi; `netctl run` does the rest: bridges, bonds, VLANs,
+   tunnels over each host's OVSDB, every flow table over OpenFlow.
+2. Connectivity, expected vs observed, IPv4 and IPv6, in one matrix; spoofing from a locked
+   VIF, captured on another host.
+3. Live changes through the official XenAPI client — a VIF plug, a VM migration, a bond member
+   failure, a locking-mode change — each timed until the lab shows its effect.
+Exits non-zero if anything is not as expected; leaves nothing behind unless `keep`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import XenAPI
+import yaml
+
+from netctl.lab.expect import probes
+from netctl.lab.lab import Lab
+from netctl.lab.probe import run_probes
+from netctl.lab.processes import OwnedProcess
+from netctl.lab.spoof import LEGIT, SPOOFED, spoof_check
+from netctl.lab.topology import Topology
+
+XAPI_PORT = 18443
+OPENFLOW_PORT = 16633
+METRICS_PORT = 19464
+
+
+@dataclass
+class Change:
+    what: str
+    expected: str
+    seconds: float | None  # None: did not converge in time
+
+    @property
+    def ok(self) -> bool:
+        return self.seconds is not None
+
+
+class DemoPool:
+    """Lab + xapi simulator + lab agent + `netctl run`, as processes recorded in the lab, so
+    `netctl lab down` stops them too (by PID) even if the demo itself dies."""
+
+    def __init__(self, topology: Topology, log: Callable[[str], None] = print) -> None:
+        self.topology = topology
+        self.log = log
+        self.lab: Lab | None = None
+        self.session: XenAPI.Session | None = None
+
+    @property
+    def mgmt(self) -> str:
+        return self.topology.management_address(None)
+
+    @property
+    def xapi_url(self) -> str:
+        return f"http://127.0.0.1:{XAPI_PORT}/"
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{METRICS_PORT}/status"
+
+    def up(self) -> None:
+        self.lab = lab = Lab.up(self.topology, host_networking="none")
+        work = lab.state.dir
+        (work / "password").write_text("netctl\n")
+        (work / "netctl.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "openflow": {"listen": f"{self.mgmt}:{OPENFLOW_PORT}"},
+                    "ovsdb": {"endpoint": "tcp:{address}:6640", "datapath_type": "netdev"},
+                    "metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"},
+                }
+            )
+        )
+        self._spawn(
+            "xapi-sim",
+            [
+                "xapi-sim",
+                "--topology",
+                str(work / "topology.yaml"),
+                "--listen",
+                f"127.0.0.1:{XAPI_PORT}",
+            ],
+            topology=True,
+        )
+        self._wait(lambda: self._xapi_up(), 20, "the xapi simulator")
+        self._spawn(
+            "netctl-run",
+            [
+                "run",
+                "--xapi",
+                self.xapi_url,
+                "--password-file",
+                str(work / "password"),
+                "--config",
+                str(work / "netctl.yaml"),
+            ],
+        )
+        self._spawn(
+            "lab-agent",
+            [
+                "lab",
+                "agent",
+                "--lab",
+                self.topology.prefix,
+                "--xapi",
+                self.xapi_url,
+                "--password-file",
+                str(work / "password"),
+            ],
+        )
+        self.session = XenAPI.Session(self.xapi_url)
+        self.session.xenapi.login_with_password("root", "netctl", "1.0", "netctl-demo")
+
+    def _spawn(self, name: str, args: list[str], topology: bool = False) -> None:
+        assert self.lab is not None
+        if topology:
+            (self.lab.state.dir / "topology.yaml").write_text(self.topology.to_yaml())
+        log = open(self.lab.state.dir / f"{name}.log", "a")  # noqa: SIM115 - child keeps it
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "netctl.cli", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.lab.state.add_process(OwnedProcess.from_pid(proc.pid, name))
+
+    def _xapi_up(self) -> bool:
+        try:
+            XenAPI.Session(self.xapi_url).xenapi.login_with_password("root", "netctl")
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+        start = time.monotonic()
+        while not predicate():
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+            time.sleep(0.05)
+        return time.monotonic() - start
+
+    def status(self) -> dict:
+        try:
+            with urllib.request.urlopen(self.status_url, timeout=5) as resp:
+                return json.load(resp)
+        except OSError:
+            return {}
+
+    def converged(self) -> bool:
+        st = self.status()
+        hosts = st.get("hosts", [])
+        if len(hosts) < len(self.topology.hosts) or not all(h["connected"] for h in hosts):
+            return False
+        sw = st.get("switches", [])
+        if not sw or any(s["flows"] is None for s in sw):
+            return False
+        assert self.lab is not None
+        want = sum(len(vm.vifs) for vm in self.topology.vms)
+        return sum(len(v) for v in self.lab.reload().state.plugged.values()) == want
+
+    def down(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.xenapi.session.logout()
+            except Exception:  # noqa: BLE001 - the simulator may be gone
+                pass
+        if self.lab is not None:
+            self.lab.reload().down()
+
+    # ------------------------------------------------------------------ XenAPI helpers
+    def ref(self, cls: str, uuid: str) -> str:
+        assert self.session is not None
+        return getattr(self.session.xenapi, cls).get_by_uuid(uuid)
+
+    def vif_ref(self, vm: str, device: int) -> str:
+        return self.ref(
+            "VIF", next(v.uuid for v in self.topology.vm(vm).vifs if v.device == device)
+        )
+
+
+def ping_ok(lab: Lab, node: str, address: str, *extra: str, wait: float = 0.3) -> bool:
+    family = "-6" if ":" in address else "-4"
+    return (
+        lab.exec(
+            node, ["ping", family, "-n", "-c", "1", "-W", str(wait), *extra, address], check=False
+        ).returncode
+        == 0
+    )
+
+
+def timed(
+    action: Callable[[], None], effect: Callable[[], bool], timeout: float = 30.0
+) -> float | None:
+    """Seconds from the action (a XenAPI call) to the first time the effect is observed."""
+    start = time.monotonic()
+    action()
+    while time.monotonic() - start < timeout:
+        if effect():
+            return time.monotonic() - start
+        time.sleep(0.01)
+    return None
+
+
+def live_changes(pool: DemoPool) -> list[Change]:
+    lab, x = pool.lab, pool.session.xenapi  # type: ignore[union-attr]
+    assert lab is not None
+    out: list[Change] = []
+
+    # 1. A VIF plug: vm4 leaves VLAN 20 (unplug), then comes back (plug).
+    vif = pool.vif_ref("vm4", 0)
+    t = timed(lambda: x.VIF.unplug(vif), lambda: not ping_ok(lab.reload(), "vm6", "10.20.0.14"))
+    out.append(Change("VIF.unplug vm4/0 (VLAN 20)", "vm6 no longer reaches vm4", t))
+    t = timed(lambda: x.VIF.plug(vif), lambda: ping_ok(lab.reload(), "vm6", "10.20.0.14"))
+    out.append(Change("VIF.plug vm4/0 (VLAN 20)", "vm6 reaches vm4 again", t))
+
+    # 2. A live migration: vm3 moves from host2 to host3 (external + VXLAN networks).
+    host3 = pool.ref("host", pool.topology.host("host3").uuid)
+    vm3 = pool.ref("VM", pool.topology.vm("vm3").uuid)
+    t = timed(
+        lambda: x.VM.pool_migrate(vm3, host3, {}),
+        lambda: lab.reload().vm_host("vm3") == "host3"
+        and ping_ok(lab, "vm1", "10.10.0.13")
+        and ping_ok(lab, "vm1", "10.40.0.13", "-I", "eth1"),
+    )
+    out.append(Change("VM.pool_migrate vm3 host2 -> host3", "vm1 reaches vm3 on both networks", t))
+
+    # 3. A bond member failure: host1's eth0 loses carrier at the switch.
+    ping = lab.popen("vm1", ["ping", "-n", "-i", "0.01", "-c", "400", "-W", "1", "10.10.0.13"])
+    time.sleep(0.5)
+    lab.set_cable("host1", "eth0", up=False)
+    out_text, _ = ping.communicate(timeout=60)
+    lost = _lost(out_text)
+    out.append(
+        Change(
+            "bond member host1/eth0 cut (carrier lost)",
+            f"traffic continues on eth1 ({lost} of 400 pings lost at 10 ms)",
+            lost * 0.01 if lost <= 50 else None,
+        )
+    )
+    lab.set_cable("host1", "eth0", up=True)
+
+    # 4. A locking-mode change: vm1 (locked) tries a source address it is not allowed.
+    lab.exec("vm1", ["ip", "addr", "add", "10.10.0.111/32", "dev", "eth0"], check=False)
+    spoof = ("-I", "10.10.0.111")
+    vif1 = pool.vif_ref("vm1", 0)
+    t = timed(
+        lambda: x.VIF.set_locking_mode(vif1, "unlocked"),
+        lambda: ping_ok(lab, "vm1", "10.10.0.13", *spoof),
+    )
+    out.append(Change("VIF.set_locking_mode vm1/0 unlocked", "10.10.0.111 gets through", t))
+    t = timed(
+        lambda: x.VIF.set_locking_mode(vif1, "locked"),
+        lambda: not ping_ok(lab, "vm1", "10.10.0.13", *spoof),
+    )
+    out.append(Change("VIF.set_locking_mode vm1/0 locked", "10.10.0.111 is dropped again", t))
+    lab.exec("vm1", ["ip", "addr", "del", "10.10.0.111/32", "dev", "eth0"], check=False)
+    return out
+
+
+def _lost(ping_output: str) -> int:
+    for line in ping_output.splitlines():
+        if "packets transmitted" in line:
+            sent = int(line.split()[0])
+            received = int(line.split(", ")[1].split()[0])
+            return sent - received
+    return 10**6
+
+
+def run_demo(topology: Topology, keep: bool, console) -> bool:  # noqa: ANN001 - rich Console
+    from rich.table import Table
+
+    from netctl.cli import show_lab, show_probes, show_status
+
+    pool = DemoPool(topology, log=console.print)
+    ok = True
+    try:
+        started = time.monotonic()
+        pool.up()
+        assert pool.lab is not None
+        console.print(
+            f"lab up with empty hosts; xapi simulator, lab agent and netctl run "
+            f"started ({time.monotonic() - started:.1f}s)"
+        )
+        t = pool._wait(pool.converged, 90, "netctl run convergence")
+        lacp = pool.lab.wait_lacp(20)
+        console.print(
+            f"netctl built every host and flow table: converged "
+            f"{time.monotonic() - started:.1f}s after start ({t:.1f}s after launch); "
+            f"LACP {'negotiated' if lacp else '[red]NOT negotiated[/red]'}"
+        )
+        ok &= lacp
+        lab = pool.lab.reload()
+        show_lab(lab)
+        show_status(pool.status())
+        results = run_probes(lab, probes(topology, lab.state.plugged))
+        ok &= show_probes(results, "Connectivity under netctl (real ping / ping -6)")
+        seen = spoof_check(lab, "vm1", 0, "vm3", 0)
+        spoof_ok = LEGIT <= seen and not seen & SPOOFED
+        console.print(
+            f"locked VIF vm1/0 sends {len(SPOOFED)} kinds of spoofed frames (MAC, IPv4, ARP "
+            "sender, IPv6, NA target, NS link-layer address, RA, redirect, DHCP server reply): "
+            + (
+                "[green]none reached vm3[/green]"
+                if not seen & SPOOFED
+                else f"[red]{sorted(seen & SPOOFED)} reached vm3[/red]"
+            )
+            + (
+                ""
+                if LEGIT <= seen
+                else f"; [red]legitimate frames missing: " f"{sorted(LEGIT - seen)}[/red]"
+            )
+        )
+        ok &= spoof_ok
+        changes = live_changes(pool)
+        table = Table(title="Live changes through the XenAPI client")
+        for col in ("change", "observed", "converged in", ""):
+            table.add_column(col)
+        for c in changes:
+            table.add_row(
+                c.what,
+                c.expected,
+                f"{c.seconds * 1000:.0f} ms" if c.seconds is not None else "-",
+                "[green]ok[/green]" if c.ok else "[red]FAIL[/red]",
+            )
+        console.print(table)
+        ok &= all(c.ok for c in changes)
+        verdict = "[green]everything as expected[/green]" if ok else "[red]NOT as expected[/red]"
+        console.print(f"demo: {verdict}")
+        return ok
+    finally:
+        if keep:
+            console.print(
+                f"lab '{topology.prefix}' kept: `netctl lab cli`, `netctl status "
+                f"--url {pool.status_url[:-7]}`, `netctl lab down`"
+            )
+        else:
+            pool.down()
+            console.print(f"lab '{topology.prefix}' torn down")
