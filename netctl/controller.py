@@ -205,8 +205,13 @@ class Run:
     # ------------------------------------------------------------------ loop
     def feed(self) -> None:
         """Consume xapi updates forever (run on a hub thread)."""
+        from netctl.openflow.launcher import wait_listening
         from netctl.openflow.service import changed_refs
 
+        # Bridges are told to connect here as soon as they exist: be listening first, or OVS
+        # backs off (up to 8 s) before it tries again.
+        host, _, port = self.config.openflow_listen.rpartition(":")
+        wait_listening(host, int(port), timeout=30)
         self.sync.start()
         ticker = threading.Thread(target=self._tick, name="netctl-tick", daemon=True)
         ticker.start()

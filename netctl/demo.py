@@ -167,7 +167,16 @@ class DemoPool:
             return False
         assert self.lab is not None
         want = sum(len(vm.vifs) for vm in self.topology.vms)
-        return sum(len(v) for v in self.lab.reload().state.plugged.values()) == want
+        if sum(len(v) for v in self.lab.reload().state.plugged.values()) != want:
+            return False
+        return all(self._has_address(h.name, self.topology.network(a.network).bridge, a.ipv4)
+                   for h in self.topology.hosts for a in h.addresses if a.ipv4)
+
+    def _has_address(self, host: str, device: str, cidr: str) -> bool:
+        """The lab agent (networkd's part) put the PIF's address on its bridge device."""
+        assert self.lab is not None
+        out = self.lab.exec(host, ["ip", "-o", "addr", "show", "dev", device], check=False)
+        return f" {cidr} " in out.stdout
 
     def down(self) -> None:
         if self.session is not None:

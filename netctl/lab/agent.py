@@ -31,7 +31,7 @@ class LabAgent:
     """Keeps the lab's VMs and dom0 addresses where xapi says they are (a background thread)."""
 
     def __init__(self, lab: Lab, xapi_url: str, user: str = "root", password: str = "netctl",
-                 bridge_timeout: float = 0.5) -> None:
+                 bridge_timeout: float = 0.0) -> None:
         self.lab = lab
         self.sync = XapiSync(xapi_url, user, password)
         self.bridge_timeout = bridge_timeout

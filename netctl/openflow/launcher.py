@@ -125,12 +125,22 @@ def start(core: FlowController, host: str, port: int = DEFAULT_PORT,
     return RunningController(core, host, port, thread, hub)
 
 
+def wait_listening(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not _listening(host, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def _listening(host: str, port: int) -> bool:
     """Is something listening there? Read from /proc, not by connecting: a probe connection
     would look like a switch to os-ken."""
-    want = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
+    addresses = {f"{socket.inet_aton(h)[::-1].hex().upper()}:{port:04X}"
+                 for h in (host or "0.0.0.0", "0.0.0.0")}
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if fields[1] == want and fields[3] == "0A":
+        if fields[1] in addresses and fields[3] == "0A":
             return True
     return False

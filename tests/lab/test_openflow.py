@@ -10,6 +10,7 @@ import pytest
 
 from netctl.lab.expect import probes
 from netctl.lab.probe import run_probes
+from netctl.lab.spoof import LEGIT, SPOOFED, spoof_check
 from netctl.lab.topology import parse_file
 from tests.conftest import TOPOLOGIES, lab_footprint
 from tests.lab.conftest import NOTHING
@@ -49,113 +50,9 @@ def test_every_network_forwards_and_isolates_under_the_controller(sdn):
     }
 
 
-SCAPY_SEND = r"""
-import sys
-from scapy.all import ARP, BOOTP, DHCP, IP, UDP, Ether, IPv6, Raw, sendp
-from scapy.layers.inet6 import (ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_Redirect,
-                                ICMPv6NDOptDstLLAddr, ICMPv6NDOptSrcLLAddr)
-mac, ip4, ip6, other4, other6 = sys.argv[1:6]
-evil = "02:66:66:66:66:66"
-bc, an = "ff:ff:ff:ff:ff:ff", "33:33:00:00:00:01"
-def udp4(src_mac, src_ip, tag):
-    return Ether(src=src_mac, dst=bc) / IP(src=src_ip, dst="255.255.255.255") / UDP(
-        sport=40000, dport=9999) / Raw(tag.encode())
-def udp6(src_ip, tag):
-    return Ether(src=mac, dst=an) / IPv6(src=src_ip, dst="ff02::1") / UDP(
-        sport=40000, dport=9999) / Raw(tag.encode())
-frames = [
-    udp4(mac, ip4, "legit-ipv4"),
-    udp4(evil, ip4, "spoofed-mac"),
-    udp4(mac, "10.10.0.99", "spoofed-ipv4"),
-    Ether(src=mac, dst=bc) / ARP(op=1, hwsrc=mac, psrc=ip4, pdst="10.10.0.200"),
-    Ether(src=mac, dst=bc) / ARP(op=1, hwsrc=mac, psrc=other4, pdst="10.10.0.201"),
-    udp6(ip6, "legit-ipv6"),
-    udp6("fd4e:10::99", "spoofed-ipv6"),
-    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_NA(tgt=other6)
-        / ICMPv6NDOptDstLLAddr(lladdr=mac),
-    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_NS(tgt="fd4e:10::200")
-        / ICMPv6NDOptSrcLLAddr(lladdr=mac),
-    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_NS(tgt="fd4e:10::201")
-        / ICMPv6NDOptSrcLLAddr(lladdr=evil),
-    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_RA(),
-    Ether(src=mac, dst=an) / IPv6(src=ip6, dst="ff02::1") / ICMPv6ND_Redirect(
-        tgt="fd4e:10::1", dst="fd4e:10::202"),
-    Ether(src=mac, dst=bc) / IP(src=ip4, dst="255.255.255.255") / UDP(sport=67, dport=68)
-        / BOOTP(op=2, yiaddr="10.10.0.77") / DHCP(options=[("message-type", "offer"), "end"]),
-]
-for _ in range(3):
-    sendp(frames, iface="eth0", verbose=False)
-"""
-
-
-def seen_on(pcap: str) -> set[str]:
-    """What arrived, named as the sender names it."""
-    from scapy.all import ARP, BOOTP, UDP, Raw, rdpcap
-    from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6ND_NS, ICMPv6ND_RA, ICMPv6ND_Redirect
-
-    names = set()
-    for pkt in rdpcap(pcap):
-        if pkt.haslayer(Raw) and pkt.haslayer(UDP) and pkt[UDP].dport == 9999:
-            names.add(bytes(pkt[Raw].load).decode(errors="replace"))
-        if pkt.haslayer(ARP) and pkt[ARP].pdst in ("10.10.0.200", "10.10.0.201"):
-            names.add("legit-arp" if pkt[ARP].pdst.endswith("200") else "spoofed-arp-sender")
-        if pkt.haslayer(ICMPv6ND_NA) and pkt[ICMPv6ND_NA].tgt == "fd4e:10::13":
-            names.add("spoofed-na-target")
-        if pkt.haslayer(ICMPv6ND_NS):
-            tgt = pkt[ICMPv6ND_NS].tgt
-            names.add({"fd4e:10::200": "legit-ns", "fd4e:10::201": "forged-ns-sll"}.get(tgt, ""))
-        if pkt.haslayer(ICMPv6ND_RA):
-            names.add("router-advertisement")
-        if pkt.haslayer(ICMPv6ND_Redirect):
-            names.add("redirect")
-        if pkt.haslayer(BOOTP) and pkt[BOOTP].op == 2:
-            names.add("dhcp-server-reply")
-    return names - {""}
-
-
-LEGIT = {"legit-ipv4", "legit-arp", "legit-ipv6", "legit-ns"}
-SPOOFED = {
-    "spoofed-mac",
-    "spoofed-ipv4",
-    "spoofed-arp-sender",
-    "spoofed-ipv6",
-    "spoofed-na-target",
-    "forged-ns-sll",
-    "router-advertisement",
-    "redirect",
-    "dhcp-server-reply",
-}
-
-
 def send_and_capture(sdn, tmp_path) -> set[str]:
     """vm1 (pool network, host1) sends crafted frames; vm3 (pool network, host2) captures."""
-    vif = sdn.lab.vif("vm1", 0)
-    pcap = str(tmp_path / "vm3.pcap")
-    cap = sdn.lab.popen(
-        "vm3",
-        ["tcpdump", "-i", "eth0", "-U", "-n", "-w", pcap, "not ip6 or not icmp6 or ip6[40] != 143"],
-    )
-    try:
-        time.sleep(1.0)
-        sdn.lab.exec(
-            "vm1",
-            [
-                sys.executable,
-                "-c",
-                SCAPY_SEND,
-                vif.mac,
-                "10.10.0.11",
-                "fd4e:10::11",
-                "10.10.0.13",
-                "fd4e:10::13",
-            ],
-            timeout=60,
-        )
-        time.sleep(1.0)
-    finally:
-        cap.terminate()
-        cap.communicate(timeout=10)
-    return seen_on(pcap)
+    return spoof_check(sdn.lab, "vm1", 0, "vm3", 0)
 
 
 def set_locking(sdn, vm: str, mode: str) -> None:
