@@ -85,7 +85,8 @@ class FlowController:
                 self.stats.incremental_recomputes += 1
             for sw in list(self.switches.values()):
                 self._identify(sw)
-                if sw.installed is not None and (scope is None or sw.bridge in scope):
+                if sw.installed is not None and (scope is None or (None, sw.bridge) in scope
+                                                 or (sw.host_ref, sw.bridge) in scope):
                     self._reconcile(sw)
 
     # ------------------------------------------------------------------ switch events
@@ -163,13 +164,17 @@ class FlowController:
             sw.host_ref, sw.bridge = ident
 
     def desired(self, sw: Switch) -> dict:
-        """Canonical desired table of a switch (empty if it is not one of the pool's)."""
+        """Desired table of a switch: canonical key -> (canonical body, Flow); empty if the
+        switch is not one of the pool's."""
         if self.state is None or sw.host_ref is None or sw.bridge is None:
             return {}
         ports = self.bridge_ports(self.state, sw)
         self.stats.bridges_compiled += 1
-        flows = compile_bridge(self.state, sw.host_ref, sw.bridge, ports)
-        return dict(messages.canon_flow(f) for f in flows)
+        out = {}
+        for f in compile_bridge(self.state, sw.host_ref, sw.bridge, ports):
+            key, body = messages.canon_flow(f)
+            out[key] = (body, f)
+        return out
 
     @staticmethod
     def bridge_ports(state: PoolState, sw: Switch) -> BridgePorts:
@@ -203,22 +208,17 @@ class FlowController:
         dp = sw.dp
         ofp = dp.ofproto
         msgs = []
-        flows_by_key = {}
-        if any(k not in have or have[k] != v for k, v in want.items()):
-            for f in compile_bridge(self.state, sw.host_ref, sw.bridge,
-                                    self.bridge_ports(self.state, sw)):
-                flows_by_key[messages.canon_flow(f)[0]] = f
-        for key, body in want.items():
+        for key, (body, flow) in want.items():
             if key not in have:
-                msgs.append(messages.flow_mod(dp, flows_by_key[key], ofp.OFPFC_ADD))
+                msgs.append(messages.flow_mod(dp, flow, ofp.OFPFC_ADD))
             elif have[key] != body:
-                msgs.append(messages.flow_mod(dp, flows_by_key[key], ofp.OFPFC_MODIFY_STRICT))
+                msgs.append(messages.flow_mod(dp, flow, ofp.OFPFC_MODIFY_STRICT))
         for key in have:
             if key not in want:
                 msgs.append(messages.delete_stale(dp, key))
         if msgs:
             self._send_bundle(sw, msgs)
-        sw.installed = want
+        sw.installed = {key: body for key, (body, _flow) in want.items()}
 
     def _send_bundle(self, sw: Switch, msgs: list) -> None:
         dp = sw.dp
@@ -251,12 +251,39 @@ def _only_status(previous: PoolState, state: PoolState, ref: str) -> bool:
     return old is not None and new is not None and replace(old, status=new.status) == new
 
 
-def _scope(previous: PoolState, state: PoolState, changed: set[str]) -> set[str] | None:
-    """Bridges a change concerns, judged in the new state and (for what left) in the old one."""
+def _scope(previous: PoolState, state: PoolState, changed: set[str]
+           ) -> set[tuple[str | None, str]] | None:
+    """(host ref, bridge) pairs a change concerns — host None: that bridge on every host —
+    judged in the new state and (for what left) in the old one; None: recompute everything.
+
+    A VIF whose MAC, network, VM, host and activity stay the same (a locking-mode change, its
+    allowed addresses) only concerns its own host: other hosts only know where its MAC is."""
     changed = {r for r in changed if not _only_status(previous, state, r)}
     new = {r for r in changed if state.get(r) is not None}
     old = {r for r in changed if previous.get(r) is not None}
     if changed - new - old:
         return None
-    a, b = affected_bridges(state, new), affected_bridges(previous, old)
-    return None if a is None or b is None else a | b
+    out: set[tuple[str | None, str]] = set()
+    for ref in new | old:
+        host = _local_host(previous, state, ref)
+        for st, refs in ((state, new), (previous, old)):
+            if ref not in refs:
+                continue
+            bridges = affected_bridges(st, {ref})
+            if bridges is None:
+                return None
+            out |= {(host, b) for b in bridges}
+    return out
+
+
+def _local_host(previous: PoolState, state: PoolState, ref: str) -> str | None:
+    """The host a VIF change is confined to, or None when other hosts must hear of it."""
+    old, new = previous.vifs.get(ref), state.vifs.get(ref)
+    if old is None or new is None:
+        return None
+    if (old.mac, old.network, old.vm) != (new.mac, new.network, new.vm):
+        return None
+    if previous.is_vif_active(old) != state.is_vif_active(new):
+        return None
+    host = state.vif_host(new)
+    return host if host == previous.vif_host(old) else None
