@@ -278,8 +278,16 @@ def lab_agent(prefix: str | None, xapi_url: str, username: str, password_file: s
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     password = open(password_file).read().strip()  # noqa: SIM115 - read once
+    me = os.getpid()
+
+    def stop(*_: object) -> None:
+        if os.getpid() != me:  # a child pyroute2 forked to enter a namespace: not ours to stop
+            os._exit(0)
+        agent.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     agent = LabAgent(_attach(prefix), xapi_url, username, password).start()
-    signal.signal(signal.SIGTERM, lambda *_: (agent.stop(), sys.exit(0)))
     while True:
         signal.pause()
 

@@ -437,11 +437,10 @@ class Lab:
         learn the VM's MAC at its new place at once."""
         vif = self.vif(vm, device)
         for cidr in vif.ipv4[:1]:
-            self.exec(
-                vm,
-                ["arping", "-q", "-U", "-c", "1", "-I", f"eth{device}", cidr.split("/")[0]],
-                check=False,
-            )
+            # arping lingers a second after its one frame: do not wait for it.
+            self.popen(vm, ["arping", "-q", "-U", "-c", "1", "-I", f"eth{device}",
+                            cidr.split("/")[0]], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
 
     def _create_bridge_for_vif(self, host: str, network: str) -> None:
         """xapi creates a network's bridge on first VIF attach when the host has no PIF on it."""
