@@ -188,7 +188,7 @@ def connect(state: PoolState) -> Pool:
             # restart): equivalent to a flow dump returning it, without building ~700k os-ken
             # messages for the 64-host pool. The controller's state is then what it tracks.
             sw = core.switches[dp.id]
-            sw.installed = core.desired(sw)
+            core.assume_in_sync(sw)
             flows += len(sw.installed)
     return Pool(state, core, dps, flows, time.perf_counter() - t0)
 

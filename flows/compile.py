@@ -300,13 +300,14 @@ def affected_bridges(state: PoolState, changed_refs: set[str]) -> set[str] | Non
             if net is None:
                 return None
             bridges.add(net.bridge)
-            parent = _vlan_parent_bridge(state, net_ref)
+            parent = vlan_parent_bridge(state, net_ref)
             if parent:
                 bridges.add(parent)
     return bridges
 
 
-def _vlan_parent_bridge(state: PoolState, net_ref: str) -> str | None:
+def vlan_parent_bridge(state: PoolState, net_ref: str) -> str | None:
+    """The bridge a VLAN network's fake bridge sits on (None: not a VLAN network)."""
     for pif in state.network_pifs(net_ref):
         vlan = state.vlan_of(pif)
         if vlan is not None:

@@ -441,6 +441,41 @@ def show_status(data: dict) -> None:
         console.print("no problems")
 
 
+@main.command("trace")
+@click.argument("vif")
+@click.argument("packet")
+@click.option("--xapi", "xapi_url", required=True, help="URL of the pool master (or simulator).")
+@click.option("--username", default="root", show_default=True)
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--lab", "prefix", help="Trace inside this lab's host namespace (default: on this "
+                                      "machine's own OVS, as on a real host).")
+def trace(vif: str, packet: str, xapi_url: str, username: str, password_file: str,
+          prefix: str | None) -> None:
+    """Where a PACKET (OVS flow syntax, e.g. icmp,nw_dst=10.10.0.13) from VIF (vm1, vm1/1 or
+    a VIF uuid) would go, from ofproto/trace on the VIF's host."""
+    from netctl.trace import TraceError, run_trace, target
+    from netctl.xapi.sync import XapiSync
+
+    sync = XapiSync(xapi_url, username, open(password_file).read().strip())  # noqa: SIM115
+    try:
+        sync.connect()
+        t = target(sync.state, vif, packet)
+        ns = env = None
+        if prefix is not None:
+            running = _attach(prefix)
+            host = next((h.name for h in running.topology.hosts if h.uuid == t.host_uuid), None)
+            if host is None:
+                raise TraceError(f"lab '{prefix}' has no host with uuid {t.host_uuid}")
+            ns, env = running.ns(host), running.ovs(host).env()
+        out = run_trace(t, ns, env)
+    except TraceError as exc:
+        raise NetctlError(str(exc)) from None
+    finally:
+        sync.stop()
+    console.print(f"[bold]{t.host}[/bold] bridge {t.bridge}, port {t.port}: {t.flow}")
+    click.echo(out)
+
+
 def _register_xapi_commands() -> None:
     from netctl.xapi.cli import xapi_sim
 

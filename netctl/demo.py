@@ -50,9 +50,11 @@ class DemoPool:
     """Lab + xapi simulator + lab agent + `netctl run`, as processes recorded in the lab, so
     `netctl lab down` stops them too (by PID) even if the demo itself dies."""
 
-    def __init__(self, topology: Topology, log: Callable[[str], None] = print) -> None:
+    def __init__(self, topology: Topology, log: Callable[[str], None] = print,
+                 ports: tuple[int, int, int] = (XAPI_PORT, OPENFLOW_PORT, METRICS_PORT)) -> None:
         self.topology = topology
         self.log = log
+        self.xapi_port, self.openflow_port, self.metrics_port = ports
         self.lab: Lab | None = None
         self.session: XenAPI.Session | None = None
 
@@ -62,11 +64,11 @@ class DemoPool:
 
     @property
     def xapi_url(self) -> str:
-        return f"http://127.0.0.1:{XAPI_PORT}/"
+        return f"http://127.0.0.1:{self.xapi_port}/"
 
     @property
     def status_url(self) -> str:
-        return f"http://127.0.0.1:{METRICS_PORT}/status"
+        return f"http://127.0.0.1:{self.metrics_port}/status"
 
     def up(self) -> None:
         self.lab = lab = Lab.up(self.topology, host_networking="none")
@@ -75,9 +77,9 @@ class DemoPool:
         (work / "netctl.yaml").write_text(
             yaml.safe_dump(
                 {
-                    "openflow": {"listen": f"{self.mgmt}:{OPENFLOW_PORT}"},
+                    "openflow": {"listen": f"{self.mgmt}:{self.openflow_port}"},
                     "ovsdb": {"endpoint": "tcp:{address}:6640", "datapath_type": "netdev"},
-                    "metrics": {"listen": f"127.0.0.1:{METRICS_PORT}"},
+                    "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
                 }
             )
         )
