@@ -93,6 +93,11 @@ class HostWorker:
                 self.status.endpoint, timeout=self.config.ovsdb_timeout, ssl=ssl
             ).connect()
             self.status.applied = None  # a new session: compare with what is there
+        if not self.db.is_connected():
+            self.status.connected = False
+            self.status.last_error = "OVSDB session lost; reconnecting"
+            self.metrics.ovsdb_connected.labels(self.status.name).set(0)
+            return
         self.status.connected = True
         self.status.last_error = ""
         self.metrics.ovsdb_connected.labels(self.status.name).set(1)

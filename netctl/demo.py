@@ -57,6 +57,7 @@ class DemoPool:
         self.xapi_port, self.openflow_port, self.metrics_port = ports
         self.lab: Lab | None = None
         self.session: XenAPI.Session | None = None
+        self._args: dict[str, list[str]] = {}
 
     @property
     def mgmt(self) -> str:
@@ -90,7 +91,7 @@ class DemoPool:
                 "--topology",
                 str(work / "topology.yaml"),
                 "--listen",
-                f"127.0.0.1:{XAPI_PORT}",
+                f"127.0.0.1:{self.xapi_port}",
             ],
             topology=True,
         )
@@ -123,8 +124,20 @@ class DemoPool:
         self.session = XenAPI.Session(self.xapi_url)
         self.session.xenapi.login_with_password("root", "netctl", "1.0", "netctl-demo")
 
+    def stop(self, name: str) -> None:
+        """Stop one of the demo's processes (by the PID and start time it recorded)."""
+        assert self.lab is not None
+        for proc in self.lab.reload().state.owned_processes():
+            if proc.what == name:
+                proc.stop()
+
+    def restart(self, name: str) -> None:
+        self.stop(name)
+        self._spawn(name, self._args[name])
+
     def _spawn(self, name: str, args: list[str], topology: bool = False) -> None:
         assert self.lab is not None
+        self._args[name] = args
         if topology:
             (self.lab.state.dir / "topology.yaml").write_text(self.topology.to_yaml())
         log = open(self.lab.state.dir / f"{name}.log", "a")  # noqa: SIM115 - child keeps it
@@ -134,7 +147,7 @@ class DemoPool:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.lab.state.add_process(OwnedProcess.from_pid(proc.pid, name))
+        self.lab.reload().state.add_process(OwnedProcess.from_pid(proc.pid, name))
 
     def _xapi_up(self) -> bool:
         try:

@@ -503,6 +503,10 @@ class HostOvsdb:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def is_connected(self) -> bool:
+        """Is the OVSDB session up and the database mirrored (the IDL reconnects by itself)?"""
+        return self._conn is not None and self._synced()
+
     @property
     def _idl(self) -> Any:
         assert self._conn is not None, "connect() first"

@@ -46,57 +46,32 @@ class OvsInstance:
 
     def start(self, system_id: str, hostname: str) -> list[OwnedProcess]:
         """Create the database and start both daemons; returns the processes to record."""
+        started = [self.start_ovsdb()]
+        self.vsctl("--no-wait", "init", "--", "set", "Open_vSwitch", ".",
+                   f"external_ids:system-id={system_id}", f"external_ids:hostname={hostname}")
+        netns.run(self.ns, ["ovs-vswitchd", f"unix:{self.db_sock}",
+                            f"--pidfile={self.rundir / 'ovs-vswitchd.pid'}", "--detach",
+                            f"--log-file={self.rundir / 'ovs-vswitchd.log'}"], env=self.env())
+        started.append(OwnedProcess.from_pidfile(self.rundir / "ovs-vswitchd.pid",
+                                                 f"{self.ns} ovs-vswitchd"))
+        return started
+
+    def start_ovsdb(self) -> OwnedProcess:
+        """Start (or restart, keeping its database) this host's ovsdb-server."""
         self.rundir.mkdir(parents=True, exist_ok=True)
         db = self.rundir / "conf.db"
         if not db.exists():
             netns.run(None, ["ovsdb-tool", "create", str(db), str(SCHEMA)])
-        remotes = [
-            f"--remote=punix:{self.db_sock}",
-            "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
-        ]
+        remotes = [f"--remote=punix:{self.db_sock}",
+                   "--remote=db:Open_vSwitch,Open_vSwitch,manager_options"]
         if self.ovsdb_address:
             remotes.append(f"--remote=ptcp:{OVSDB_PORT}:{self.ovsdb_address}")
-        started = []
-        netns.run(
-            self.ns,
-            [
-                "ovsdb-server",
-                str(db),
-                *remotes,
-                f"--pidfile={self.rundir / 'ovsdb-server.pid'}",
-                "--detach",
-                f"--log-file={self.rundir / 'ovsdb-server.log'}",
-            ],
-            env=self.env(),
-        )
-        started.append(
-            OwnedProcess.from_pidfile(self.rundir / "ovsdb-server.pid", f"{self.ns} ovsdb-server")
-        )
-        self.vsctl(
-            "--no-wait",
-            "init",
-            "--",
-            "set",
-            "Open_vSwitch",
-            ".",
-            f"external_ids:system-id={system_id}",
-            f"external_ids:hostname={hostname}",
-        )
-        netns.run(
-            self.ns,
-            [
-                "ovs-vswitchd",
-                f"unix:{self.db_sock}",
-                f"--pidfile={self.rundir / 'ovs-vswitchd.pid'}",
-                "--detach",
-                f"--log-file={self.rundir / 'ovs-vswitchd.log'}",
-            ],
-            env=self.env(),
-        )
-        started.append(
-            OwnedProcess.from_pidfile(self.rundir / "ovs-vswitchd.pid", f"{self.ns} ovs-vswitchd")
-        )
-        return started
+        pidfile = self.rundir / "ovsdb-server.pid"
+        pidfile.unlink(missing_ok=True)
+        netns.run(self.ns, ["ovsdb-server", str(db), *remotes, f"--pidfile={pidfile}",
+                            "--detach", f"--log-file={self.rundir / 'ovsdb-server.log'}"],
+                  env=self.env())
+        return OwnedProcess.from_pidfile(pidfile, f"{self.ns} ovsdb-server")
 
     def vsctl(self, *args: str, check: bool = True) -> str:
         return netns.run(
