@@ -89,7 +89,7 @@ def lab_up(topology: str, host_networking: str, prefix: str | None, management: 
 @click.option("--lab", "prefix", help="Lab prefix (default: every lab that is up).")
 def lab_down(prefix: str | None) -> None:
     """Remove a lab: exactly the namespaces, links and processes it recorded."""
-    from netctl.lab.lab import teardown
+    from netctl.lab.lab import LabError, teardown
     from netctl.lab.state import LabState
 
     _require_root()
@@ -100,7 +100,7 @@ def lab_down(prefix: str | None) -> None:
     for p in prefixes:
         try:
             removed = teardown(LabState.load(p))
-        except LookupError as exc:
+        except (LookupError, LabError) as exc:
             raise NetctlError(str(exc)) from None
         console.print(f"lab '{p}' down: removed {len(removed)} objects")
 
@@ -278,16 +278,13 @@ def lab_agent(prefix: str | None, xapi_url: str, username: str, password_file: s
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     password = open(password_file).read().strip()  # noqa: SIM115 - read once
-    me = os.getpid()
-
     def stop(*_: object) -> None:
-        if os.getpid() != me:  # a child pyroute2 forked to enter a namespace: not ours to stop
-            os._exit(0)
-        agent.stop()
-        sys.exit(0)
+        # Nothing to flush (every lab change is recorded as it happens), and a pyroute2 child
+        # forked to enter a namespace inherits this handler: leave at once either way.
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
-    agent = LabAgent(_attach(prefix), xapi_url, username, password).start()
+    LabAgent(_attach(prefix), xapi_url, username, password).start()
     while True:
         signal.pause()
 

@@ -495,19 +495,29 @@ def _vlan_args(vlan: int | None, trunk: tuple[int, ...], native: int) -> list[st
 
 
 def teardown(state: LabState) -> list[str]:
-    """Remove what `state` records, in reverse order of creation. Returns what was removed."""
+    """Remove what `state` records, in reverse order of creation. Returns what was removed.
+    One object that cannot be removed does not stop the others from being removed; the
+    failures are raised together at the end (and the record is kept for another try)."""
     removed: list[str] = []
+    failed: list[str] = []
+
+    def attempt(what: str, action) -> None:  # noqa: ANN001 - a callable
+        try:
+            action()
+            removed.append(what)
+        except Exception as exc:  # noqa: BLE001 - reported below, after the rest is done
+            failed.append(f"{what}: {exc}")
+
     for proc in reversed(state.owned_processes()):
         if proc.alive():
-            proc.stop()
-            removed.append(f"process {proc.pid} ({proc.what})")
+            attempt(f"process {proc.pid} ({proc.what})", proc.stop)
     for name in reversed(state.namespaces):
         if netns.exists(name):
-            netns.remove(name)
-            removed.append(f"namespace {name}")
+            attempt(f"namespace {name}", lambda n=name: netns.remove(n))
     for link in reversed(state.root_links):
         if netns.link_exists(None, link):
-            netns.delete_link(None, link)
-            removed.append(f"link {link}")
+            attempt(f"link {link}", lambda n=link: netns.delete_link(None, n))
+    if failed:
+        raise LabError(f"lab '{state.prefix}': could not remove: {'; '.join(failed)}")
     shutil.rmtree(state.dir, ignore_errors=True)
     return removed

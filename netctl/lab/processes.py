@@ -44,14 +44,20 @@ class OwnedProcess:
         """SIGTERM, then SIGKILL after `timeout`, only if this is still the process we started."""
         if not self.alive():
             return
-        os.kill(self.pid, signal.SIGTERM)
+        self._signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while self.alive() and time.monotonic() < deadline:
             time.sleep(0.02)
         if self.alive():
-            os.kill(self.pid, signal.SIGKILL)
+            self._signal(signal.SIGKILL)
             while self.alive():
                 time.sleep(0.02)
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass  # it ended between our check and the signal: what we wanted
 
     def to_json(self) -> dict:
         return asdict(self)

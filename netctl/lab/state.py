@@ -48,12 +48,26 @@ class LabState:
         tmp.write_text(json.dumps(asdict(self), indent=1))
         tmp.replace(self.path)
 
+    @property
+    def processes_path(self) -> Path:
+        return self.dir / "processes.jsonl"
+
     def add_process(self, proc: OwnedProcess) -> None:
-        self.processes.append(proc.to_json())
-        self.save()
+        """Record a process the lab (or a program running beside it) started. An append-only
+        file of its own: several processes record theirs, and a writer of state.json holding
+        an older copy must never drop one."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self.processes_path.open("a") as f:
+            f.write(json.dumps(proc.to_json()) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
     def owned_processes(self) -> list[OwnedProcess]:
-        return [OwnedProcess(**p) for p in self.processes]
+        recorded = list(self.processes)
+        if self.processes_path.exists():
+            recorded += [json.loads(line) for line in
+                         self.processes_path.read_text().splitlines() if line.strip()]
+        return [OwnedProcess(**p) for p in recorded]
 
     @classmethod
     def load(cls, prefix: str) -> LabState:
