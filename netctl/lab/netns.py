@@ -6,11 +6,13 @@ deletes an object it was not asked to delete by name, and nothing kills processe
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import subprocess
 from collections.abc import Sequence
 
 from pyroute2 import IPRoute, NetNS, netns
+from pyroute2.netlink.exceptions import NetlinkError
 
 IFA_F_NODAD = 0x02
 
@@ -93,10 +95,16 @@ def links(ns: str | None) -> list[str]:
 
 
 def delete_link(ns: str | None, name: str) -> None:
+    """Delete a link if it is there. A veth whose peer's namespace was just deleted vanishes on
+    its own, asynchronously: "no such device" is success, not an error."""
     with _handle(ns) as ipr:
         found = ipr.link_lookup(ifname=name)
         if found:
-            ipr.link("del", index=found[0])
+            try:
+                ipr.link("del", index=found[0])
+            except NetlinkError as exc:
+                if exc.code != errno.ENODEV:
+                    raise
 
 
 def add_linux_bridge(name: str) -> None:
