@@ -28,8 +28,10 @@ from flows.pipeline import (
     META_MASK,
     META_VLAN_MASK,
     NORMAL,
+    OFPP_LOCAL,
     OFPVID_PRESENT,
     PORT_SECURITY,
+    TO_CONTROLLER,
     Flow,
     Output,
     PopVlan,
@@ -101,11 +103,19 @@ def compile_bridge(
     """The complete desired table of `bridge` on `host_ref` (a frozenset: order is priority's)."""
     intent = bridge_intent(state, host_ref, bridge)
     flows: list[Flow] = [
-        flow(CLASSIFY, 0, "anything unclassified: drop"),
+        # A port with no rules yet is a VIF plugged a moment ago: its first frames (often the
+        # guest's ARP reply) go to the controller, which replays them through the pipeline
+        # once the port's rules are in, instead of losing them to a 1 s ARP retry.
+        flow(CLASSIFY, 0, "a port not classified yet: to the controller", actions=(TO_CONTROLLER,)),
         flow(PORT_SECURITY, 0, "a VIF without rules: drop"),
     ]
     if intent.kind == "none":
         return frozenset(flows)
+    known = {*ports.vifs.values(), *ports.uplinks, *ports.tunnels.values(), *ports.internal}
+    if intent.kind != "external":
+        known.add(OFPP_LOCAL)  # the host's own port on a private bridge takes no part
+    for port in sorted(known):
+        flows.append(flow(CLASSIFY, 10, "a known port, nothing matched: drop", in_port=port))
     vlans = intent.vlans
 
     def meta(vlan: int, tunnel: bool = False) -> tuple[int, int]:

@@ -21,6 +21,7 @@ from typing import Union
 COOKIE = 0x6E63_0000_0000_0000  # "nc": marks every flow netctl owns
 COOKIE_MASK = 0xFFFF_0000_0000_0000
 OFPP_NORMAL = 0xFFFFFFFA
+OFPP_CONTROLLER = 0xFFFFFFFD
 OFPP_LOCAL = 0xFFFFFFFE
 OFPVID_PRESENT = 0x1000
 META_VLAN_MASK = 0x0FFF
@@ -123,6 +124,7 @@ class PopVlan:
 
 Action = Union[Output, PushVlan, PopVlan]  # noqa: UP007 - used at runtime in isinstance checks
 NORMAL = Output(OFPP_NORMAL)
+TO_CONTROLLER = Output(OFPP_CONTROLLER)
 
 MatchValue = Union[int, str, tuple[int, int], tuple[str, str]]  # noqa: UP007
 

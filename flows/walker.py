@@ -12,14 +12,22 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flows.pipeline import OFPP_NORMAL, OFPVID_PRESENT, Flow, Output, PopVlan, PushVlan
+from flows.pipeline import (
+    OFPP_CONTROLLER,
+    OFPP_NORMAL,
+    OFPVID_PRESENT,
+    Flow,
+    Output,
+    PopVlan,
+    PushVlan,
+)
 
 Packet = dict[str, object]
 
 
 @dataclass(frozen=True)
 class Delivery:
-    port: int | str  # an OpenFlow port number, or "NORMAL"
+    port: int | str  # an OpenFlow port number, "NORMAL" or "CONTROLLER"
     vlan: int  # VLAN the frame carries when it leaves (0 = untagged)
 
 
@@ -71,6 +79,8 @@ def walk(flows: Iterable[Flow], packet: Packet, max_tables: int = 16) -> list[De
                 vlan = int(pkt["vlan_vid"]) & 0x0FFF
                 if action.port == OFPP_NORMAL:
                     out.append(Delivery("NORMAL", vlan))
+                elif action.port == OFPP_CONTROLLER:
+                    out.append(Delivery("CONTROLLER", vlan))
                 elif action.port != pkt.get("in_port"):  # OpenFlow never hairpins implicitly
                     out.append(Delivery(action.port, vlan))
         if hit.write_metadata is not None:

@@ -75,6 +75,12 @@ class NetctlApp(app_manager.OSKenApp):
         self.core.port_changed(msg.datapath, name, msg.desc.port_no,
                                deleted=msg.reason == ofp.OFPPR_DELETE)
 
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    @guarded
+    def packet_in(self, ev: Any) -> None:
+        msg = ev.msg
+        self.core.packet_in(msg.datapath, msg.match["in_port"], msg.data)
+
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     @guarded
     def barrier(self, ev: Any) -> None:

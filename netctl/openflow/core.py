@@ -27,6 +27,8 @@ from netctl.model import PoolState
 from netctl.openflow import messages
 
 LOG = logging.getLogger("netctl.openflow")
+HELD_PER_PORT = 32
+HOLD_SECONDS = 1.0
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Stats:
     bridges_compiled: int = 0
     errors: int = 0
     connects: int = 0
+    replayed: int = 0  # frames held from a just-plugged port and replayed once it had rules
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Switch:
     dumping: list = field(default_factory=list)
     pending_barriers: dict[int, float] = field(default_factory=dict)  # xid -> sent at
     converged_at: float = 0.0
+    classified: set[int] = field(default_factory=set)  # ports the installed table knows
+    held: dict[int, list[tuple[float, bytes]]] = field(default_factory=dict)  # port -> frames
 
 
 class FlowController:
@@ -136,6 +141,39 @@ class FlowController:
             if sw is not None and sw.dp is dp:
                 del self.switches[dp.id]
 
+    def packet_in(self, dp: Any, in_port: int, data: bytes) -> None:
+        """A frame from a port the table does not know yet (a VIF plugged a moment ago): hold
+        it until that port's rules are installed, then replay it through the pipeline."""
+        with self.lock:
+            sw = self.switches.get(dp.id)
+            if sw is None:
+                return
+            held = sw.held.setdefault(in_port, [])
+            if len(held) < HELD_PER_PORT:
+                held.append((time.monotonic(), bytes(data)))
+            if in_port in sw.classified:  # its rules went in while this was on the way
+                self._replay(sw)
+
+    def _replay(self, sw: Switch) -> None:
+        """Send held frames of now-classified ports back through the table (after the
+        bundle: a switch processes one connection's messages in order); forget old ones."""
+        dp = sw.dp
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        now = time.monotonic()
+        for port in list(sw.held):
+            frames = [(t, d) for t, d in sw.held[port] if now - t < HOLD_SECONDS]
+            if port in sw.classified:
+                for _t, data in frames:
+                    dp.send_msg(parser.OFPPacketOut(
+                        datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=port,
+                        actions=[parser.OFPActionOutput(ofp.OFPP_TABLE)], data=data))
+                    self.stats.replayed += 1
+                frames = []
+            if frames:
+                sw.held[port] = frames
+            else:
+                del sw.held[port]
+
     def barrier_reply(self, dp: Any, xid: int) -> None:
         with self.lock:
             sw = self.switches.get(dp.id)
@@ -169,6 +207,8 @@ class FlowController:
         if self.state is None or sw.host_ref is None or sw.bridge is None:
             return {}
         ports = self.bridge_ports(self.state, sw)
+        sw.classified = {*ports.vifs.values(), *ports.uplinks, *ports.tunnels.values(),
+                         *ports.internal}
         self.stats.bridges_compiled += 1
         out = {}
         for f in compile_bridge(self.state, sw.host_ref, sw.bridge, ports):
@@ -224,6 +264,8 @@ class FlowController:
         if msgs:
             self._send_bundle(sw, msgs)
         sw.installed = {key: body for key, (body, _flow) in want.items()}
+        if sw.held:
+            self._replay(sw)
 
     def _send_bundle(self, sw: Switch, msgs: list) -> None:
         dp = sw.dp

@@ -395,3 +395,13 @@ def test_compiling_twice_gives_the_same_table(demo):
     assert a == b and all(isinstance(f, Flow) for f in a)
     assert any(Output(0xFFFFFFFA) in f.actions for f in a if f.table == FORWARD)
     assert {f.table for f in a} == {CLASSIFY, PORT_SECURITY, FORWARD}
+
+
+def test_a_port_not_classified_yet_goes_to_the_controller_and_known_ports_never_do(demo):
+    flows, vifs = pool_bridge(demo, "host1")
+    # A VIF plugged a moment ago: the controller holds its frames and replays them.
+    assert ports_reached(flows, {"in_port": 999, "eth_dst": "ff:ff:ff:ff:ff:ff"}) == {
+        "CONTROLLER"}
+    # Known ports whose traffic matches nothing are dropped, never sent to the controller.
+    assert walk(flows, {"in_port": UPLINK, "vlan_vid": 0x1000 | 30}) == []
+    assert walk(flows, {"in_port": next(iter(vifs.values())), "vlan_vid": 0x1000 | 20}) == []
