@@ -299,9 +299,15 @@ def lab_agent(prefix: str | None, xapi_url: str, username: str, password_file: s
 @click.option("--hub", type=click.Choice(["native", "eventlet"]), default="native",
               show_default=True, help="os-ken hub.")
 @click.option("--status-file", help="Write the controller's status (JSON) here, continuously.")
+@click.option("--tls-key", type=click.Path(dir_okay=False),
+              help="Listen with TLS (ssl: targets): the controller's private key ...")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="... its certificate ...")
+@click.option("--tls-ca", type=click.Path(dir_okay=False),
+              help="... and the CA the switches' certificates must be signed by.")
 @click.option("-v", "--verbose", is_flag=True)
 def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub: str,
-             status_file: str | None, verbose: bool) -> None:
+             status_file: str | None, tls_key: str | None, tls_cert: str | None,
+             tls_ca: str | None, verbose: bool) -> None:
     """Run the OpenFlow controller alone: keep every bridge's flows equal to xapi's intent."""
     import logging
 
@@ -316,8 +322,16 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
         os.execv(sys.executable, [sys.executable, "-m", "netctl.openflow.green", *args])
     host, _, port = listen.rpartition(":")
     password = open(password_file).read().strip()  # noqa: SIM115 - read once
+    from netctl.openflow.launcher import TlsFiles
+
+    tls = None
+    if tls_key or tls_cert or tls_ca:
+        if not (tls_key and tls_cert and tls_ca):
+            raise NetctlError("TLS needs --tls-key, --tls-cert and --tls-ca together")
+        tls = TlsFiles(tls_key, tls_cert, tls_ca)
     try:
-        serve(host, int(port), xapi_url, username, password, hub=hub, status_file=status_file)
+        serve(host, int(port), xapi_url, username, password, hub=hub, status_file=status_file,
+              tls=tls)
     except LaunchError as exc:
         raise NetctlError(str(exc)) from None
 
@@ -363,7 +377,8 @@ def run(xapi_url: str, username: str, password_file: str, config_file: str | Non
                               f"{exc.strerror}") from None
     host, _, port = config.openflow_listen.rpartition(":")
     try:
-        run_controller(controller.core, host, int(port), config.hub, [controller.feed])
+        run_controller(controller.core, host, int(port), config.hub, [controller.feed],
+                       config.openflow_tls)
     except LaunchError as exc:
         raise NetctlError(str(exc)) from None
 

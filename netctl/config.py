@@ -5,6 +5,8 @@ openflow:
   listen: 0.0.0.0:6653          # where the bridges connect (the controller's side)
   target: tcp:198.18.10.1:6653  # what each bridge is told to connect to (default: from listen)
   hub: native                   # os-ken hub: native | eventlet
+  ssl: {private_key: ctl-privkey.pem, certificate: ctl-cert.pem, ca_cert: switchca.pem}
+                                # TLS only on the listen port; targets become ssl:
 ovsdb:
   endpoint: "tcp:{address}:6640"  # per host; {address} = xapi host.address, {name} = name_label
   hosts: {host1: "ssl:10.0.0.5:6640"}   # overrides, by host name_label or uuid
@@ -26,7 +28,7 @@ from typing import Any
 import yaml
 
 SCHEMA = {
-    "openflow": {"listen", "target", "hub"},
+    "openflow": {"listen", "target", "hub", "ssl"},
     "ovsdb": {"endpoint", "hosts", "ssl", "datapath_type", "timeout"},
     "metrics": {"listen"},
 }
@@ -47,6 +49,13 @@ class Config:
     datapath_type: str = "system"
     ovsdb_timeout: float = 20.0
     metrics_listen: str | None = "127.0.0.1:9464"
+    openflow_ssl: dict[str, str] | None = None
+
+    @property
+    def openflow_tls(self) -> Any:
+        from netctl.openflow.launcher import TlsFiles
+
+        return TlsFiles(**self.openflow_ssl) if self.openflow_ssl else None
 
     @property
     def target(self) -> str:
@@ -56,7 +65,7 @@ class Config:
         if host in ("", "0.0.0.0"):
             raise ConfigError("openflow.target is needed when openflow.listen is a wildcard "
                               "(the bridges must be told an address)")
-        return f"tcp:{host}:{port}"
+        return f"{'ssl' if self.openflow_ssl else 'tcp'}:{host}:{port}"
 
     def endpoint(self, name_label: str, uuid: str, address: str) -> str:
         for key in (uuid, name_label):
@@ -96,13 +105,16 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         "datapath_type": db.get("datapath_type", "system"),
         "ovsdb_timeout": float(db.get("timeout", 20.0)),
         "metrics_listen": me.get("listen", Config.metrics_listen),
+        "openflow_ssl": of.get("ssl"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values["hub"] not in ("native", "eventlet"):
         raise ConfigError(f"{where}: openflow: hub must be native or eventlet")
     if values["datapath_type"] not in ("system", "netdev"):
         raise ConfigError(f"{where}: ovsdb: datapath_type must be system or netdev")
-    if values["ssl"] is not None and set(values["ssl"]) != {"private_key", "certificate",
-                                                            "ca_cert"}:
-        raise ConfigError(f"{where}: ovsdb: ssl needs private_key, certificate and ca_cert")
+    for section, key in (("ovsdb", "ssl"), ("openflow", "openflow_ssl")):
+        tls = values[key]
+        if tls is not None and set(tls) != {"private_key", "certificate", "ca_cert"}:
+            raise ConfigError(f"{where}: {section}: ssl needs private_key, certificate and "
+                              "ca_cert")
     return Config(**values)

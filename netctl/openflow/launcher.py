@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,20 @@ class RunningController:
         return f"tcp:{self.host}:{self.port}"
 
 
-def prepare(host: str, port: int, hub: str | None = None) -> Any:
+@dataclass(frozen=True)
+class TlsFiles:
+    """The controller's key and certificate, and the CA that signed the switches' certificates
+    (switches without a certificate from it are refused)."""
+
+    private_key: str
+    certificate: str
+    ca_cert: str
+
+
+def prepare(host: str, port: int, hub: str | None = None, tls: TlsFiles | None = None) -> Any:
     """Everything before running apps, in the order os-ken needs; returns its AppManager class.
     With eventlet, threading is monkey-patched too, so every thread of the process is green
-    and may safely hand work to os-ken's queues."""
+    and may safely hand work to os-ken's queues. With `tls` the port speaks TLS only."""
     hub = hub or os.environ.get("OSKEN_HUB_TYPE", "native")
     select_hub(hub)
     check_port_free(host, port)
@@ -98,8 +109,16 @@ def prepare(host: str, port: int, hub: str | None = None) -> Any:
     manager = importlib.import_module("os_ken.base.app_manager").AppManager
     importlib.import_module("os_ken.controller.controller")  # registers ofp-listen-* options
     cfg = importlib.import_module("os_ken.cfg")
-    cfg.CONF(args=["--ofp-listen-host", host, "--ofp-tcp-listen-port", str(port)],
-             project="os_ken", default_config_files=[])
+    args = ["--ofp-listen-host", host]
+    if tls is None:
+        args += ["--ofp-tcp-listen-port", str(port)]
+    else:
+        for path in (tls.private_key, tls.certificate, tls.ca_cert):
+            if not Path(path).is_file():
+                raise LaunchError(f"OpenFlow TLS: no such file {path}")
+        args += ["--ofp-ssl-listen-port", str(port), "--ctl-privkey", tls.private_key,
+                 "--ctl-cert", tls.certificate, "--ca-certs", tls.ca_cert]
+    cfg.CONF(args=args, project="os_ken", default_config_files=[])
     return manager
 
 

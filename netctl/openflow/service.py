@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from netctl.openflow.core import FlowController
-from netctl.openflow.launcher import prepare
+from netctl.openflow.launcher import TlsFiles, prepare
 
 LOG = logging.getLogger("netctl.openflow")
 
@@ -51,9 +51,9 @@ def status(core: FlowController) -> dict:
 
 
 def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
-                   feeders: list[Callable[[], None]]) -> None:
+                   feeders: list[Callable[[], None]], tls: TlsFiles | None = None) -> None:
     """Run os-ken (blocking, main thread) with `feeders` on hub threads."""
-    manager = prepare(listen_host, port, hub)
+    manager = prepare(listen_host, port, hub, tls)
     from os_ken.lib import hub as oshub
 
     from netctl.openflow import app
@@ -73,7 +73,8 @@ def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
 
 
 def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
-          hub: str = "native", status_file: str | None = None) -> None:
+          hub: str = "native", status_file: str | None = None,
+          tls: TlsFiles | None = None) -> None:
     """The standalone OpenFlow controller: xapi intent in, flow tables out."""
     from netctl.model import validate
     from netctl.xapi.sync import XapiSync
@@ -103,4 +104,4 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
             tmp.replace(path)
             oshub.sleep(0.2)
 
-    run_controller(core, listen_host, port, hub, [feed, write_status])
+    run_controller(core, listen_host, port, hub, [feed, write_status], tls)

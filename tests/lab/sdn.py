@@ -28,6 +28,7 @@ class ControllerProcess:
     xapi_url: str
     workdir: Path
     proc: subprocess.Popen | None = None
+    extra_args: tuple[str, ...] = ()
 
     @property
     def status_file(self) -> Path:
@@ -53,6 +54,7 @@ class ControllerProcess:
                 hub,
                 "--status-file",
                 str(self.status_file),
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
