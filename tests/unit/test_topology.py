@@ -194,3 +194,20 @@ def test_topology_readme_documents_every_field():
         "default_locking_mode",
     ):
         assert f"`{word}`" in readme, word
+
+
+def test_pool_topo_is_the_same_pool_for_mininet():
+    from netctl.lab.mininet_view import PoolTopo
+
+    topo = parse_file(TOPOLOGIES / "demo-pool.yaml")
+    mn = PoolTopo(topo)
+    assert set(mn.hosts()) == {v.name for v in topo.vms} | {o.name for o in topo.switch.outside}
+    assert set(mn.switches()) == {h.name for h in topo.hosts} | {"tor"}
+    links = mn.links(withInfo=True)
+    vif_links = [info for _a, _b, info in links if info.get("network")]
+    assert len(vif_links) == sum(len(vm.vifs) for vm in topo.vms)
+    cable = next(info for a, b, info in links
+                 if {a, b} == {"host2", "tor"} and info.get("intfName1") == "eth2")
+    assert cable["vlan"] == 30 and cable["intfName2"] == "h2-eth2"
+    dpids = {mn.nodeInfo(s)["dpid"] for s in mn.switches()}
+    assert len(dpids) == len(mn.switches())  # explicit, distinct (Mininet would derive them)
