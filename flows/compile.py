@@ -12,7 +12,8 @@ the base network's PIF on this host is decides the bridge's kind:
   tunnel to that host; flooding from a local VIF goes to the local VIFs and every tunnel,
   flooding from a tunnel only to the local VIFs (split horizon: never back into the mesh).
 - internal (no PIF on this host): only local VIFs.
-VIF ports accept untagged frames only: a guest cannot hop VLANs with a tagged frame.
+VIF ports accept untagged frames only — a guest cannot hop VLANs with a tagged frame — except
+the VLANs listed in its `VIF.trunks`.
 """
 
 from __future__ import annotations
@@ -139,6 +140,13 @@ def compile_bridge(
                 goto=PORT_SECURITY,
             )
         )
+        if intent.kind == "external" and vlan == 0:
+            # VIF.trunks: the guest may also send these VLANs tagged (locking still applies;
+            # NORMAL keeps each VLAN to itself, as the port's `trunks` column says).
+            for tag in sorted({t for t in vif.trunks if 1 <= t <= 4094}):
+                flows.append(flow(CLASSIFY, 100, f"VLAN {tag} from trunk VIF {vif.uuid}",
+                                  in_port=port, vlan_vid=OFPVID_PRESENT | tag,
+                                  write_metadata=meta(tag), goto=PORT_SECURITY))
         flows += port_security_flows(port, vif.mac.lower(), locking_of(state, vif))
         tagged = {"vlan_vid": (OFPVID_PRESENT, OFPVID_PRESENT)}
         flows.append(

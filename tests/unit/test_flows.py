@@ -405,3 +405,18 @@ def test_a_port_not_classified_yet_goes_to_the_controller_and_known_ports_never_
     # Known ports whose traffic matches nothing are dropped, never sent to the controller.
     assert walk(flows, {"in_port": UPLINK, "vlan_vid": 0x1000 | 30}) == []
     assert walk(flows, {"in_port": next(iter(vifs.values())), "vlan_vid": 0x1000 | 20}) == []
+
+
+def test_vif_trunks_let_exactly_those_vlans_in_tagged(demo):
+    vm3 = vif_of(demo, "vm3")  # pool network (untagged on host2's xapi1)
+    state = with_vif(demo, vm3, trunks=(10,))
+    h2 = host(state, "host2")
+    flows = compile_bridge(state, h2, "xapi1", BridgePorts(vifs={vm3.uuid: 7}, uplinks=(UPLINK,)))
+    frame = {"in_port": 7, "eth_src": vm3.mac, "eth_dst": "ff:ff:ff:ff:ff:ff"}
+    assert [(d.port, d.vlan) for d in walk(flows, {**frame, "vlan_vid": 0x1000 | 10})] == [
+        ("NORMAL", 10)]
+    assert walk(flows, {**frame, "vlan_vid": 0x1000 | 20}) == []
+    assert ports_reached(flows, frame) == {"NORMAL"}
+    untrunked = compile_bridge(demo, h2, "xapi1", BridgePorts(vifs={vm3.uuid: 7},
+                                                              uplinks=(UPLINK,)))
+    assert walk(untrunked, {**frame, "vlan_vid": 0x1000 | 10}) == []
