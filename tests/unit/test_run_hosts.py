@@ -1,0 +1,49 @@
+"""`netctl run` follows the pool's membership: a host that joins gets an OVSDB worker, a host
+that leaves loses it, and an unreachable host is reported without delaying the others."""
+
+from __future__ import annotations
+
+import time
+
+from netctl.config import load
+from netctl.controller import Run
+from netctl.model import FrozenRefMap
+from tests.unit.test_flows import pool_state
+
+
+def wait(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_hosts_joining_and_leaving_the_pool(tmp_path):
+    config_file = tmp_path / "netctl.yaml"
+    # Every host's OVSDB on a port nothing listens on: reported, retried, never blocking.
+    config_file.write_text("openflow: {listen: 127.0.0.1:1, target: tcp:127.0.0.1:1}\n"
+                           "ovsdb: {endpoint: 'tcp:127.0.0.1:1', timeout: 0.5}\n")
+    run = Run(load(config_file), "http://127.0.0.1:1/", "root", "netctl")
+    state = pool_state("demo-pool.yaml")
+    by_name = {h.name_label: ref for ref, h in state.hosts.items()}
+    without_host3 = state.replace(hosts=FrozenRefMap(
+        {r: h for r, h in state.hosts.items() if h.name_label != "host3"}))
+    try:
+        run.handle(without_host3, None)
+        assert {w.status.name for w in run.workers.values()} == {"host1", "host2"}
+        run.handle(state, None)  # host3 joins
+        assert set(run.workers) == set(state.hosts)
+        assert wait(lambda: all(w.status.last_error for w in run.workers.values()))
+        snapshot = run.status()
+        assert {h["name"] for h in snapshot["hosts"]} == {"host1", "host2", "host3"}
+        assert not any(h["connected"] for h in snapshot["hosts"])
+        leaving = run.workers[by_name["host2"]]
+        run.handle(state.replace(hosts=FrozenRefMap(
+            {r: h for r, h in state.hosts.items() if h.name_label != "host2"})), None)
+        assert by_name["host2"] not in run.workers
+        assert not leaving.thread.is_alive()
+    finally:
+        for worker in run.workers.values():
+            worker.stop()
