@@ -169,3 +169,32 @@ def test_xapi_restart_is_survived_and_changes_still_apply(pool):
         session.xenapi.VIF.set_locking_mode(vif, "network_default")
     assert until(lambda: ping_ok(pool.lab, "vm1", "10.10.0.13"), 15)
     assert json.dumps(pool.status()["problems"]) == "[]"
+
+
+def test_netctl_run_on_the_eventlet_hub(pool):
+    """The same process restarted with os-ken's other hub: nothing resent, changes applied."""
+    import yaml
+
+    config = pool.lab.state.dir / "netctl.yaml"
+    original = config.read_text()
+    data = yaml.safe_load(original)
+    data["openflow"]["hub"] = "eventlet"
+    config.write_text(yaml.safe_dump(data))
+    try:
+        pool.restart("netctl-run")
+        assert until(lambda: len(pool.status().get("switches", [])) == 12 and all(
+            h["connected"] and h["applies"] for h in pool.status()["hosts"]), 60)
+        st = pool.status()
+        assert st["flows"]["flow_mods"] == 0
+        assert all(h["operations"] == 0 for h in st["hosts"])
+        vif = pool.vif_ref("vm3", 0)
+        pool.session.xenapi.VIF.set_locking_mode(vif, "disabled")
+        try:
+            assert until(lambda: not ping_ok(pool.lab, "vm1", "10.10.0.13"), 15)
+            assert pool.status()["flows"]["full_recomputes"] == st["flows"]["full_recomputes"]
+        finally:
+            pool.session.xenapi.VIF.set_locking_mode(vif, "network_default")
+        assert until(lambda: reaches(pool.lab, "vm1", "10.10.0.13"), 15)
+    finally:
+        config.write_text(original)
+        pool.restart("netctl-run")
