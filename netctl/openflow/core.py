@@ -56,6 +56,7 @@ class Switch:
     pending_barriers: dict[int, float] = field(default_factory=dict)  # xid -> sent at
     converged_at: float = 0.0
     classified: set[int] = field(default_factory=set)  # ports the installed table knows
+    canon: dict = field(default_factory=dict)  # Flow -> (key, body), from the last compile
     held: dict[int, list[tuple[float, bytes]]] = field(default_factory=dict)  # port -> frames
 
 
@@ -211,8 +212,13 @@ class FlowController:
                          *ports.internal}
         self.stats.bridges_compiled += 1
         out = {}
+        # Most flows of a bridge are the same from one compile to the next: canonicalise
+        # only the new ones (the cache holds exactly this switch's current flows).
+        previous, sw.canon = sw.canon, {}
         for f in compile_bridge(self.state, sw.host_ref, sw.bridge, ports):
-            key, body = messages.canon_flow(f)
+            canon = previous.get(f) or messages.canon_flow(f)
+            sw.canon[f] = canon
+            key, body = canon
             out[key] = (body, f)
         return out
 
