@@ -12,13 +12,9 @@ import sys
 import time
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from netctl.lab.topology import TopologyError, parse_file
-
-# A wide console when piped (CI logs, `make demo | tee`): the tables are meant to be read whole.
-console = Console(width=None if sys.stdout.isatty() else 200)
+from netctl.views import console, show_lab, show_status
 
 
 class NetctlError(click.ClickException):
@@ -142,106 +138,6 @@ def lab_cli(prefix: str | None) -> None:
 def lab_show(prefix: str | None) -> None:
     """Show the pool the lab built: hosts, bridges, cabling, VMs."""
     show_lab(_attach(prefix))
-
-
-def show_lab(running) -> None:  # noqa: ANN001 - a Lab
-    topo = running.topology
-    hosts = Table(title=f"Pool hosts of lab '{topo.prefix}' ({topo.name})")
-    for col in ("host", "namespace", "management", "OVSDB", "bridges"):
-        hosts.add_column(col)
-    for h in topo.hosts:
-        hosts.add_row(
-            h.name,
-            running.ns(h.name),
-            topo.management_address(h.name),
-            running.ovsdb_endpoint(h.name),
-            " ".join(running.bridges(h.name)) or "-",
-        )
-    console.print(hosts)
-
-    cabling = Table(title=f"Cabling to switch '{topo.switch.name}'")
-    for col in ("host NIC", "switch port", "VLANs", "LACP"):
-        cabling.add_column(col)
-    lacp = running.tor.appctl("lacp/show", check=False) if topo.switch.bonds else ""
-    for c in topo.switch.cables:
-        host = topo.host(c.host)
-        bond = next((b for b in topo.switch.bonds if b.host == c.host and c.nic in b.nics), None)
-        vlans = (
-            f"trunk {','.join(map(str, c.trunk))} + native {c.native}"
-            if c.trunk
-            else f"access {c.vlan}"
-        )
-        state = "-"
-        if bond:
-            section = lacp.split(f"---- po{host.index} ----")[-1].split("----")[0]
-            state = f"po{host.index} " + (
-                "negotiated" if "negotiated" in section else "not negotiated"
-            )
-        cabling.add_row(f"{c.host}/{c.nic}", f"h{host.index}-{c.nic}", vlans, state)
-    for o in topo.switch.outside:
-        cabling.add_row(f"{o.name} (outside)", f"o-{o.name}"[:15], f"access {o.vlan}", "-")
-    console.print(cabling)
-
-    vms = Table(title="VMs")
-    for col in ("VM", "host", "port", "network", "MAC", "addresses"):
-        vms.add_column(col)
-    for vm in topo.vms:
-        for vif in vm.vifs:
-            plugged = vif.device in running.state.plugged.get(vm.name, [])
-            vms.add_row(
-                vm.name,
-                running.vm_host(vm.name),
-                running.vif_port(vm.name, vif.device) if plugged else "(unplugged)",
-                vif.network,
-                vif.mac,
-                " ".join(vif.ipv4 + vif.ipv6),
-            )
-    console.print(vms)
-
-
-def show_probes(results, title: str) -> bool:  # noqa: ANN001 - list of probe Results
-    """One matrix a person reads at a glance: row = from, column = to; per address family
-    `4`/`6` reached as expected, `·` isolated as expected, red `!4`/`!6` where observed differs
-    from expected; blank where the two share no subnet (nothing to probe)."""
-    labels: list[str] = []
-    for r in results:
-        for ep in (r.probe.src, r.probe.dst):
-            if ep.label not in labels:
-                labels.append(ep.label)
-    cells: dict[tuple[str, str], list[str]] = {}
-    for r in results:
-        fam = "6" if r.probe.family == "IPv6" else "4"
-        if not r.ok:
-            mark = f"[bold red]!{fam}[/bold red]"
-        elif r.observed:
-            mark = f"[green]{fam}[/green]"
-        else:
-            mark = "[dim]·[/dim]"
-        cells.setdefault((r.probe.src.label, r.probe.dst.label), []).append(mark)
-    table = Table(
-        title=title,
-        caption="4/6: reached over IPv4/IPv6 as expected; "
-        "·: isolated as expected; [bold red]!4/!6[/bold red]: not as expected",
-    )
-    table.add_column("from \\ to")
-    short = [label.split(" ")[0] for label in labels]
-    for name in short:
-        table.add_column(name, justify="center")
-    for label in labels:
-        table.add_row(label, *(" ".join(cells.get((label, dst), [])) for dst in labels))
-    console.print(table)
-    failed = [r for r in results if not r.ok]
-    for r in failed:
-        console.print(
-            f"[red]unexpected:[/red] {r.probe.src.label} -> {r.probe.address} "
-            f"({r.probe.dst.label}): expected "
-            f"{'reach' if r.probe.expected else 'isolated'}, observed "
-            f"{'reach' if r.observed else 'isolated'}"
-        )
-    console.print(
-        f"connectivity: {len(results) - len(failed)} probes as expected, " f"{len(failed)} not"
-    )
-    return not failed
 
 
 # --------------------------------------------------------------------------------- demo
@@ -401,56 +297,6 @@ def status_cmd(url: str, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=1))
         return
     show_status(data)
-
-
-def show_status(data: dict) -> None:
-    x = data["xapi"]
-    console.print(f"xapi {x['url']}: {'connected' if x['connected'] else '[red]unreachable[/red]'}"
-                  f" ({x['full_syncs']} full syncs, {x['reconnects']} reconnects)")
-    t = Table(title="Hosts")
-    for col in ("host", "OVSDB", "connected", "bridges", "applies/ops", "error"):
-        t.add_column(col)
-    for h in data["hosts"]:
-        t.add_row(h["name"], h["endpoint"], "yes" if h["connected"] else "[red]no[/red]",
-                  " ".join(h["bridges"]), f"{h['applies']}/{h['operations']}", h["error"][:60])
-    console.print(t)
-    t = Table(title="OpenFlow switches")
-    for col in ("host", "bridge", "datapath", "ports", "netctl flows"):
-        t.add_column(col)
-    for s in data["switches"]:
-        t.add_row(s["host"], s["bridge"] or "?", s["dpid"], str(s["ports"]), str(s["flows"]))
-    console.print(t)
-    t = Table(title="Bonds")
-    for col in ("host", "bond", "mode", "members"):
-        t.add_column(col)
-    for b in data["bonds"]:
-        t.add_row(b["host"], b["bond"], b["mode"],
-                  "; ".join(f"{m}: {s}" for m, s in sorted(b["members"].items())))
-    console.print(t)
-    t = Table(title="Tunnels")
-    for col in ("host", "network", "protocol", "status"):
-        t.add_column(col)
-    for tu in data["tunnels"]:
-        t.add_row(tu["host"], tu["network"], tu["protocol"],
-                  " ".join(f"{k}={v}" for k, v in sorted(tu["status"].items())))
-    console.print(t)
-    t = Table(title="VIFs")
-    for col in ("VM", "VIF", "host", "network", "port", "locking", "flows"):
-        t.add_column(col)
-    for v in sorted(data["vifs"], key=lambda v: (v["vm"], v["device"])):
-        t.add_row(v["vm"], v["device"], v["host"], v["network"], v["port"] or "-",
-                  v["locking"], str(v["flows"]))
-    console.print(t)
-    f = data["flows"]
-    console.print(f"flow-mods sent {f['flow_mods']} in {f['bundles']} bundles; recomputes "
-                  f"full {f['full_recomputes']}, incremental {f['incremental_recomputes']}; "
-                  f"errors {f['errors']}")
-    if data["problems"]:
-        console.print("[yellow]Problems:[/yellow]")
-        for p in data["problems"]:
-            console.print(f"  - {p}")
-    else:
-        console.print("no problems")
 
 
 @main.command("trace")

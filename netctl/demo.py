@@ -306,7 +306,7 @@ def _lost(ping_output: str) -> int:
 def run_demo(topology: Topology, keep: bool, console) -> bool:  # noqa: ANN001 - rich Console
     from rich.table import Table
 
-    from netctl.cli import show_lab, show_probes, show_status
+    from netctl.views import show_lab, show_probes, show_status
 
     pool = DemoPool(topology, log=console.print)
     ok = True
