@@ -64,10 +64,13 @@ class BridgeIntent:
     remote_vifs: tuple[tuple[VIF, str], ...]  # (VIF, host uuid it lives on)
 
 
-def bridge_intent(state: PoolState, host_ref: str, bridge: str) -> BridgeIntent:
+def bridge_shape(state: PoolState, host_ref: str, bridge: str
+                 ) -> tuple[str, bool, dict[str, int]]:
+    """(kind, bond uplink?, network ref -> VLAN on this bridge) — what the bridge is, without
+    looking at any VIF."""
     base = state.network_by_bridge(bridge)
     if base is None:
-        return BridgeIntent("none", False, {}, (), ())
+        return "none", False, {}
     pif = state.pif_of(base.ref, host_ref)
     vlans: dict[str, int] = {base.ref: 0}
     kind, bond = "internal", False
@@ -82,6 +85,13 @@ def bridge_intent(state: PoolState, host_ref: str, bridge: str) -> BridgeIntent:
                 untagged = state.pifs.get(vlan.untagged_pif)
                 if vlan.tagged_pif == pif.ref and untagged is not None and 1 <= vlan.tag <= 4094:
                     vlans[untagged.network] = vlan.tag
+    return kind, bond, vlans
+
+
+def bridge_intent(state: PoolState, host_ref: str, bridge: str) -> BridgeIntent:
+    kind, bond, vlans = bridge_shape(state, host_ref, bridge)
+    if kind == "none":
+        return BridgeIntent("none", False, {}, (), ())
     local: list[VIF] = []
     remote: list[tuple[VIF, str]] = []
     for net_ref in vlans:
@@ -216,22 +226,8 @@ def _external(intent: BridgeIntent, ports: BridgePorts, meta) -> list[Flow]:  # 
                     goto=FORWARD,
                 )
             )
-    if len(ports.uplinks) == 1 and not intent.bond:
-        (uplink,) = ports.uplinks
-        for vif, _host in intent.remote_vifs:
-            vlan = intent.vlans[vif.network]
-            push = (PushVlan(vlan),) if vlan else ()
-            out.append(
-                flow(
-                    FORWARD,
-                    180,
-                    f"to remote VIF {vif.uuid} via the uplink",
-                    metadata=(vlan, META_VLAN_MASK),
-                    eth_dst=vif.mac.lower(),
-                    vlan_vid=0,
-                    actions=(*push, Output(uplink)),
-                )
-            )
+    for vif, host in intent.remote_vifs:
+        out += remote_vif_flows(intent.kind, intent.bond, intent.vlans, ports, vif, host)
     out.append(
         flow(
             FORWARD, 0, "broadcast, unknown, outside the pool: NORMAL (per VLAN)", actions=(NORMAL,)
@@ -257,28 +253,7 @@ def _meshed(
             )
         )
     for vif, host in intent.remote_vifs:
-        port = tunnels.get(host)
-        if port is None:
-            continue
-        out.append(
-            flow(
-                FORWARD,
-                200,
-                f"to remote VIF {vif.uuid} via its host's tunnel",
-                metadata=(0, META_MASK),
-                eth_dst=vif.mac.lower(),
-                actions=(Output(port),),
-            )
-        )
-        out.append(
-            flow(
-                FORWARD,
-                200,
-                f"remote VIF {vif.uuid} seen from a tunnel: not ours",
-                metadata=(META_FROM_TUNNEL, META_FROM_TUNNEL),
-                eth_dst=vif.mac.lower(),
-            )
-        )
+        out += remote_vif_flows(intent.kind, intent.bond, intent.vlans, ports, vif, host)
     vifs = tuple(Output(p) for p in sorted(local_ports.get(0, [])))
     mesh = tuple(Output(p) for p in tunnels.values())
     out.append(
@@ -294,6 +269,47 @@ def _meshed(
         flow(FORWARD, 5, "flood from local: local VIFs and every tunnel", actions=vifs + mesh)
     )
     return out
+
+
+def remote_vif_flows(kind: str, bond: bool, vlans: Mapping[str, int], ports: BridgePorts,
+                     vif: VIF, host_uuid: str) -> list[Flow]:
+    """The flows a bridge holds because of one VIF that lives on another host: straight to
+    the uplink (a single NIC) or into the tunnel to that host. Nothing else in a table depends
+    on a remote VIF, which is what lets a VIF's move be patched into other hosts' tables."""
+    mac = vif.mac.lower()
+    if kind == "external":
+        if len(ports.uplinks) != 1 or bond or vif.network not in vlans:
+            return []
+        vlan = vlans[vif.network]
+        push = (PushVlan(vlan),) if vlan else ()
+        return [flow(FORWARD, 180, f"to remote VIF {vif.uuid} via the uplink",
+                     metadata=(vlan, META_VLAN_MASK), eth_dst=mac, vlan_vid=0,
+                     actions=(*push, Output(ports.uplinks[0])))]
+    port = ports.tunnels.get(host_uuid) if kind == "private" else None
+    if port is None:
+        return []
+    return [
+        flow(FORWARD, 200, f"to remote VIF {vif.uuid} via its host's tunnel",
+             metadata=(0, META_MASK), eth_dst=mac, actions=(Output(port),)),
+        flow(FORWARD, 200, f"remote VIF {vif.uuid} seen from a tunnel: not ours",
+             metadata=(META_FROM_TUNNEL, META_FROM_TUNNEL), eth_dst=mac),
+    ]
+
+
+def remote_flows_of(state: PoolState, host_ref: str, bridge: str, ports: BridgePorts,
+                    vif_ref: str) -> list[Flow]:
+    """`remote_vif_flows` of one VIF as `bridge` on `host_ref` sees it in `state` (none if the
+    VIF is local to that host, inactive, gone, or on a network the bridge does not carry)."""
+    vif = state.vifs.get(vif_ref)
+    if vif is None or not state.is_vif_active(vif):
+        return []
+    where = state.vif_host(vif)
+    if where is None or where == host_ref or where not in state.hosts:
+        return []
+    kind, bond, vlans = bridge_shape(state, host_ref, bridge)
+    if vif.network not in vlans:
+        return []
+    return remote_vif_flows(kind, bond, vlans, ports, vif, state.hosts[where].uuid)
 
 
 def affected_bridges(state: PoolState, changed_refs: set[str]) -> set[str] | None:

@@ -20,7 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from flows.compile import BridgePorts, affected_bridges, bridge_intent, compile_bridge
+from flows.compile import (
+    BridgePorts,
+    affected_bridges,
+    bridge_intent,
+    compile_bridge,
+    remote_flows_of,
+)
 from flows.pipeline import COOKIE, COOKIE_MASK, OFPP_LOCAL
 from flows.ports import datapaths, tunnel_peers, uplink_devices, vif_port_name
 from netctl.model import PoolState
@@ -40,6 +46,7 @@ class Stats:
     full_recomputes: int = 0
     incremental_recomputes: int = 0
     bridges_compiled: int = 0
+    bridges_patched: int = 0  # other hosts' tables patched for a VIF that moved/came/went
     errors: int = 0
     connects: int = 0
     replayed: int = 0  # frames held from a just-plugged port and replayed once it had rules
@@ -80,20 +87,24 @@ class FlowController:
             self._since = since if since is not None else time.monotonic()
             previous, self.state = self.state, state
             self._identities = datapaths(state)
-            scope = None
+            plan = None
             if previous is not None and changed_refs is not None:
-                scope = _scope(previous, state, set(changed_refs))
-            if scope == set():
+                plan = _plan(previous, state, set(changed_refs))
+            if plan is not None and not plan[0] and not plan[1]:
                 return  # nothing a flow table depends on (e.g. only tunnel.status changed)
-            if scope is None:
+            if plan is None:
                 self.stats.full_recomputes += 1
             else:
                 self.stats.incremental_recomputes += 1
+            full, patches = plan if plan is not None else (set(), {})
             for sw in list(self.switches.values()):
                 self._identify(sw)
-                if sw.installed is not None and (scope is None or (None, sw.bridge) in scope
-                                                 or (sw.host_ref, sw.bridge) in scope):
+                if sw.installed is None:
+                    continue
+                if plan is None or (None, sw.bridge) in full or (sw.host_ref, sw.bridge) in full:
                     self._reconcile(sw)
+                elif sw.bridge in patches and previous is not None:
+                    self._patch(sw, previous, patches[sw.bridge])
 
     # ------------------------------------------------------------------ switch events
     def switch_ready(self, dp: Any) -> None:
@@ -273,6 +284,39 @@ class FlowController:
         if sw.held:
             self._replay(sw)
 
+    def _patch(self, sw: Switch, previous: PoolState, vif_refs: set[str]) -> None:
+        """Other hosts' view of VIFs that moved, came or went: only the flows about those VIFs
+        change there (`flows.compile.remote_vif_flows`), so swap exactly those instead of
+        recompiling the whole bridge."""
+        assert self.state is not None and sw.host_ref is not None and sw.bridge is not None
+        ports = BridgePorts(
+            uplinks=tuple(sw.ports[d] for d in uplink_devices(self.state, sw.host_ref, sw.bridge)
+                          if d in sw.ports),
+            tunnels={peer: sw.ports[name] for name, peer in
+                     tunnel_peers(self.state, sw.host_ref, sw.bridge).items()
+                     if name in sw.ports})
+        old, new = [], []
+        for ref in sorted(vif_refs):
+            old += remote_flows_of(previous, sw.host_ref, sw.bridge, ports, ref)
+            new += remote_flows_of(self.state, sw.host_ref, sw.bridge, ports, ref)
+        have = sw.installed or {}
+        want = dict(have)
+        for f in old:
+            want.pop(messages.canon_flow(f)[0], None)
+        flows = {}
+        for f in new:
+            key, body = messages.canon_flow(f)
+            want[key], flows[key] = body, f
+        ofp = sw.dp.ofproto
+        msgs = [messages.flow_mod(sw.dp, f, ofp.OFPFC_ADD if key not in have
+                                  else ofp.OFPFC_MODIFY_STRICT)
+                for key, f in flows.items() if have.get(key) != want[key]]
+        msgs += [messages.delete_stale(sw.dp, key) for key in have if key not in want]
+        self.stats.bridges_patched += 1
+        if msgs:
+            self._send_bundle(sw, msgs)
+        sw.installed = want
+
     def _send_bundle(self, sw: Switch, msgs: list) -> None:
         dp = sw.dp
         ofp, parser = dp.ofproto, dp.ofproto_parser
@@ -304,28 +348,60 @@ def _only_status(previous: PoolState, state: PoolState, ref: str) -> bool:
     return old is not None and new is not None and replace(old, status=new.status) == new
 
 
-def _scope(previous: PoolState, state: PoolState, changed: set[str]
-           ) -> set[tuple[str | None, str]] | None:
-    """(host ref, bridge) pairs a change concerns — host None: that bridge on every host —
-    judged in the new state and (for what left) in the old one; None: recompute everything.
+def _plan(previous: PoolState, state: PoolState, changed: set[str]
+          ) -> tuple[set[tuple[str | None, str]], dict[str, set[str]]] | None:
+    """What a change needs, judged in the new state and (for what left) in the old one:
+    (host ref, bridge) pairs to recompute — host None: that bridge on every host — and, per
+    bridge, the VIFs whose flows other hosts must swap (patch); None: recompute everything.
 
     A VIF whose MAC, network, VM, host and activity stay the same (a locking-mode change, its
-    allowed addresses) only concerns its own host: other hosts only know where its MAC is."""
+    allowed addresses) only concerns its own host. A VIF that moves, comes or goes (or whose
+    VM does) is recomputed on the host(s) it leaves and reaches; everywhere else only its own
+    flows change."""
     changed = {r for r in changed if not _only_status(previous, state, r)}
-    new = {r for r in changed if state.get(r) is not None}
-    old = {r for r in changed if previous.get(r) is not None}
-    if changed - new - old:
-        return None
-    out: set[tuple[str | None, str]] = set()
-    for ref in new | old:
-        host = _local_host(previous, state, ref)
-        for st, refs in ((state, new), (previous, old)):
-            if ref not in refs:
-                continue
-            bridges = affected_bridges(st, {ref})
+    full: set[tuple[str | None, str]] = set()
+    patches: dict[str, set[str]] = {}
+    for ref in changed:
+        if ref in state.vifs or ref in previous.vifs:
+            vif_refs = {ref}
+        elif ref in state.vms or ref in previous.vms:
+            vif_refs = ({v.ref for v in state.vm_vifs(ref)}
+                        | {v.ref for v in previous.vm_vifs(ref)})
+        elif state.get(ref) is None and previous.get(ref) is None:
+            return None  # unknown
+        elif ref in state.networks or ref in previous.networks:
+            bridges = _bridges(previous, state, {ref})
             if bridges is None:
                 return None
-            out |= {(host, b) for b in bridges}
+            full |= {(None, b) for b in bridges}
+            continue
+        else:
+            return None  # structural: PIF, bond, VLAN, tunnel, host, pool
+        for vref in vif_refs:
+            bridges = _bridges(previous, state, {vref})
+            if bridges is None:
+                return None
+            local = _local_host(previous, state, vref)
+            if local is not None:
+                full |= {(local, b) for b in bridges}
+                continue
+            hosts = {h for st in (previous, state) if vref in st.vifs
+                     for h in [st.vif_host(st.vifs[vref])] if h is not None}
+            full |= {(h, b) for h in hosts for b in bridges}
+            for b in bridges:
+                patches.setdefault(b, set()).add(vref)
+    return full, patches
+
+
+def _bridges(previous: PoolState, state: PoolState, refs: set[str]) -> set[str] | None:
+    out: set[str] = set()
+    for st in (state, previous):
+        present = {r for r in refs if st.get(r) is not None}
+        if present:
+            found = affected_bridges(st, present)
+            if found is None:
+                return None
+            out |= found
     return out
 
 
