@@ -272,9 +272,9 @@ class FlowController:
         msgs = []
         for key, (body, flow) in want.items():
             if key not in have:
-                msgs.append(messages.flow_mod(dp, flow, ofp.OFPFC_ADD))
+                msgs.append((flow, ofp.OFPFC_ADD))
             elif have[key] != body:
-                msgs.append(messages.flow_mod(dp, flow, ofp.OFPFC_MODIFY_STRICT))
+                msgs.append((flow, ofp.OFPFC_MODIFY_STRICT))
         for key in have:
             if key not in want:
                 msgs.append(messages.delete_stale(dp, key))
@@ -308,9 +308,8 @@ class FlowController:
             key, body = messages.canon_flow(f)
             want[key], flows[key] = body, f
         ofp = sw.dp.ofproto
-        msgs = [messages.flow_mod(sw.dp, f, ofp.OFPFC_ADD if key not in have
-                                  else ofp.OFPFC_MODIFY_STRICT)
-                for key, f in flows.items() if have.get(key) != want[key]]
+        msgs: list = [(f, ofp.OFPFC_ADD if key not in have else ofp.OFPFC_MODIFY_STRICT)
+                      for key, f in flows.items() if have.get(key) != want[key]]
         msgs += [messages.delete_stale(sw.dp, key) for key in have if key not in want]
         self.stats.bridges_patched += 1
         if msgs:
@@ -318,14 +317,23 @@ class FlowController:
         sw.installed = want
 
     def _send_bundle(self, sw: Switch, msgs: list) -> None:
+        """Open, add, commit, barrier. Adds and modifies — (Flow, command) — are written as
+        bytes directly (`messages.flow_mod_bytes`, equal to os-ken's, ~20x cheaper); the
+        rare deletes are os-ken messages."""
         dp = sw.dp
         ofp, parser = dp.ofproto, dp.ofproto_parser
         self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
         bid = self._bundle_id
         flags = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_OPEN_REQUEST, flags, []))
-        for msg in msgs:  # the bundle message gives the inner one its own xid
-            dp.send_msg(parser.ONFBundleAddMsg(dp, bid, flags, msg, []))
+        for msg in msgs:
+            if isinstance(msg, tuple):
+                flow, command = msg
+                dp.xid = xid = (dp.xid + 1) & ofp.MAX_XID  # as Datapath.set_xid does
+                dp.send(messages.bundle_add_bytes(
+                    bid, flags, messages.flow_mod_bytes(flow, command, xid), xid))
+            else:  # the bundle message gives the inner one its own xid
+                dp.send_msg(parser.ONFBundleAddMsg(dp, bid, flags, msg, []))
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))
         barrier = parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)

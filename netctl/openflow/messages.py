@@ -10,6 +10,7 @@ compares equal to the flow that installed it.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections.abc import Iterable
 from typing import Any
 
@@ -161,3 +162,82 @@ def _from_int(name: str, value: int) -> Any:
     if name in IPV6_FIELDS:
         return str(ipaddress.IPv6Address(value))
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Wire bytes without os-ken objects: the cold-start path. Building an os-ken OFPFlowMod costs
+# ~100 µs; these few struct.pack calls produce the same bytes (tests compare them with
+# os-ken's own serialisation for every flow netctl compiles).
+
+OFP_VERSION = 0x04
+OFPT_EXPERIMENTER, OFPT_FLOW_MOD = 4, 14
+OFP_NO_BUFFER = 0xFFFFFFFF
+OFPCML_NO_BUFFER = 0xFFFF
+ONF_EXPERIMENTER_ID = 0x4F4E4600
+ONF_ET_BUNDLE_ADD_MESSAGE = 2301
+OXM_FIELDS: dict[str, tuple[int, int]] = {  # name -> (OXM field number, value length)
+    "in_port": (0, 4), "metadata": (2, 8), "eth_dst": (3, 6), "eth_src": (4, 6),
+    "eth_type": (5, 2), "vlan_vid": (6, 2), "ip_proto": (10, 1), "ipv4_src": (11, 4),
+    "udp_src": (15, 2), "udp_dst": (16, 2), "arp_spa": (22, 4), "arp_sha": (24, 6),
+    "ipv6_src": (26, 16), "icmpv6_type": (29, 1), "ipv6_nd_target": (31, 16),
+    "ipv6_nd_sll": (32, 6),
+}
+
+
+def _oxm(name: str, value: int, mask: int | None) -> bytes:
+    field, size = OXM_FIELDS[name]
+    header = (0x8000 << 16) | (field << 9) | ((1 if mask is not None else 0) << 8)
+    body = value.to_bytes(size, "big")
+    if mask is not None:
+        body += mask.to_bytes(size, "big")
+    return struct.pack("!I", header | len(body)) + body
+
+
+def _match_bytes(flow: Flow) -> bytes:
+    fields = []
+    for name, value in flow.match:
+        if isinstance(value, tuple):
+            fields.append((name, _int(value[0]), _int(value[1])))
+        else:
+            fields.append((name, _int(value), None))
+    oxms = b"".join(_oxm(n, v, m) for n, v, m in sorted(fields, key=lambda f: OXM_FIELDS[f[0]]))
+    length = 4 + len(oxms)
+    return struct.pack("!HH", 1, length) + oxms + bytes(-length % 8)
+
+
+def _actions_bytes(flow: Flow) -> bytes:
+    out = b""
+    for a in flow.actions:
+        if isinstance(a, Output):
+            out += struct.pack("!HHIH6x", 0, 16, a.port, OFPCML_NO_BUFFER)
+        elif isinstance(a, PushVlan):
+            out += struct.pack("!HHH2x", 17, 8, ETH_8021Q)
+            oxm = _oxm("vlan_vid", 0x1000 | a.vid, None)
+            length = 4 + len(oxm)
+            out += struct.pack("!HH", 25, length + (-length % 8)) + oxm + bytes(-length % 8)
+        elif isinstance(a, PopVlan):
+            out += struct.pack("!HH4x", 18, 8)
+    return out
+
+
+def flow_mod_bytes(flow: Flow, command: int, xid: int) -> bytes:
+    """An OF1.3 flow-mod (add or modify-strict) for `flow`, as bytes."""
+    instructions = b""
+    actions = _actions_bytes(flow)
+    if actions:
+        instructions += struct.pack("!HH4x", 4, 8 + len(actions)) + actions
+    if flow.write_metadata is not None:
+        instructions += struct.pack("!HH4xQQ", 2, 24, *flow.write_metadata)
+    if flow.goto is not None:
+        instructions += struct.pack("!HHB3x", 1, 8, flow.goto)
+    body = struct.pack("!QQBBHHHIIIH2x", flow.cookie, 0, flow.table, command, 0, 0,
+                       flow.priority, OFP_NO_BUFFER, 0, 0, 0)
+    body += _match_bytes(flow) + instructions
+    return struct.pack("!BBHI", OFP_VERSION, OFPT_FLOW_MOD, 8 + len(body), xid) + body
+
+
+def bundle_add_bytes(bundle_id: int, flags: int, inner: bytes, xid: int) -> bytes:
+    """An ONF (OF1.3 extension) bundle-add carrying `inner`, which must have the same xid."""
+    length = 24 + len(inner)
+    return struct.pack("!BBHIIIIxxH", OFP_VERSION, OFPT_EXPERIMENTER, length, xid,
+                       ONF_EXPERIMENTER_ID, ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags) + inner
