@@ -82,11 +82,17 @@ class RecordingDatapath:
         msg.xid = self.xid
 
     def send(self, buf: bytes) -> None:
-        """Raw bytes: the controller writes bundle-adds of flow-mods itself (fast path)."""
-        if buf[1] == 4 and int.from_bytes(buf[12:16], "big") == 2301:  # ONF bundle add
-            self.flow_mods += 1
-        else:
-            self.other += 1
+        """Raw bytes: the controller writes bundle-adds of flow-mods itself (fast path), many
+        messages per write; walk them by their length fields."""
+        offset = 0
+        while offset < len(buf):
+            length = int.from_bytes(buf[offset + 2:offset + 4], "big")
+            exp_type = int.from_bytes(buf[offset + 12:offset + 16], "big")
+            if buf[offset + 1] == 4 and exp_type == 2301:  # ONF bundle add
+                self.flow_mods += 1
+            else:
+                self.other += 1
+            offset += length
 
     def send_msg(self, msg: Any) -> None:
         kind = type(msg).__name__

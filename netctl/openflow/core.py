@@ -34,6 +34,7 @@ from netctl.openflow import messages
 
 LOG = logging.getLogger("netctl.openflow")
 HELD_PER_PORT = 32
+SEND_CHUNK = 256 * 1024
 HOLD_SECONDS = 1.0
 
 
@@ -326,14 +327,23 @@ class FlowController:
         bid = self._bundle_id
         flags = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_OPEN_REQUEST, flags, []))
+        chunk = bytearray()  # OpenFlow is a byte stream: many messages per socket write
         for msg in msgs:
             if isinstance(msg, tuple):
                 flow, command = msg
                 dp.xid = xid = (dp.xid + 1) & ofp.MAX_XID  # as Datapath.set_xid does
-                dp.send(messages.bundle_add_bytes(
-                    bid, flags, messages.flow_mod_bytes(flow, command, xid), xid))
+                chunk += messages.bundle_add_bytes(
+                    bid, flags, messages.flow_mod_bytes(flow, command, xid), xid)
+                if len(chunk) >= SEND_CHUNK:
+                    dp.send(bytes(chunk))
+                    chunk.clear()
             else:  # the bundle message gives the inner one its own xid
+                if chunk:
+                    dp.send(bytes(chunk))
+                    chunk.clear()
                 dp.send_msg(parser.ONFBundleAddMsg(dp, bid, flags, msg, []))
+        if chunk:
+            dp.send(bytes(chunk))
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))
         barrier = parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)

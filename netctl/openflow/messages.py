@@ -9,6 +9,7 @@ compares equal to the flow that installed it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from collections.abc import Iterable
@@ -26,7 +27,12 @@ def _int(value: Any) -> int:
         return value
     if isinstance(value, bytes):
         return int.from_bytes(value, "big")
-    text = str(value)
+    return _text_int(str(value))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _text_int(text: str) -> int:
+    """A MAC or IP address as an integer (cached: the same few thousand recur in every table)."""
     if text.count(":") == 5 and len(text) == 17:
         return int(text.replace(":", ""), 16)
     return int(ipaddress.ip_address(text))
