@@ -1,12 +1,12 @@
 """Bond failover time with netctl-built LACP bonds (lacp-time fast vs slow), measured with a
 10 ms ping between VMs on two hosts, when the member carrying the traffic
 
-- loses carrier (`ip link set ethN down` on the host: both ends of the cable go down), or
+- loses carrier (`ip link set ethN down` on the host: both ends of the cable go down),
+- goes silent with carrier up (`Lab.silence_cable`: the switch-side end's MTU drops to 68,
+  so no LACP PDU or frame crosses either way; only LACP's timeout can notice), or
 - leaves the switch's LAG while its carrier stays up (the switch-side interface is taken out of
-  the switch bond, so no LACP PDU or frame comes back on it). This is NOT the pure silent cut
-  of lab-recipes.md (a "wire" bridge whose flows are deleted): the lab's cables are direct veths,
-  and the switch's LACP also changes what it says on the remaining member, so the host reacts
-  faster than an LACP timeout would. Read that row as "member removed from the switch LAG".
+  the switch bond; the switch's LACP also changes what it says on the remaining member, so the
+  host reacts faster than an LACP timeout would).
 
 Failover time ≈ lost replies × 10 ms. Lab: tests/lab/data/hostnet-lacp.yaml, prefix t4c.
 Usage (root): .venv/bin/python -m bench.bond_failover [--window 12]
@@ -79,9 +79,14 @@ def go_silent(hn: HostnetLab, member: str) -> None:
     hn.lab.tor.vsctl("set", "Port", "po1", f"interfaces={uuid}")
 
 
+def silent_cut(hn: HostnetLab, member: str) -> None:
+    hn.lab.silence_cable("host1", member)
+
+
 def run(lacp_time: str, window: float, directory: Path) -> list[tuple[str, str, str]]:
     rows = []
-    for kind, action in (("carrier lost", lose_carrier), ("left switch LAG", go_silent)):
+    for kind, action in (("carrier lost", lose_carrier), ("silent cut", silent_cut),
+                         ("left switch LAG", go_silent)):
         hn = HostnetLab(topology_file(lacp_time, directory), "t4c", "198.18.42.0/24")
         try:
             assert hn.lab.wait_lacp(120), "LACP did not negotiate"

@@ -198,6 +198,15 @@ class Lab:
         port = f"h{self.topology.host(host).index}-{nic}"
         self.exec(self.topology.switch.name, ["ip", "link", "set", port, "up" if up else "down"])
 
+    def silence_cable(self, host: str, nic: str, silent: bool = True) -> None:
+        """Cut a cable *silently*: carrier stays up, but nothing bigger than a minimum frame
+        crosses (the switch-side end's MTU drops to 68, so the peer's frames — LACP PDUs
+        among them — are dropped on arrival and the switch cannot send them either). What a
+        bad transceiver or a half-dead patch does; only LACP's timeout notices it."""
+        port = f"h{self.topology.host(host).index}-{nic}"
+        mtu = "68" if silent else str(UNDERLAY_MTU)
+        self.exec(self.topology.switch.name, ["ip", "link", "set", port, "mtu", mtu])
+
     def down(self) -> list[str]:
         """Stop exactly the processes the lab started and delete exactly what it created."""
         return teardown(self.state)

@@ -47,3 +47,25 @@ def test_tcp_across_hosts_over_the_bond_and_over_a_vxlan_private_network(demo_la
         finally:
             server.kill()
             server.communicate()
+
+
+def test_a_silent_cable_is_noticed_only_by_lacp(demo_lab):
+    """Carrier stays up; LACP (fast) expires the member; traffic keeps flowing on the other."""
+    host1 = demo_lab.ovs("host1")
+    demo_lab.silence_cable("host1", "eth0")
+    try:
+        carrier = demo_lab.exec("host1", ["cat", "/sys/class/net/eth0/carrier"]).stdout.strip()
+        assert carrier == "1"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if "member: eth0: current" not in host1.appctl("lacp/show", "bond0"):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("LACP never noticed the silent member")
+        ping = demo_lab.exec("vm1", ["ping", "-n", "-c", "5", "-i", "0.2", "-W", "1",
+                                     "10.10.0.13"], check=False)
+        assert ping.returncode == 0, ping.stdout
+    finally:
+        demo_lab.silence_cable("host1", "eth0", silent=False)
+    assert demo_lab.wait_lacp(timeout=20)
