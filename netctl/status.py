@@ -7,6 +7,7 @@ from typing import Any
 from flows.locking import locking_of
 from flows.ports import vif_port_name
 from netctl.model import PoolState
+from netctl.openflow.messages import key_in_port
 
 
 def snapshot(run: Any) -> dict:
@@ -75,11 +76,11 @@ def _flows_per_port(run: Any) -> dict[tuple[str, str], int]:
             if sw.installed is None:
                 continue
             by_no = {no: name for name, no in sw.ports.items()}
-            for _table, _prio, match in sw.installed:
-                for field, value, _mask in match:
-                    if field == "in_port" and value in by_no:
-                        key = (names.get(sw.host_ref, "?"), by_no[value])
-                        counts[key] = counts.get(key, 0) + 1
+            for flow_key in sw.installed:
+                port = key_in_port(flow_key)
+                if port in by_no:
+                    key = (names.get(sw.host_ref, "?"), by_no[port])
+                    counts[key] = counts.get(key, 0) + 1
     return counts
 
 

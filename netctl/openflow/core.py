@@ -271,14 +271,14 @@ class FlowController:
         dp = sw.dp
         ofp = dp.ofproto
         msgs = []
-        for key, (body, flow) in want.items():
+        for key, (body, _flow) in want.items():
             if key not in have:
-                msgs.append((flow, ofp.OFPFC_ADD))
+                msgs.append((ofp.OFPFC_ADD, key, body))
             elif have[key] != body:
-                msgs.append((flow, ofp.OFPFC_MODIFY_STRICT))
+                msgs.append((ofp.OFPFC_MODIFY_STRICT, key, body))
         for key in have:
             if key not in want:
-                msgs.append(messages.delete_stale(dp, key))
+                msgs.append((ofp.OFPFC_DELETE_STRICT, key, None))
         if msgs:
             self._send_bundle(sw, msgs)
         sw.installed = {key: body for key, (body, _flow) in want.items()}
@@ -304,23 +304,24 @@ class FlowController:
         want = dict(have)
         for f in old:
             want.pop(messages.canon_flow(f)[0], None)
-        flows = {}
+        added = set()
         for f in new:
             key, body = messages.canon_flow(f)
-            want[key], flows[key] = body, f
+            want[key] = body
+            added.add(key)
         ofp = sw.dp.ofproto
-        msgs: list = [(f, ofp.OFPFC_ADD if key not in have else ofp.OFPFC_MODIFY_STRICT)
-                      for key, f in flows.items() if have.get(key) != want[key]]
-        msgs += [messages.delete_stale(sw.dp, key) for key in have if key not in want]
+        msgs: list = [(ofp.OFPFC_ADD if key not in have else ofp.OFPFC_MODIFY_STRICT, key,
+                       want[key]) for key in added if have.get(key) != want[key]]
+        msgs += [(ofp.OFPFC_DELETE_STRICT, key, None) for key in have if key not in want]
         self.stats.bridges_patched += 1
         if msgs:
             self._send_bundle(sw, msgs)
         sw.installed = want
 
     def _send_bundle(self, sw: Switch, msgs: list) -> None:
-        """Open, add, commit, barrier. Adds and modifies — (Flow, command) — are written as
-        bytes directly (`messages.flow_mod_bytes`, equal to os-ken's, ~20x cheaper); the
-        rare deletes are os-ken messages."""
+        """Open, add, commit, barrier. Each (command, key, body) is written as bytes from its
+        canonical form (`messages`: byte-identical to os-ken's, far cheaper), many messages
+        per socket write."""
         dp = sw.dp
         ofp, parser = dp.ofproto, dp.ofproto_parser
         self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
@@ -328,20 +329,14 @@ class FlowController:
         flags = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_OPEN_REQUEST, flags, []))
         chunk = bytearray()  # OpenFlow is a byte stream: many messages per socket write
-        for msg in msgs:
-            if isinstance(msg, tuple):
-                flow, command = msg
-                dp.xid = xid = (dp.xid + 1) & ofp.MAX_XID  # as Datapath.set_xid does
-                chunk += messages.bundle_add_bytes(
-                    bid, flags, messages.flow_mod_bytes(flow, command, xid), xid)
-                if len(chunk) >= SEND_CHUNK:
-                    dp.send(bytes(chunk))
-                    chunk.clear()
-            else:  # the bundle message gives the inner one its own xid
-                if chunk:
-                    dp.send(bytes(chunk))
-                    chunk.clear()
-                dp.send_msg(parser.ONFBundleAddMsg(dp, bid, flags, msg, []))
+        for command, key, body in msgs:
+            dp.xid = xid = (dp.xid + 1) & ofp.MAX_XID  # as Datapath.set_xid does
+            inner = (messages.delete_bytes(key, xid) if body is None
+                     else messages.flow_mod_bytes(key, body, command, xid))
+            chunk += messages.bundle_add_bytes(bid, flags, inner, xid)
+            if len(chunk) >= SEND_CHUNK:
+                dp.send(bytes(chunk))
+                chunk.clear()
         if chunk:
             dp.send(bytes(chunk))
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
 from flows.compile import BridgePorts, bridge_intent, compile_bridge
@@ -49,8 +51,23 @@ def test_flow_mod_bytes_equal_oskens():
     flows = every_flow()
     assert len(flows) > 60
     for i, f in enumerate(sorted(flows, key=lambda f: (f.table, f.priority, str(f.match)))):
+        key, body = messages.canon_flow(f)
         for command in (ofproto_v1_3.OFPFC_ADD, ofproto_v1_3.OFPFC_MODIFY_STRICT):
-            assert messages.flow_mod_bytes(f, command, 1000 + i) == oskens(f, command, 1000 + i), f
+            assert messages.flow_mod_bytes(key, body, command, 1000 + i) == oskens(
+                f, command, 1000 + i), f
+        assert messages.delete_bytes(key, 7) == oskens(f, ofproto_v1_3.OFPFC_DELETE_STRICT, 7)
+
+
+def test_a_flow_reported_back_by_the_switch_has_the_same_canonical_form():
+    """What the dump returns (parsed by os-ken from OFPMP_FLOW bytes) equals what was sent."""
+    for f in every_flow():
+        key, body = messages.canon_flow(f)
+        table, priority, match = key
+        instructions, cookie = body
+        entry = struct.pack("!HBxIIHHHH4xQQQ", 48 + len(match) + len(instructions), table,
+                            12, 0, priority, 0, 0, 0, cookie, 5, 600) + match + instructions
+        stat = ofproto_v1_3_parser.OFPFlowStats.parser(entry, 0)
+        assert messages.canon_stats(stat, ofproto_v1_3) == (key, body), f
 
 
 def test_bundle_add_bytes_equal_oskens():
@@ -59,5 +76,6 @@ def test_bundle_add_bytes_equal_oskens():
     msg = ofproto_v1_3_parser.ONFBundleAddMsg(_Datapath(), 7, 3, inner, [])
     msg.set_xid(42)
     msg.serialize()
-    fast = messages.bundle_add_bytes(7, 3, messages.flow_mod_bytes(f, 0, 42), 42)
+    fast = messages.bundle_add_bytes(7, 3, messages.flow_mod_bytes(*messages.canon_flow(f), 0,
+                                                                    42), 42)
     assert fast == bytes(msg.buf)
