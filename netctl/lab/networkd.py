@@ -10,14 +10,11 @@ per host) and is deliberately simple: the faithful mapping is netctl's, not the 
 
 from __future__ import annotations
 
+from bonding.mapping import bond_columns
 from flows.ports import datapath_id_text
 from netctl.lab.topology import Host, Network, Topology
 from vlan.tunnels import tunnel_port_name
 
-BOND_MODE_ARGS = {
-    "balance-slb": ["bond_mode=balance-slb"],
-    "active-backup": ["bond_mode=active-backup"],
-}
 TUNNEL_KEY_BASE = 1000
 
 
@@ -112,12 +109,10 @@ def host_vsctl_args(topo: Topology, host: Host, controller: str | None = None) -
 
 
 def _bond_args(props: dict[str, str], mode: str) -> list[str]:
-    if mode != "lacp":
-        return BOND_MODE_ARGS[mode]
-    balance = "balance-slb" if props.get("hashing_algorithm") == "src_mac" else "balance-tcp"
-    return [
-        "lacp=active",
-        f"bond_mode={balance}",
-        f"other_config:lacp-time={props.get('lacp-time', 'slow')}",
-        f"other_config:lacp-fallback-ab={props.get('lacp-fallback-ab', 'true')}",
-    ]
+    """ovs-vsctl column words for a bond, through netctl's own networkd mapping (the lab only
+    leaves out networkd's up/down delays, which would slow its tests down)."""
+    properties = [("mode", mode), ("hashing-algorithm", props.get("hashing_algorithm", ""))]
+    properties += [(k, v) for k, v in sorted(props.items()) if k != "hashing_algorithm"]
+    cols = bond_columns(properties)
+    return [f"lacp={cols.lacp}", f"bond_mode={cols.bond_mode}",
+            *(f"other_config:{k}={v}" for k, v in sorted(cols.other_config.items()))]
