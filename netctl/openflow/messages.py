@@ -195,31 +195,3 @@ def bundle_add_bytes(bundle_id: int, flags: int, inner: bytes, xid: int) -> byte
     length = 24 + len(inner)
     return struct.pack("!BBHIIIIxxH", OFP_VERSION, OFPT_EXPERIMENTER, length, xid,
                        ONF_EXPERIMENTER_ID, ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags) + inner
-
-
-def flow_mod(dp: Any, flow: Flow, command: int) -> Any:
-    """The same flow-mod as an os-ken object (tests compare the bytes; nothing else uses it)."""
-    ofp, parser = dp.ofproto, dp.ofproto_parser
-    match = parser.OFPMatch(**dict(flow.match))
-    actions = []
-    for a in flow.actions:
-        if isinstance(a, Output):
-            actions.append(parser.OFPActionOutput(a.port, ofp.OFPCML_NO_BUFFER))
-        elif isinstance(a, PushVlan):
-            actions.append(parser.OFPActionPushVlan(ETH_8021Q))
-            actions.append(parser.OFPActionSetField(vlan_vid=0x1000 | a.vid))
-        elif isinstance(a, PopVlan):
-            actions.append(parser.OFPActionPopVlan())
-    instructions = []
-    if actions:
-        instructions.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions))
-    if flow.write_metadata is not None:
-        instructions.append(parser.OFPInstructionWriteMetadata(*flow.write_metadata))
-    if flow.goto is not None:
-        instructions.append(parser.OFPInstructionGotoTable(flow.goto))
-    if command == ofp.OFPFC_DELETE_STRICT:
-        return parser.OFPFlowMod(dp, cookie=COOKIE, cookie_mask=COOKIE_MASK,
-                                 table_id=flow.table, command=command, priority=flow.priority,
-                                 out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=match)
-    return parser.OFPFlowMod(dp, cookie=flow.cookie, table_id=flow.table, command=command,
-                             priority=flow.priority, match=match, instructions=instructions)
