@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser  # noqa: E402
 
 from flows.ports import datapath_id, tunnel_peers  # noqa: E402
-from netctl.lab.topology import parse_data  # noqa: E402
 from netctl.model import VIF, PoolState  # noqa: E402
 from netctl.openflow.core import FlowController  # noqa: E402
+from netctl.topology import parse_data  # noqa: E402
 from netctl.xapi.convert import state_from_records  # noqa: E402
 from netctl.xapi.sim import Simulator  # noqa: E402
 

@@ -48,7 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from netctl.lab.ovs_instance import OvsInstance  # noqa: E402
-from netctl.lab.topology import parse_file  # noqa: E402
+from netctl.topology import parse_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX, MANAGEMENT = "tb2", "198.18.62.0/24"

@@ -13,7 +13,7 @@ import time
 
 import click
 
-from netctl.lab.topology import TopologyError, parse_file
+from netctl.topology import TopologyError, parse_file
 from netctl.views import console, show_lab, show_status
 
 

@@ -28,7 +28,7 @@ from netctl.lab.lab import Lab
 from netctl.lab.probe import run_probes
 from netctl.lab.processes import OwnedProcess
 from netctl.lab.spoof import LEGIT, SPOOFED, spoof_check
-from netctl.lab.topology import Topology
+from netctl.topology import Topology
 
 XAPI_PORT = 18443
 OPENFLOW_PORT = 16633

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from netctl.lab.topology import Topology
+from netctl.topology import Topology
 
 
 @dataclass(frozen=True)

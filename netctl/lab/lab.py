@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from netctl.lab import netns, networkd
 from netctl.lab.ovs_instance import OvsInstance
 from netctl.lab.state import LabState
-from netctl.lab.topology import Topology, Vif, parse_text
+from netctl.topology import Topology, Vif, parse_text
 
 UNDERLAY_MTU = 1600  # NICs carry tunnels: room for VXLAN/GRE around a 1500-byte VM frame
 TOR_BRIDGE = "tor"

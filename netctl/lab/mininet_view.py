@@ -22,7 +22,7 @@ from mininet.node import Host
 from mininet.topo import Topo
 
 from netctl.lab.lab import Lab
-from netctl.lab.topology import Topology
+from netctl.topology import Topology
 
 
 class LabNode(Host):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bonding.mapping import bond_columns
 from flows.ports import datapath_id_text
-from netctl.lab.topology import Host, Network, Topology
+from netctl.topology import Host, Network, Topology
 from vlan.tunnels import tunnel_port_name
 
 TUNNEL_KEY_BASE = 1000

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import yaml
 
-from netctl.lab.topology import TopologyError, parse_file
+from netctl.topology import TopologyError, parse_file
 from netctl.xapi.server import serve
 from netctl.xapi.sim import Simulator
 

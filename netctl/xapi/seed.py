@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid as uuidlib
 from typing import Any
 
-from netctl.lab.topology import UUID_NAMESPACE, Topology
+from netctl.topology import UUID_NAMESPACE, Topology
 from netctl.xapi.methods import LACP_DEFAULTS, VLAN_PIF_MAC
 from netctl.xapi.sim import Simulator
 from netctl.xapi.store import new_ref

@@ -82,7 +82,7 @@ class Simulator:
 
     @classmethod
     def from_topology(cls, topology: Any, **kwargs: Any) -> Simulator:
-        """A simulator holding the pool a `netctl.lab.topology.Topology` describes."""
+        """A simulator holding the pool a `netctl.topology.Topology` describes."""
         from netctl.xapi.seed import seed
 
         sim = cls(**kwargs)

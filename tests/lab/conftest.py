@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from netctl.lab.lab import Lab
-from netctl.lab.topology import parse_file
+from netctl.topology import parse_file
 from tests.conftest import TOPOLOGIES, lab_footprint
 
 NOTHING = {"namespaces": [], "root links": [], "processes": []}

@@ -16,9 +16,9 @@ import XenAPI
 
 from netctl.hostconfig import HostConfig
 from netctl.lab.lab import Lab
-from netctl.lab.topology import parse_file
 from netctl.model import PoolState
 from netctl.ovsdb import HostOvsdb
+from netctl.topology import parse_file
 from netctl.xapi.server import serve
 from netctl.xapi.sim import Simulator
 from netctl.xapi.sync import XapiSync

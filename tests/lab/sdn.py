@@ -17,7 +17,7 @@ from pathlib import Path
 import XenAPI
 
 from netctl.lab.lab import Lab
-from netctl.lab.topology import Topology
+from netctl.topology import Topology
 from netctl.xapi.server import RunningServer, serve
 from netctl.xapi.sim import Simulator
 

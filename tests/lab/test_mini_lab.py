@@ -10,7 +10,7 @@ import time
 import pytest
 
 from netctl.lab.lab import Lab
-from netctl.lab.topology import parse_file
+from netctl.topology import parse_file
 from tests.conftest import TOPOLOGIES, lab_footprint
 from tests.lab.conftest import NOTHING
 
@@ -202,7 +202,7 @@ def test_a_second_lab_with_the_same_prefix_is_refused(mini_lab):
 def test_crashed_lab_is_cleaned_by_lab_down_from_its_record():
     """Build a lab in a child process that dies without tearing down, then `netctl lab down`."""
     code = (
-        "import os; from netctl.lab.lab import Lab; from netctl.lab.topology import parse_file;"
+        "import os; from netctl.lab.lab import Lab; from netctl.topology import parse_file;"
         f"Lab.up(parse_file('{TOPOLOGIES / 'mini-pool.yaml'}').relabel('tcr', '198.18.34.0/24'));"
         "os._exit(3)"
     )

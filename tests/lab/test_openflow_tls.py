@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from netctl.lab.lab import Lab
-from netctl.lab.topology import parse_file
+from netctl.topology import parse_file
 from netctl.xapi.server import serve
 from netctl.xapi.sim import Simulator
 from tests.conftest import TOPOLOGIES, lab_footprint

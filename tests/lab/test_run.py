@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from netctl.demo import DemoPool, ping_ok
-from netctl.lab.topology import parse_file
+from netctl.topology import parse_file
 from tests.conftest import ROOT, TOPOLOGIES, lab_footprint
 from tests.lab.conftest import NOTHING
 

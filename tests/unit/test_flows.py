@@ -22,8 +22,8 @@ from flows.pipeline import (
     flow,
 )
 from flows.walker import ports_reached, walk
-from netctl.lab.topology import parse_file
 from netctl.model import FrozenMap, PoolState
+from netctl.topology import parse_file
 from netctl.xapi.convert import state_from_records
 from netctl.xapi.sim import Simulator
 from tests.conftest import TOPOLOGIES

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from netctl.lab.expect import network_vlan, probes
-from netctl.lab.topology import TopologyError, parse_data, parse_file, parse_text
+from netctl.topology import TopologyError, parse_data, parse_file, parse_text
 from tests.conftest import TOPOLOGIES, lab_footprint
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import XenAPI
 
-from netctl.lab.topology import Topology, parse_file
+from netctl.topology import Topology, parse_file
 from netctl.xapi.server import RunningServer, serve
 from netctl.xapi.sim import Simulator
 

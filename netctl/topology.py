@@ -1,4 +1,4 @@
-"""Topology files: one YAML document that describes a whole Xen pool for the lab.
+"""Topology files: one YAML document that describes a whole Xen pool (the pool description).
 
 The same file seeds the lab (namespaces, OVS instances, cables, VMs) and the xapi simulator
 (hosts, PIFs, networks, bonds, VLANs, tunnels, VMs, VIFs), so both agree on every name, MAC and
