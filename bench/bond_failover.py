@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.lab.hostnet_lab import DATA, HostnetLab
+from harness.hostnet_lab import DATA, HostnetLab
 
 INTERVAL = 0.01
 

@@ -8,7 +8,7 @@ port-status), the controller recomputes that bridge and sends the difference in 
 Setup: the mini pool (2 hosts, one NIC each, one VM each, external network) relabelled to lab
 prefix `tb2` and management network 198.18.62.0/24, under the real controller *process*
 (`netctl openflow`, native hub, OpenFlow port 36654) fed by the xapi simulator, exactly as the
-lab tests run it (`tests/lab/sdn.py`). The lab is torn down in a `finally`.
+lab tests run it (`harness/sdn.py`). The lab is torn down in a `finally`.
 
 One sample: vm2's VIF (host2) is unplugged (`lab.unplug_vif`), the controller is given time to
 drop its flows, a prober inside vm1 (host1) that is already running starts sending ICMP echo
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
-    from tests.lab.sdn import sdn_pool
+    from harness.sdn import sdn_pool
 
     topo = parse_file(ROOT / "topologies" / "mini-pool.yaml").relabel(PREFIX, MANAGEMENT)
     # Time the `ovs-vsctl add-port` of the VIF being plugged (the lab runs it inside plug_vif).

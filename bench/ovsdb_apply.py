@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
+from harness.hostnet_builders import PoolBuilder
+from harness.sandbox import OvsSandbox
 from netctl.ovsdb import HostOvsdb
-from tests.ovs.sandbox import OvsSandbox
-from tests.unit.hostnet_builders import PoolBuilder
 from vlan import compile_host
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bonding import parse_bond_show, parse_lacp_show
-from tests.lab.hostnet_lab import HostnetLab
+from harness.hostnet_lab import HostnetLab
 
 pytestmark = pytest.mark.lab
 

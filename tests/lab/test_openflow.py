@@ -8,13 +8,13 @@ import time
 
 import pytest
 
+from harness.sdn import sdn_pool
 from netctl.lab.expect import probes
 from netctl.lab.probe import run_probes
 from netctl.lab.spoof import LEGIT, SPOOFED, spoof_check
 from netctl.topology import parse_file
 from tests.conftest import TOPOLOGIES, lab_footprint
 from tests.lab.conftest import NOTHING
-from tests.lab.sdn import sdn_pool
 
 pytestmark = pytest.mark.lab
 PREFIX = "tof"

@@ -7,13 +7,13 @@ import subprocess
 
 import pytest
 
+from harness.sdn import ControllerProcess
 from netctl.lab.lab import Lab
 from netctl.topology import parse_file
 from netctl.xapi.server import serve
 from netctl.xapi.sim import Simulator
 from tests.conftest import TOPOLOGIES, lab_footprint
 from tests.lab.conftest import NOTHING
-from tests.lab.sdn import ControllerProcess
 
 pytestmark = pytest.mark.lab
 PREFIX = "ttl"

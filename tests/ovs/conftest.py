@@ -1,4 +1,4 @@
-"""Real ovsdb-server + ovs-vswitchd per test module (tests/ovs/sandbox.py)."""
+"""Real ovsdb-server + ovs-vswitchd per test module (harness/sandbox.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.ovs.sandbox import OvsSandbox
+from harness.sandbox import OvsSandbox
 
 pytestmark = pytest.mark.lab
 

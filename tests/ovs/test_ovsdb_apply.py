@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from harness.hostnet_builders import PoolBuilder
+from harness.sandbox import OvsSandbox
 from netctl.hostconfig import HostConfig
 from netctl.ovsdb import HostOvsdb, SslFiles
-from tests.ovs.sandbox import OvsSandbox
-from tests.unit.hostnet_builders import PoolBuilder
 from vlan import compile_host
 
 pytestmark = pytest.mark.lab

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bonding import bond_columns, networkd_bond_properties
+from harness.hostnet_builders import PoolBuilder
 from netctl.model import Bond, FrozenMap
-from tests.unit.hostnet_builders import PoolBuilder
 from vlan import compile_host
 
 

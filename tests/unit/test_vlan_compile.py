@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.hostnet_builders import PoolBuilder
+from harness.hostnet_builders import PoolBuilder
 from vlan import compile_host
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.hostnet_builders import PoolBuilder
+from harness.hostnet_builders import PoolBuilder
 from vlan import allocate_tunnel_keys, compile_host, derived_key
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import XenAPI
 
+from harness.footprint import NOTHING, lab_footprint
 from netctl.hostconfig import HostConfig
 from netctl.lab.lab import Lab
 from netctl.model import PoolState
@@ -22,11 +23,10 @@ from netctl.topology import parse_file
 from netctl.xapi.server import serve
 from netctl.xapi.sim import Simulator
 from netctl.xapi.sync import XapiSync
-from tests.conftest import lab_footprint
 from vlan import compile_host
 
-DATA = Path(__file__).resolve().parent / "data"
-NOTHING = {"namespaces": [], "root links": [], "processes": []}
+# The lab topologies of the host-networking tests (data files, not test code).
+DATA = Path(__file__).resolve().parent.parent / "tests" / "lab" / "data"
 
 
 class HostnetLab:
