@@ -61,8 +61,17 @@ def _xml_value(v: Any, out: list[str]) -> None:
         raise TypeError(f"cannot marshal {type(v).__name__}")
 
 
-def xml_response(result: dict[str, Any]) -> bytes:
-    """A methodResponse around the Status/Value or Status/ErrorDescription struct."""
+def xml_value(v: Any) -> str:
+    """One `<value>` as xapi writes it; also what a task's `result` field holds (xapi stores
+    an Async call's result as `Xmlrpc.to_string` of the value)."""
+    out: list[str] = []
+    _xml_value(v, out)
+    return "".join(out)
+
+
+def xml_response(result: Any) -> bytes:
+    """A methodResponse around one value (xapi: the Status/Value or Status/ErrorDescription
+    struct)."""
     out = ['<?xml version="1.0"?><methodResponse><params><param>']
     _xml_value(result, out)
     out.append("</param></params></methodResponse>")
@@ -71,6 +80,12 @@ def xml_response(result: dict[str, Any]) -> bytes:
 
 def xml_success(value: Any) -> bytes:
     return xml_response({"Status": "Success", "Value": value})
+
+
+def xml_bare(value: Any) -> bytes:
+    """A methodResponse holding the value itself, without the Status/Value struct: how xapi
+    answers `system.listMethods` (api_server.ml)."""
+    return xml_response(value)
 
 
 def xml_failure(error: list[str]) -> bytes:

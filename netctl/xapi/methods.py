@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from netctl.xapi.errors import XapiError
-from netctl.xapi.schema import NULL_REF
+from netctl.xapi.schema import NULL_REF, coerce
 from netctl.xapi.store import Store, new_ref
 
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -28,25 +28,28 @@ LACP_DEFAULTS = {"hashing_algorithm": "tcpudp_ports", "lacp-time": "slow",
                  "lacp-fallback-ab": "true"}
 VLAN_PIF_MAC = "fe:ff:ff:ff:ff:ff"
 
-_REGISTRY: list[tuple[str, tuple[str, ...], int, Callable[..., Any]]] = []
+_REGISTRY: list[tuple[str, tuple[str, ...], int, bool, Callable[..., Any]]] = []
 
 
-def api(name: str, params: str = "", optional: int = 0) -> Callable[[Callable[..., Any]],
-                                                                   Callable[..., Any]]:
-    """Register `fn(sim, session, *args)` as wire method `name` with the given param types."""
+def api(name: str, params: str = "", optional: int = 0, has_async: bool = True
+        ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `fn(sim, *args)` as wire method `name` with the given param types. xapi
+    serves an `Async.` form of every custom call unless its datamodel entry says otherwise
+    (`has_async=False`, e.g. `VM.get_allowed_VIF_devices`, `task.create`)."""
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY.append((name, tuple(params.split()), optional, fn))
+        _REGISTRY.append((name, tuple(params.split()), optional, has_async, fn))
         return fn
     return deco
 
 
 def register(sim: Any) -> None:
-    for name, params, optional, fn in _REGISTRY:
+    """Serve every method of this module on `sim` (a `netctl.xapi.sim.Simulator`)."""
+    for name, params, optional, has_async, fn in _REGISTRY:
         def bound(session: Any, *args: Any, _fn: Callable[..., Any] = fn) -> Any:
             with sim.store.lock:
                 result = _fn(sim, *args)
             return "" if result is None else result
-        sim.add(name, params, bound, optional=optional)
+        sim.add(name, params, bound, optional=optional, has_async=has_async)
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -122,8 +125,6 @@ def _new_pif_metrics(store: Store) -> str:
 
 @api("network.create", "m*")
 def network_create(sim: Any, record: dict[str, Any]) -> str:
-    from netctl.xapi.sim import coerce
-
     store = sim.store
     if "other_config" not in record:
         raise XapiError("INTERNAL_ERROR", 'Server_helpers.Dispatcher_FieldNotFound("other_config")')
@@ -541,8 +542,6 @@ def _check_allowed(values: list[str], version: int, field: str) -> list[str]:
 
 @api("VIF.create", "m*")
 def vif_create(sim: Any, record: dict[str, Any]) -> str:
-    from netctl.xapi.sim import coerce
-
     store = sim.store
     for key in VIF_MANDATORY:
         if key not in record:

@@ -21,8 +21,7 @@ from typing import Any
 
 from netctl.topology import UUID_NAMESPACE, Topology
 from netctl.xapi.methods import LACP_DEFAULTS, VLAN_PIF_MAC
-from netctl.xapi.sim import Simulator
-from netctl.xapi.store import new_ref
+from netctl.xapi.store import Store, new_ref
 
 SOFTWARE_VERSION = {"product_brand": "XCP-ng", "product_version": "8.3.0", "platform_name":
                     "XCP", "xapi": "26.21", "network_backend": "openvswitch",
@@ -43,8 +42,7 @@ def _prefix_to_netmask(prefix: int) -> str:
     return ".".join(str((bits >> s) & 0xFF) for s in (24, 16, 8, 0))
 
 
-def seed(sim: Simulator, topology: Topology) -> None:  # noqa: C901 - one pass over the file
-    store = sim.store
+def seed(store: Store, topology: Topology) -> None:  # noqa: C901 - one pass over the file
     with store.lock:
         nets: dict[str, str] = {}
         for n in topology.networks:

@@ -1,14 +1,24 @@
-"""The xapi simulator's API layer: sessions, dispatch, generated accessors, events.
+"""The xapi simulator's API layer: sessions, dispatch, generated accessors, events, tasks.
 
 `Simulator.call(method, params)` is the whole API, independent of the wire: the HTTP server
 (`netctl.xapi.server`) decodes XML-RPC or JSON-RPC into it and encodes what comes back.
-Dispatch follows xapi's order (spec §1.4): name (`Class.message` or `Class_message`), then
-parameter count (`MESSAGE_PARAMETER_COUNT_MISMATCH`, session excluded), then unmarshalling,
-then the session (`SESSION_INVALID`), then the implementation. Every class of
-`netctl.xapi.schema` gets its generated messages; the networking methods with side effects
-live in `netctl.xapi.methods` and override the generated ones of the same name.
+Dispatch follows xapi's order (spec §1.4): name (`Class.message` or `Class_message`, or
+`Async.Class.message`), then parameter count (`MESSAGE_PARAMETER_COUNT_MISMATCH`, session
+excluded), then unmarshalling, then the session (`SESSION_INVALID`), then the implementation.
+Every class of `netctl.xapi.schema` gets its generated messages; the methods with side
+effects live in `netctl.xapi.methods` and override the generated ones of the same name.
 
-Test hooks: `invalidate_session(ref)`, `invalidate_all_sessions()`, `set_host_live(...)`.
+`Async.<call>` (and `InternalAsync.`) runs the call on a thread of its own and returns a
+`task` at once; the task is a row like any other, so it appears, changes and goes away
+through `event.from` as in xapi: `pending` with progress 0, then `success` (progress 1,
+`result` = the value as XML, what xapi stores) or `failure` (`error_info` = the error), kept
+until the client calls `task.destroy`. Calls xapi has no async form of (getters, setters,
+`session.*`, `event.*`, `task.*` but `cancel`) fail with `["Fault", "No async mode for this
+operation (rpc: <name>)"]`.
+
+Imports go one way: sim -> methods, seed -> store, schema; nothing below imports sim.
+
+Test hooks: `invalidate_session(ref)`, `invalidate_all_sessions()`.
 """
 
 from __future__ import annotations
@@ -22,9 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from netctl.xapi.codec import Int32
+from netctl.xapi import methods
+from netctl.xapi.codec import DateTime, Int32, xml_value
 from netctl.xapi.errors import XapiError
-from netctl.xapi.schema import CLASSES, MANDATORY, NULL_REF, ClassDef, Field
+from netctl.xapi.schema import CLASSES, MANDATORY, NULL_REF, ClassDef, Field, coerce
+from netctl.xapi.seed import seed
 from netctl.xapi.store import TOMBSTONE_CAP, TOMBSTONE_KEEP, Store
 
 DEFAULT_USERS = {"root": "netctl"}
@@ -40,6 +52,7 @@ class Method:
     handler: Handler
     optional: int = 0  # trailing params with defaults
     session: bool = True  # first wire param is the session ref
+    has_async: bool = False  # `Async.<name>` is served (xapi: custom calls, create, destroy)
 
     @property
     def max_params(self) -> int:
@@ -70,12 +83,11 @@ class Simulator:
         self.event_delay = event_delay
         self.methods: dict[str, Method] = {}
         self.bridge_counter = 0
+        self.next_domid: dict[str, int] = {}  # host -> next domain id (Xen counts up per host)
         self._closed = threading.Event()
         for cdef in CLASSES.values():
             self._generate(cdef)
         self._register_core()
-        from netctl.xapi import methods  # the networking methods register themselves
-
         methods.register(self)
 
     # --- construction -----------------------------------------------------------------------
@@ -83,15 +95,13 @@ class Simulator:
     @classmethod
     def from_topology(cls, topology: Any, **kwargs: Any) -> Simulator:
         """A simulator holding the pool a `netctl.topology.Topology` describes."""
-        from netctl.xapi.seed import seed
-
         sim = cls(**kwargs)
-        seed(sim, topology)
+        seed(sim.store, topology)
         return sim
 
     def add(self, name: str, params: tuple[str, ...], handler: Handler, optional: int = 0,
-            session: bool = True) -> None:
-        self.methods[name] = Method(name, params, handler, optional, session)
+            session: bool = True, has_async: bool = False) -> None:
+        self.methods[name] = Method(name, params, handler, optional, session, has_async)
 
     # --- test hooks -------------------------------------------------------------------------
 
@@ -132,22 +142,71 @@ class Simulator:
         return None
 
     def call(self, name: str, params: list[Any]) -> Any:
-        """Run one API call; returns its value or raises XapiError."""
-        method = self.resolve(name)
+        """Run one API call; returns its value (a task ref for `Async.`) or raises XapiError."""
+        called, is_async = split_async(name)
+        method = self.methods.get(called) if is_async else self.resolve(called)
         if method is None:
             if params:
                 self._session(params[0])
-            raise XapiError("MESSAGE_METHOD_UNKNOWN", name)
+            raise XapiError("MESSAGE_METHOD_UNKNOWN", called)
         given = len(params) - (1 if method.session else 0)
         if not method.min_params <= given <= method.max_params:
-            raise XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", name, method.max_params,
+            raise XapiError("MESSAGE_PARAMETER_COUNT_MISMATCH", called, method.max_params,
                             max(given, 0))
         args = params[1:] if method.session else list(params)
         values = [coerce(t, v) for t, v in zip(method.params, args, strict=False)]
-        if method.session:
-            session = self._session(params[0])
-            return method.handler(session, *values)
-        return method.handler(*values)
+        if not method.session:
+            return method.handler(*values)
+        session = self._session(params[0])
+        if is_async:
+            if not method.has_async:
+                raise XapiError("Fault", f"No async mode for this operation (rpc: {called})")
+            return self._run_as_task(name, session, method, values)
+        return method.handler(session, *values)
+
+    # --- tasks (Async.*) ----------------------------------------------------------------------
+
+    def _run_as_task(self, label: str, session: SessionInfo, method: Method,
+                     values: list[Any]) -> str:
+        """Create the task, run the call on a thread, return the task ref at once."""
+        store = self.store
+        with store.lock:
+            pools = store.refs("pool")
+            master = store.get("pool", pools[0], "master") if pools else NULL_REF
+            task = store.insert("task", {"name_label": label, "created": now(),
+                                         "resident_on": master})
+
+        def run() -> None:
+            try:
+                result = method.handler(session, *values)
+            except XapiError as err:
+                self.finish_task(task, error=err.description)
+            except Exception as exc:  # noqa: BLE001 - xapi reports any failure on the task
+                self.finish_task(task, error=["INTERNAL_ERROR", f"{type(exc).__name__}: {exc}"])
+            else:
+                self.finish_task(task, result=result)
+
+        threading.Thread(target=run, name=f"xapi-task:{label}", daemon=True).start()
+        return task
+
+    def finish_task(self, task: str, result: Any = None, error: list[str] | None = None
+                    ) -> None:
+        """Complete a task as xapi's TaskHelper does: status, progress 1, finished, and the
+        result (as XML) or the error; a task whose destroy was asked for while it ran goes."""
+        store = self.store
+        with store.lock:
+            if not store.exists("task", task):
+                return
+            if store.get("task", task, "status") != "pending":
+                return
+            done: dict[str, Any] = {"progress": 1.0, "finished": now(), "allowed_operations": []}
+            if error is None:
+                done.update(status="success", result=xml_value(result))
+            else:
+                done.update(status="failure", error_info=list(error))
+            store.update("task", task, **done)
+            if "destroy" in store.get("task", task, "current_operations").values():
+                store.delete("task", task)
 
     def _session(self, ref: Any) -> SessionInfo:
         info = self.sessions.get(ref) if isinstance(ref, str) else None
@@ -184,8 +243,10 @@ class Simulator:
         for f in cdef.fields:
             self._field_messages(cdef, f, locked)
         if cdef.gen_constructor:
-            self.add(f"{c}.create", ("m*",), locked(lambda s, rec: self.generic_create(c, rec)))
-            self.add(f"{c}.destroy", ("r",), locked(lambda s, ref: self.generic_destroy(c, ref)))
+            self.add(f"{c}.create", ("m*",), locked(lambda s, rec: self.generic_create(c, rec)),
+                     has_async=True)
+            self.add(f"{c}.destroy", ("r",), locked(lambda s, ref: self.generic_destroy(c, ref)),
+                     has_async=True)
 
     def _field_messages(self, cdef: ClassDef, f: Field, locked: Callable[[Handler], Handler]
                         ) -> None:
@@ -247,7 +308,8 @@ class Simulator:
                                 f'Server_helpers.Dispatcher_FieldNotFound("{f.name}")')
         for fld in values:
             ref_cls = cdef.field(fld).ref_class if cdef.field(fld) else None
-            if ref_cls and cdef.field(fld).type.startswith("r:") and values[fld] != NULL_REF:
+            if (ref_cls in CLASSES and cdef.field(fld).type.startswith("r:")
+                    and values[fld] != NULL_REF):
                 self.store.row(ref_cls, values[fld])
         return self.store.insert(c, values)
 
@@ -325,6 +387,19 @@ class Simulator:
         return f"{gen - 1:020d},{0:020d}"
 
 
+def now() -> DateTime:
+    """The current time as xapi writes datetimes (`YYYYMMDDTHH:MM:SSZ`, UTC)."""
+    return DateTime(time.strftime("%Y%m%dT%H:%M:%SZ", time.gmtime()))
+
+
+def split_async(name: str) -> tuple[str, bool]:
+    """`Async.VM.start` -> (`VM.start`, True); xapi strips `Async.`/`InternalAsync.` first."""
+    for prefix in ("Async.", "InternalAsync."):
+        if name.startswith(prefix):
+            return name[len(prefix):], True
+    return name, False
+
+
 _TOKEN_RE = re.compile(r"^(-?\d+),(-?\d+)$")
 
 
@@ -355,72 +430,6 @@ def subscriptions(classes: list[str]) -> dict[str, set[str] | None]:
         elif out.get(table, set()) is not None:
             out.setdefault(table, set()).add(ref)  # type: ignore[union-attr]
     return out
-
-
-# --- parameter coercion (spec §1.3) ---------------------------------------------------------
-
-
-def _unmarshal_error(expected: str, value: Any) -> XapiError:
-    return XapiError("INTERNAL_ERROR", f'Rpc.Runtime_error("{expected}", {value!r})')
-
-
-def coerce(type_: str, value: Any) -> Any:
-    """A wire value as the type the method declares: ints from numbers or decimal strings,
-    floats from numbers or strings, bools only from booleans, enums case-insensitively."""
-    code = type_[0]
-    if type_ == "*":
-        return value
-    if code in "sr":
-        if not isinstance(value, str):
-            raise _unmarshal_error("string", value)
-        return value
-    if code == "i":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return int(value)
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            return int(value)
-        raise _unmarshal_error("int64", value)
-    if code == "f":
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise _unmarshal_error("float", value)
-    if code == "b":
-        if isinstance(value, bool):
-            return value
-        raise _unmarshal_error("bool", value)
-    if code == "e":
-        return coerce_enum(type_, value)
-    if code in "SRIE":
-        if not isinstance(value, list):
-            raise _unmarshal_error("set", value)
-        item = {"S": "s", "R": "s", "I": "i"}.get(code, "e" + type_[1:])
-        return [coerce(item, v) for v in value]
-    if code in "mM":
-        if not isinstance(value, dict):
-            raise _unmarshal_error("map", value)
-        if type_ == "m*":
-            return dict(value)
-        return {str(k): coerce("s", v) for k, v in value.items()}
-    raise AssertionError(type_)
-
-
-def coerce_enum(type_: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise _unmarshal_error("enum", value)
-    values = type_[2:].split("|")
-    if "balance-slb" in values:  # bond_mode: hand-written exact-match decoder
-        if value in values:
-            return value
-    else:
-        for v in values:
-            if v.lower() == value.lower():
-                return v
-    raise XapiError("INTERNAL_ERROR", f'Rpc.Runtime_error("enum", "{value}")')
 
 
 # --- get_all_records_where (spec §1.10) ------------------------------------------------------

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from netctl.xapi.errors import XapiError
-from netctl.xapi.schema import CLASSES, RELATIONS, ClassDef, copy_value
+from netctl.xapi.schema import CLASSES, LAB_DEFAULTS, RELATIONS, ClassDef, copy_value
 
 TOMBSTONE_CAP = 511
 TOMBSTONE_KEEP = 256
@@ -123,12 +123,18 @@ class Store:
         self.changed.notify_all()
 
     def insert(self, cls: str, values: dict[str, Any], ref: str | None = None) -> str:
-        """A new row with `values` over the schema defaults; returns its ref."""
+        """A new row with `values` over the lab's defaults and the schema's; returns its ref."""
         cdef = CLASSES[cls]
+        lab = LAB_DEFAULTS.get(cls, {})
         with self.lock:
             fields: dict[str, Any] = {}
             for f in cdef.fields:
-                fields[f.name] = copy_value(values[f.name]) if f.name in values else f.empty()
+                if f.name in values:
+                    fields[f.name] = copy_value(values[f.name])
+                elif f.name in lab:
+                    fields[f.name] = copy_value(lab[f.name])
+                else:
+                    fields[f.name] = f.empty()
             if not fields.get("uuid"):
                 fields["uuid"] = str(uuidlib.uuid4())
             ref = ref or new_ref()
