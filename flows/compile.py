@@ -47,6 +47,9 @@ class BridgePorts:
     """OpenFlow port numbers of one bridge as observed on the switch, by role."""
 
     vifs: Mapping[str, int] = field(default_factory=dict)  # VIF uuid -> ofport
+    # VIF uuid -> ofport of its `tap<domid>.<device>` twin (an HVM guest's emulated NIC, until
+    # its PV drivers connect): the same VIF, so the same locking and forwarding.
+    taps: Mapping[str, int] = field(default_factory=dict)
     uplinks: tuple[int, ...] = ()  # the NIC, or every member of the bond
     tunnels: Mapping[str, int] = field(default_factory=dict)  # peer host uuid -> ofport
     internal: Mapping[int, int] = field(default_factory=dict)  # ofport -> VLAN (0: untagged)
@@ -101,7 +104,7 @@ def bridge_intent(state: PoolState, host_ref: str, bridge: str) -> BridgeIntent:
             where = state.vif_host(vif) or NULL_REF
             if where == host_ref:
                 local.append(vif)
-            elif where in state.hosts:
+            elif where in state.hosts and vif.ref not in state.quarantined:
                 remote.append((vif, state.hosts[where].uuid))
     local.sort(key=lambda v: v.uuid)
     remote.sort(key=lambda r: r[0].uuid)
@@ -122,65 +125,16 @@ def compile_bridge(
     ]
     if intent.kind == "none":
         return frozenset(flows)
-    known = {*ports.vifs.values(), *ports.uplinks, *ports.tunnels.values(), *ports.internal}
+    known = {*ports.vifs.values(), *ports.taps.values(), *ports.uplinks,
+             *ports.tunnels.values(), *ports.internal}
     if intent.kind != "external":
         known.add(OFPP_LOCAL)  # the host's own port on a private bridge takes no part
     for port in sorted(known):
         flows.append(flow(CLASSIFY, 10, "a known port, nothing matched: drop", in_port=port))
-    vlans = intent.vlans
-
-    def meta(vlan: int, tunnel: bool = False) -> tuple[int, int]:
-        return ((vlan & META_VLAN_MASK) | (META_FROM_TUNNEL if tunnel else 0), META_MASK)
-
-    local_ports: dict[int, list[int]] = {}  # VLAN -> local VIF ports
+    meta = _meta
+    local_ports: dict[int, list[int]] = {}  # VLAN -> local VIF ports that take traffic
     for vif in intent.local_vifs:
-        port = ports.vifs.get(vif.uuid)
-        if port is None:
-            continue  # not plugged on the switch yet: a port-status event brings it
-        vlan = vlans[vif.network]
-        local_ports.setdefault(vlan, []).append(port)
-        flows.append(
-            flow(
-                CLASSIFY,
-                100,
-                f"from VIF {vif.uuid}",
-                in_port=port,
-                vlan_vid=0,
-                write_metadata=meta(vlan),
-                goto=PORT_SECURITY,
-            )
-        )
-        if intent.kind == "external" and vlan == 0:
-            # VIF.trunks: the guest may also send these VLANs tagged (locking still applies;
-            # NORMAL keeps each VLAN to itself, as the port's `trunks` column says).
-            for tag in sorted({t for t in vif.trunks if 1 <= t <= 4094}):
-                flows.append(flow(CLASSIFY, 100, f"VLAN {tag} from trunk VIF {vif.uuid}",
-                                  in_port=port, vlan_vid=OFPVID_PRESENT | tag,
-                                  write_metadata=meta(tag), goto=PORT_SECURITY))
-        flows += port_security_flows(port, vif.mac.lower(), locking_of(state, vif))
-        tagged = {"vlan_vid": (OFPVID_PRESENT, OFPVID_PRESENT)}
-        flows.append(
-            flow(
-                FORWARD,
-                200,
-                f"to VIF {vif.uuid}",
-                metadata=(vlan, META_VLAN_MASK),
-                eth_dst=vif.mac.lower(),
-                actions=(Output(port),),
-            )
-        )
-        if intent.kind == "external" and vlan:
-            flows.append(
-                flow(
-                    FORWARD,
-                    210,
-                    f"to VIF {vif.uuid} from the trunk",
-                    metadata=(vlan, META_VLAN_MASK),
-                    eth_dst=vif.mac.lower(),
-                    actions=(PopVlan(), Output(port)),
-                    **tagged,
-                )
-            )
+        flows += local_vif_flows(state, intent, ports, vif, local_ports)
     for port, vlan in ports.internal.items():
         flows.append(
             flow(
@@ -198,6 +152,67 @@ def compile_bridge(
     else:
         flows += _meshed(intent, ports, local_ports, meta)
     return frozenset(flows)
+
+
+def _meta(vlan: int, tunnel: bool = False) -> tuple[int, int]:
+    """write-metadata of table 0: the frame's network (VLAN on this bridge) and whether it
+    came out of a tunnel."""
+    return ((vlan & META_VLAN_MASK) | (META_FROM_TUNNEL if tunnel else 0), META_MASK)
+
+
+def vif_ports(ports: BridgePorts, vif: VIF) -> tuple[int, ...]:
+    """The OpenFlow ports of one local VIF on the switch: `vif<domid>.<dev>` and/or its
+    `tap<domid>.<dev>` twin (none while it is not plugged)."""
+    return tuple(p for p in (ports.vifs.get(vif.uuid), ports.taps.get(vif.uuid))
+                 if p is not None)
+
+
+def local_vif_flows(state: PoolState, intent: BridgeIntent, ports: BridgePorts, vif: VIF,
+                    local_ports: dict[int, list[int]] | None = None) -> list[Flow]:
+    """Everything a bridge holds because of one VIF plugged into it: classification, its port
+    security (locking) and the forwarding to it. A `disabled` VIF (or one quarantined for a
+    duplicate MAC) gets its rules (drop all it sends) but nothing is forwarded to it, and it
+    is left out of `local_ports` (the explicit flood lists). Ports that take traffic are
+    added to `local_ports` (VLAN -> ports) when given."""
+    out: list[Flow] = []
+    vlan = intent.vlans[vif.network]
+    locking = locking_of(state, vif)
+    mac = vif.mac.lower()
+    for port in vif_ports(ports, vif):
+        out.append(flow(CLASSIFY, 100, f"from VIF {vif.uuid}", in_port=port, vlan_vid=0,
+                        write_metadata=_meta(vlan), goto=PORT_SECURITY))
+        out += port_security_flows(port, mac, locking)
+        if locking.mode == "disabled":
+            continue
+        if intent.kind == "external" and vlan == 0:
+            # VIF.trunks: the guest may also send these VLANs tagged (locking still applies;
+            # NORMAL keeps each VLAN to itself, as the port's `trunks` column says).
+            for tag in sorted({t for t in vif.trunks if 1 <= t <= 4094}):
+                out.append(flow(CLASSIFY, 100, f"VLAN {tag} from trunk VIF {vif.uuid}",
+                                in_port=port, vlan_vid=OFPVID_PRESENT | tag,
+                                write_metadata=_meta(tag), goto=PORT_SECURITY))
+        if local_ports is not None:
+            local_ports.setdefault(vlan, []).append(port)
+    taking = () if locking.mode == "disabled" else vif_ports(ports, vif)
+    if taking:
+        out.append(flow(FORWARD, 200, f"to VIF {vif.uuid}", metadata=(vlan, META_VLAN_MASK),
+                        eth_dst=mac, actions=tuple(Output(p) for p in taking)))
+        if intent.kind == "external" and vlan:
+            out.append(flow(FORWARD, 210, f"to VIF {vif.uuid} from the trunk",
+                            metadata=(vlan, META_VLAN_MASK), eth_dst=mac,
+                            vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT),
+                            actions=(PopVlan(), *(Output(p) for p in taking))))
+    return out
+
+
+def disabled_ports(state: PoolState, intent: BridgeIntent, ports: BridgePorts) -> frozenset[int]:
+    """VIF ports that must take no traffic at all (`disabled`, or quarantined): the OpenFlow
+    side sets them NO_FWD and NO_RECV, which also keeps NORMAL's flooding away from them."""
+    out: set[int] = set()
+    for vif in intent.local_vifs:
+        if state.enforced_locking_mode(vif) == "disabled":
+            out.update(vif_ports(ports, vif))
+    return frozenset(out)
 
 
 def _external(intent: BridgeIntent, ports: BridgePorts, meta) -> list[Flow]:  # noqa: ANN001
@@ -299,9 +314,10 @@ def remote_vif_flows(kind: str, bond: bool, vlans: Mapping[str, int], ports: Bri
 def remote_flows_of(state: PoolState, host_ref: str, bridge: str, ports: BridgePorts,
                     vif_ref: str) -> list[Flow]:
     """`remote_vif_flows` of one VIF as `bridge` on `host_ref` sees it in `state` (none if the
-    VIF is local to that host, inactive, gone, or on a network the bridge does not carry)."""
+    VIF is local to that host, inactive, gone, quarantined, or on a network the bridge does not
+    carry)."""
     vif = state.vifs.get(vif_ref)
-    if vif is None or not state.is_vif_active(vif):
+    if vif is None or not state.is_vif_active(vif) or vif_ref in state.quarantined:
         return []
     where = state.vif_host(vif)
     if where is None or where == host_ref or where not in state.hosts:

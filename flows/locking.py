@@ -10,6 +10,11 @@ Where netctl takes the intent from:
   precedence over `locking_mode` whenever present; the allowed lists stay the VIF's own
   (xapi still accepts `VIF.set_ipv4_allowed` with a controller).
 
+`disabled` means no traffic in either direction (xapi does not even put the port on the
+bridge): the port's rules drop what it sends, and `flows.compile` gives it no forwarding while
+the OpenFlow side sets the port `NO_FWD`/`NO_RECV`, so neither NORMAL's flooding nor unicast
+reaches it.
+
 One deliberate addition to xapi's rules: a locked VIF cannot send DHCP server replies (UDP
 source port 67) or DHCPv6 server replies (547), even from an allowed address — a rogue DHCP
 server is the classic attack locking is for (OVN lets such replies through).
@@ -33,10 +38,10 @@ from flows.pipeline import (
     MatchValue,
     flow,
 )
-from netctl.model import VIF, PoolState
+from netctl.model import ENFORCED_LOCKING_MODES, LOCKING_OVERRIDE_KEY, VIF, PoolState
 
-OVERRIDE_KEY = "netctl-locking-mode"
-EFFECTIVE_MODES = ("locked", "unlocked", "disabled")
+OVERRIDE_KEY = LOCKING_OVERRIDE_KEY
+EFFECTIVE_MODES = ENFORCED_LOCKING_MODES
 ROUTER_MESSAGES = (134, 137, 146, 147, 151, 152, 153)  # RA, redirect, mobile prefix, MRD
 
 
@@ -48,9 +53,10 @@ class Locking:
 
 
 def locking_of(state: PoolState, vif: VIF) -> Locking:
-    override = vif.other_config.get(OVERRIDE_KEY)
-    mode = override if override in EFFECTIVE_MODES else state.effective_locking_mode(vif)
-    return Locking(mode, tuple(vif.ipv4_allowed), tuple(vif.ipv6_allowed))
+    """What netctl enforces on a VIF (`PoolState.enforced_locking_mode`: the override, xapi's
+    mode, or `disabled` for a VIF quarantined for a duplicate MAC)."""
+    return Locking(state.enforced_locking_mode(vif), tuple(vif.ipv4_allowed),
+                   tuple(vif.ipv6_allowed))
 
 
 def _addr(text: str, version: int) -> MatchValue:
@@ -162,21 +168,23 @@ def port_security_flows(port: int, mac: str, locking: Locking) -> list[Flow]:
                 **go,
             )
         )
-        if isinstance(value, str):  # xapi: NA target = the allowed address itself
-            out.append(
-                flow(
-                    PORT_SECURITY,
-                    8000,
-                    f"NA for {a6}",
-                    in_port=port,
-                    eth_src=mac,
-                    ipv6_src=value,
-                    icmpv6_type=136,
-                    ipv6_nd_target=value,
-                    **icmp6,
-                    **go,
-                )
+        # xapi: NA whose target is the allowed address itself; for an allowed prefix, any
+        # target inside it (a masked nd_target), else the VM could not answer NS for its own
+        # addresses ("other NA" below would drop them).
+        out.append(
+            flow(
+                PORT_SECURITY,
+                8000,
+                f"NA for {a6}",
+                in_port=port,
+                eth_src=mac,
+                ipv6_src=value,
+                icmpv6_type=136,
+                ipv6_nd_target=value,
+                **icmp6,
+                **go,
             )
+        )
         for proto in (PROTO_ICMPV6, PROTO_TCP, PROTO_UDP):
             out.append(
                 flow(

@@ -4,7 +4,8 @@ and datapaths it creates, so the OpenFlow side can find them by what the switch 
 - A bridge's datapath id is derived from (host uuid, bridge name): the controller knows which
   host and bridge a connecting switch is without asking OVSDB, and it is stable across
   restarts (set as `Bridge other_config:datapath-id`).
-- A VIF's port is `vif<domid>.<device>` (xapi's hotplug naming).
+- A VIF's port is `vif<domid>.<device>` (xapi's hotplug naming), or `tap<domid>.<device>` for
+  the emulated NIC of an HVM guest: the same VIF.
 - A tunnel port to a peer host is named by `vlan.tunnels.tunnel_port_name` (protocol, network,
   peer host), which the OVSDB side uses to create it.
 """
@@ -32,6 +33,13 @@ def vif_port_name(state: PoolState, vif: VIF) -> str | None:
     if vm is None or vm.domid < 0:
         return None
     return f"vif{vm.domid}.{vif.device}"
+
+
+def tap_port_name(state: PoolState, vif: VIF) -> str | None:
+    """`tap<domid>.<device>`: the emulated NIC of an HVM guest without PV drivers, which xapi
+    plugs beside (and instead of) `vif<domid>.<device>` until the drivers connect."""
+    name = vif_port_name(state, vif)
+    return f"tap{name[3:]}" if name is not None else None
 
 
 def datapaths(state: PoolState) -> dict[int, tuple[str, str]]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any, TypeVar
@@ -31,6 +31,9 @@ BRIDGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 BOND_MODES = ("balance-slb", "active-backup", "lacp")
 VIF_LOCKING_MODES = ("network_default", "locked", "unlocked", "disabled")
 NETWORK_DEFAULT_LOCKING_MODES = ("unlocked", "disabled")
+ENFORCED_LOCKING_MODES = ("locked", "unlocked", "disabled")
+# VIF.other_config key that states the locking mode when xapi refuses to (flows/locking.py).
+LOCKING_OVERRIDE_KEY = "netctl-locking-mode"
 TUNNEL_PROTOCOLS = ("gre", "vxlan")
 VM_POWER_STATES = ("Halted", "Paused", "Running", "Suspended")
 SDN_PROTOCOLS = ("ssl", "pssl")
@@ -368,10 +371,15 @@ class PoolState:
     vifs: Mapping[str, VIF] = field(default_factory=FrozenRefMap)
     vms: Mapping[str, VM] = field(default_factory=FrozenRefMap)
     sdn_controllers: Mapping[str, SDNController] = field(default_factory=FrozenRefMap)
+    # VIFs netctl holds disabled although xapi says otherwise (a MAC already taken on their
+    # network): set by `validate`, read by `enforced_locking_mode`.
+    quarantined: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if f.name == "pool":
+            if f.name in ("pool", "quarantined"):
+                if f.name == "quarantined" and not isinstance(self.quarantined, frozenset):
+                    object.__setattr__(self, "quarantined", frozenset(self.quarantined))
                 continue
             value = getattr(self, f.name)
             if not isinstance(value, FrozenRefMap):
@@ -507,6 +515,17 @@ class PoolState:
             return vif.locking_mode
         net = self.networks.get(vif.network)
         return net.default_locking_mode if net is not None else "unlocked"
+
+    def enforced_locking_mode(self, vif: VIF) -> str:
+        """The mode netctl enforces: `VIF.other_config:netctl-locking-mode` when present (the
+        way to ask for `locked` while netctl is the pool's SDN controller, see
+        `flows.locking`), else `effective_locking_mode`; a quarantined VIF is `disabled`."""
+        if vif.ref in self.quarantined:
+            return "disabled"
+        override = vif.other_config.get(LOCKING_OVERRIDE_KEY)
+        if override in ENFORCED_LOCKING_MODES:
+            return override
+        return self.effective_locking_mode(vif)
 
     def vif_mtu(self, vif: VIF) -> int:
         """The backend MTU: VIF other_config:mtu, else the network's MTU (not VIF.MTU, as xapi)."""
@@ -805,12 +824,44 @@ def _check_sdn(state: PoolState, c: SDNController) -> list[tuple[str, str]]:
     return errs
 
 
-def validate(state: PoolState) -> tuple[PoolState, list[Problem]]:
+def duplicate_macs(state: PoolState, vifs: Iterable[VIF], incumbents: Collection[str] = ()
+                   ) -> tuple[set[str], list[Problem]]:
+    """Active VIFs of one network that share a MAC: xapi allows it, a switch cannot forward to
+    two owners of one address. The first keeps working — the incumbent (a VIF that held the
+    MAC before, `incumbents`), else the lowest uuid (after a restart netctl has no history) —
+    and the others are quarantined (held disabled) with a Problem naming both VIFs."""
+    groups: dict[tuple[str, str], list[VIF]] = {}
+    for vif in vifs:
+        if state.is_vif_active(vif):
+            groups.setdefault((vif.network, vif.mac.lower()), []).append(vif)
+    losers: set[str] = set()
+    problems: list[Problem] = []
+    for (net_ref, mac), group in groups.items():
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda v: (v.ref not in incumbents, v.uuid))
+        first = group[0]
+        net = state.networks.get(net_ref)
+        where = f"network '{net.name_label or net.uuid}'" if net else "its network"
+        for vif in group[1:]:
+            losers.add(vif.ref)
+            problems.append(Problem(
+                "VIF", vif.ref, vif.uuid, describe(state, vif), "MAC",
+                f"{mac} is already used on {where} by {describe(state, first)} ({first.uuid}); "
+                "one address cannot have two ports, so this VIF is held disabled (no traffic) "
+                "until one of the two changes its MAC or network"))
+    return losers, problems
+
+
+def validate(state: PoolState, incumbents: Collection[str] = ()
+             ) -> tuple[PoolState, list[Problem]]:
     """Check intent; return the snapshot without invalid objects, and the Problems found.
 
     Objects are checked in dependency order (hosts and networks, then PIFs, then bonds, VLANs
     and tunnels, then VMs, then VIFs), each against the already-valid objects, so an object
-    whose network or host is invalid is left out too and says why. Pure: same input, same output.
+    whose network or host is invalid is left out too and says why. Active VIFs that share a MAC
+    on a network are kept but quarantined (`duplicate_macs`; `incumbents` are the VIF refs that
+    held their MAC before). Pure: same input, same output.
     """
     problems: list[Problem] = []
     kept = PoolState(pool=state.pool, hosts=state.hosts, sdn_controllers={})
@@ -856,4 +907,8 @@ def validate(state: PoolState) -> tuple[PoolState, list[Problem]]:
     )
     kept = kept.replace(vifs={v.ref: v for v in state.vifs.values()
                               if report(v, _check_vif(kept, v))})
+    losers, dup_problems = duplicate_macs(kept, kept.vifs.values(), incumbents)
+    if losers:
+        problems += dup_problems
+        kept = kept.replace(quarantined=frozenset(losers))
     return kept, problems

@@ -14,12 +14,13 @@ What each attached PIF of the host becomes, as xapi + xcp-networkd build it:
 
 plus an internal bridge for a network that has running VIFs on the host but no PIF there, and
 `trunks` on VIF ports from `VIF.trunks`. Every real bridge gets `other_config:hwaddr` (the PIF's
-MAC), `fail_mode` from `vswitch-controller-fail-mode` (PIF ⊕ network ⊕ pool other_config,
-default `standalone`), `other_config:disable-in-band` from `vswitch-disable-in-band` when set,
-networkd's `mac-table-size` and multicast-snooping settings, `external_ids:xs-network-uuids`
-(its network, then its VLAN networks by tag, `;`-joined, as interface-reconfigure did), the
-OpenFlow controller targets and protocols given to `compile_host`, and MTU (`mtu_request`,
-PIF other_config:mtu else network.MTU) on its NICs and its own device.
+MAC), `fail_mode` from `vswitch-controller-fail-mode` (PIF ⊕ network ⊕ pool other_config;
+default `secure`, where xapi's is `standalone`: see `fail_mode_of`),
+`other_config:disable-in-band` from `vswitch-disable-in-band` when set, networkd's
+`mac-table-size` and multicast-snooping settings, `external_ids:xs-network-uuids` (its network,
+then its VLAN networks by tag, `;`-joined, as interface-reconfigure did), the OpenFlow
+controller targets and protocols given to `compile_host`, and MTU (`mtu_request`, PIF
+other_config:mtu else network.MTU) on its NICs and its own device.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ from netctl.hostconfig import (
 from netctl.model import (
     NULL_REF,
     PIF,
+    XAPI_CLASS,
     FrozenMap,
     Network,
     PifType,
+    Pool,
     PoolState,
     Problem,
     describe,
@@ -187,6 +190,7 @@ def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] 
 
     built = tuple(_finish(kept, br, controllers, datapath_type, protocols)
                   for br in sorted(bridges.values(), key=lambda b: b.network.bridge))
+    problems += fail_mode_problems(kept, host_ref, built, pifs)
     return HostConfig(
         host_ref=host_ref, host_uuid=host.uuid, bridges=built, vif_ports=tuple(vif_ports),
         addresses=_addresses(kept, pifs, bridges),
@@ -209,8 +213,7 @@ def _finish(state: PoolState, br: _Bridge, controllers: Sequence[str], datapath_
     else:
         pool_oc = state.pool.other_config if state.pool else FrozenMap()
         merged = pool_oc.merged(net.other_config)
-    fail_mode = "secure" if merged.get("vswitch-controller-fail-mode") == "secure" \
-        else "standalone"
+    fail_mode = fail_mode_of(state, net, pif)[0]
     other = {"mac-table-size": MAC_TABLE_SIZE, "enable-ipv6-mcast-snooping": "false",
              "mcast-snooping-disable-flood-unregistered": "true"}
     if pif is not None and pif.mac:
@@ -229,6 +232,68 @@ def _finish(state: PoolState, br: _Bridge, controllers: Sequence[str], datapath_
         other_config=FrozenMap(other),
         external_ids=FrozenMap({"xs-network-uuids": ";".join(uuids)}),
         network_uuids=uuids)
+
+
+FAIL_MODE_KEY = "vswitch-controller-fail-mode"
+FAIL_MODES = ("secure", "standalone")
+
+
+def fail_mode_of(state: PoolState, net: Network, pif: PIF | None
+                 ) -> tuple[str, Pool | Network | PIF | None]:
+    """A bridge's `fail_mode` and the xapi object that chose it (None: netctl's default).
+
+    xapi merges `vswitch-controller-fail-mode` from pool ⊕ network ⊕ PIF other_config (PIF
+    wins) and defaults to `standalone`. netctl defaults to `secure` instead: a bridge that
+    carries port security must not fall back to NORMAL switching when the controller is away
+    (DESIGN: safe by default). An operator's explicit choice is honoured."""
+    for obj in (pif, net, state.pool):
+        if obj is None:
+            continue
+        value = obj.other_config.get(FAIL_MODE_KEY)
+        if value in FAIL_MODES:
+            return value, obj
+    return "secure", None
+
+
+def fail_mode_problems(state: PoolState, host_ref: str, bridges: Sequence[BridgeConfig],
+                       pifs: Sequence[PIF]) -> list[Problem]:
+    """What an operator must hear about fail modes on this host: a value xapi would not
+    understand, and `standalone` on a bridge that carries locked or disabled VIFs (when netctl
+    is away for three inactivity probes, OVS switches that bridge with NORMAL and the locking
+    stops applying)."""
+    out: list[Problem] = []
+    for obj in (state.pool, *(state.networks.get(p.network) for p in pifs), *pifs):
+        value = obj.other_config.get(FAIL_MODE_KEY) if obj is not None else None
+        if value is not None and value not in FAIL_MODES:
+            out.append(Problem(XAPI_CLASS[type(obj)], obj.ref, obj.uuid, describe(state, obj),
+                               f"other_config:{FAIL_MODE_KEY}", f"'{value}' is not one of secure, "
+                               "standalone; ignored"))
+    host = state.hosts[host_ref]
+    pif_by_bridge = {state.networks[p.network].bridge: p for p in pifs if p.network in
+                     state.networks}
+    for br in bridges:
+        if br.fail_mode != "standalone":
+            continue
+        net = state.network_by_bridge(br.name)
+        if net is None:
+            continue
+        _mode, source = fail_mode_of(state, net, pif_by_bridge.get(br.name))
+        carried = {u for u in br.network_uuids}
+        locked = sorted(f"{describe(state, v)} ({state.enforced_locking_mode(v)})"
+                        for v in state.host_vifs(host_ref)
+                        if state.networks.get(v.network) is not None
+                        and state.networks[v.network].uuid in carried
+                        and state.enforced_locking_mode(v) in ("locked", "disabled"))
+        if not locked or source is None:
+            continue
+        out.append(Problem(
+            XAPI_CLASS[type(source)], source.ref, source.uuid, describe(state, source),
+            f"other_config:{FAIL_MODE_KEY}",
+            f"standalone on bridge {br.name} of {host.name_label or host.uuid}: if netctl is "
+            "away for three OpenFlow inactivity probes, OVS falls back to NORMAL switching "
+            f"there and the locking of {', '.join(locked)} stops applying; remove the key "
+            "(netctl's default is secure) unless that is what you want"))
+    return out
 
 
 def _addresses(state: PoolState, pifs: list[PIF], bridges: dict[str, _Bridge]

@@ -473,3 +473,87 @@ def test_patching_other_hosts_equals_recompiling_them(change):
             changed = want ^ {(f.key, f.body) for f in compile_bridge(old, h, bridge, ports)}
             assert changed, "the change must show on the other host, or the test proves nothing"
     assert checked
+
+
+# --- issue 10: exactly xapi's locking, in both directions --------------------------------------
+
+
+def test_disabled_vif_receives_nothing_either(demo):
+    """xapi's `disabled` takes the port off the bridge: nothing in either direction. Unicast
+    and the explicit flood of a private network leave it out; NORMAL's flooding is kept away by
+    the port config (`disabled_ports` -> NO_FWD)."""
+    from flows.compile import disabled_ports
+
+    vm1 = vif_of(demo, "vm1")
+    state = with_vif(demo, vm1, locking_mode="disabled")
+    flows, vifs = pool_bridge(state, "host1")
+    p1 = vifs[vm1.uuid]
+    assert p1 not in ports_reached(flows, {"in_port": UPLINK, "eth_dst": vm1.mac})
+    h1 = host(state, "host1")
+    ports = BridgePorts(vifs=vifs, uplinks=(UPLINK, UPLINK2), internal={LOCAL_PORT: 0})
+    assert disabled_ports(state, bridge_intent(state, h1, "xapi1"), ports) == {p1}
+    assert disabled_ports(demo, bridge_intent(demo, h1, "xapi1"), ports) == frozenset()
+    # Private network: broadcast from a tunnel and unicast both skip a disabled VIF.
+    vm1b = vif_of(demo, "vm1", "1")
+    state = with_vif(demo, vm1b, locking_mode="disabled")
+    flows, pvifs, tunnels = private_bridge(state, "host1")
+    some_tunnel = next(iter(tunnels.values()))
+    assert ports_reached(flows, {"in_port": some_tunnel, "eth_dst": "ff:ff:ff:ff:ff:ff"}) == set()
+    assert ports_reached(flows, {"in_port": some_tunnel, "eth_dst": vm1b.mac}) == set()
+
+
+def test_an_allowed_ipv6_prefix_lets_the_vm_answer_for_addresses_inside_it(demo):
+    vm1 = vif_of(demo, "vm1")
+    state = with_vif(demo, vm1, ipv6_allowed=("fd4e:10::/64",))
+    flows, vifs = pool_bridge(state, "host1")
+    na = {"in_port": vifs[vm1.uuid], "eth_src": vm1.mac, "eth_dst": "ff:ff:ff:ff:ff:ff",
+          "eth_type": ETH_IPV6, "ip_proto": PROTO_ICMPV6, "icmpv6_type": 136,
+          "ipv6_src": "fd4e:10::11"}
+    assert ports_reached(flows, {**na, "ipv6_nd_target": "fd4e:10::11"}) == {"NORMAL"}
+    assert ports_reached(flows, {**na, "ipv6_nd_target": "fd4e:10::99"}) == {"NORMAL"}
+    assert walk(flows, {**na, "ipv6_nd_target": "fd4e:20::11"}) == []  # outside the prefix
+
+
+def test_a_tap_port_is_the_same_vif(demo):
+    """xapi plugs `tap<domid>.<dev>` for an HVM guest without PV drivers: same locking, same
+    forwarding as its `vif` twin."""
+    vm1 = vif_of(demo, "vm1")
+    h1 = host(demo, "host1")
+    intent = bridge_intent(demo, h1, "xapi1")
+    vifs = {v.uuid: 10 + i for i, v in enumerate(intent.local_vifs)}
+    tap = 40
+    flows = compile_bridge(demo, h1, "xapi1", BridgePorts(
+        vifs=vifs, taps={vm1.uuid: tap}, uplinks=(UPLINK, UPLINK2), internal={LOCAL_PORT: 0}))
+    assert ports_reached(flows, {"in_port": UPLINK, "eth_dst": vm1.mac}) == {vifs[vm1.uuid], tap}
+    legit = {"in_port": tap, "eth_src": vm1.mac, "eth_dst": "ff:ff:ff:ff:ff:ff",
+             "eth_type": ETH_IPV4, "ipv4_src": "10.10.0.11", "ip_proto": PROTO_TCP}
+    assert ports_reached(flows, legit) == {"NORMAL"}
+    assert walk(flows, {**legit, "ipv4_src": "10.10.0.99"}) == []  # locked like its twin
+    flows_tap_only = compile_bridge(demo, h1, "xapi1", BridgePorts(
+        vifs={}, taps={vm1.uuid: tap}, uplinks=(UPLINK, UPLINK2), internal={LOCAL_PORT: 0}))
+    assert ports_reached(flows_tap_only, {"in_port": UPLINK, "eth_dst": vm1.mac}) == {tap}
+
+
+def test_a_duplicate_mac_is_a_problem_the_first_vif_keeps_working(demo):
+    from netctl.model import validate
+
+    vm1 = vif_of(demo, "vm1")  # host1, pool network, locked
+    vm3 = vif_of(demo, "vm3")  # host2, pool network
+    clash = with_vif(demo, vm3, mac=vm1.mac.upper())
+    kept, problems = validate(clash, incumbents={vm1.ref})
+    [problem] = [p for p in problems if p.field == "MAC"]
+    assert problem.ref == vm3.ref and vm1.uuid in problem.message
+    assert "vm1 VIF 0" in problem.message and problem.name_label == "vm3 VIF 0"
+    assert kept.quarantined == {vm3.ref}
+    assert kept.enforced_locking_mode(kept.vifs[vm3.ref]) == "disabled"
+    # Without history the lower uuid wins; with it, the incumbent does.
+    kept2, _ = validate(clash, incumbents={vm3.ref})
+    assert kept2.quarantined == {vm1.ref}
+    # Never an ambiguous table: on every bridge of every host, one entry per (network, MAC).
+    for hostname in ("host1", "host2", "host3"):
+        flows, _vifs = pool_bridge(kept, hostname)
+        forward = [f for f in flows if f.table == FORWARD and dict(f.match).get("eth_dst")
+                   == vm1.mac.lower()]
+        assert len({f.key for f in forward}) == len(forward) <= 2
+        metas = [dict(f.match)["metadata"] for f in forward if f.priority in (180, 200)]
+        assert len(metas) == len(set(metas)), hostname

@@ -35,7 +35,7 @@ def test_physical_pif_is_a_bridge_with_its_nic_hwaddr_network_uuid_and_defaults(
     assert br.other_config["mcast-snooping-disable-flood-unregistered"] == "true"
     assert "disable-in-band" not in br.other_config
     assert br.external_ids["xs-network-uuids"] == net.uuid
-    assert br.fail_mode == "standalone"
+    assert br.fail_mode == "secure"  # netctl's default (xapi's is standalone)
     assert br.datapath_type == "netdev"
     assert br.protocols == ("OpenFlow13",)
     assert br.controllers == ()
@@ -43,14 +43,17 @@ def test_physical_pif_is_a_bridge_with_its_nic_hwaddr_network_uuid_and_defaults(
 
 
 @pytest.mark.parametrize("pool_oc, net_oc, pif_oc, expected", [
-    ({}, {}, {}, "standalone"),
+    ({}, {}, {}, "secure"),
+    ({"vswitch-controller-fail-mode": "standalone"}, {}, {}, "standalone"),
+    ({"vswitch-controller-fail-mode": "standalone"}, {},
+     {"vswitch-controller-fail-mode": "secure"}, "secure"),
     ({"vswitch-controller-fail-mode": "secure"}, {}, {}, "secure"),
     ({"vswitch-controller-fail-mode": "secure"},
      {"vswitch-controller-fail-mode": "standalone"}, {}, "standalone"),
     ({}, {"vswitch-controller-fail-mode": "secure"}, {}, "secure"),
     ({}, {}, {"vswitch-controller-fail-mode": "secure"}, "secure"),
 ])
-def test_fail_mode_from_network_else_pool_else_standalone(pool_oc, net_oc, pif_oc, expected):
+def test_fail_mode_from_pif_else_network_else_pool_else_secure(pool_oc, net_oc, pif_oc, expected):
     b = PoolBuilder(**pool_oc)
     h = b.host("host1")
     net = b.network("pool", "xenbr0", **net_oc)
@@ -221,7 +224,7 @@ def test_vif_trunks_become_port_trunks_and_internal_bridge_for_vif_only_network(
     assert {v.name: v.trunks for v in config.vif_ports} == {"vif7.0": (10, 30), "vif7.1": ()}
     br = config.bridge("xapi9")
     assert [p.name for p in br.ports] == ["xapi9"]  # no uplink: host-internal network
-    assert "hwaddr" not in br.other_config and br.fail_mode == "standalone"
+    assert "hwaddr" not in br.other_config and br.fail_mode == "secure"
 
 
 def test_vifs_of_vms_on_other_hosts_or_halted_are_ignored():
@@ -268,3 +271,29 @@ def test_pure_packages_import_no_io_library(package):
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path} imports {name}"
+
+
+def test_standalone_on_a_bridge_with_locked_vifs_is_a_problem_that_names_them():
+    b = PoolBuilder()
+    h = b.host("host1")
+    net = b.network("pool", "xenbr0", **{"vswitch-controller-fail-mode": "standalone"})
+    b.nic(h, "eth0", net)
+    vm = b.vm("vm1", h, 7)
+    b.set(b.vif(vm, 0, net), locking_mode="locked", ipv4_allowed=("10.0.0.1",))
+    config = compile_host(b.state(), h.ref)
+    assert config.bridge("xenbr0").fail_mode == "standalone"  # honoured
+    [problem] = config.problems
+    assert (problem.object_class, problem.field) == (
+        "network", "other_config:vswitch-controller-fail-mode")
+    assert "vm1 VIF 0 (locked)" in problem.message and "NORMAL" in problem.message
+
+
+def test_standalone_without_locked_vifs_and_bad_values():
+    b = PoolBuilder(**{"vswitch-controller-fail-mode": "open"})
+    h = b.host("host1")
+    net = b.network("pool", "xenbr0", **{"vswitch-controller-fail-mode": "standalone"})
+    b.nic(h, "eth0", net)
+    b.vif(b.vm("vm1", h, 7), 0, net)  # unlocked: nothing to lose
+    config = compile_host(b.state(), h.ref)
+    [problem] = config.problems
+    assert problem.object_class == "pool" and "'open' is not one of" in problem.message
