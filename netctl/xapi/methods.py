@@ -14,9 +14,12 @@ from __future__ import annotations
 import ipaddress
 import random
 import re
+import time
+import uuid as uuidlib
 from collections.abc import Callable
 from typing import Any
 
+from netctl.xapi.codec import DateTime
 from netctl.xapi.errors import XapiError
 from netctl.xapi.schema import NULL_REF, coerce
 from netctl.xapi.store import Store, new_ref
@@ -701,98 +704,351 @@ def vif_remove_trunks(sim: Any, vif: str, tag: int) -> None:
 
 # --- VM -------------------------------------------------------------------------------------
 
+# Power states each operation is allowed in, in xapi's order (xapi_vm_lifecycle.ml
+# allowed_power_states): the "expected" of VM_BAD_POWER_STATE is this list, lower-case,
+# joined with ", ".
+VM_OP_STATES: dict[str, tuple[str, ...]] = {
+    "start": ("Halted",), "start_on": ("Halted",), "provision": ("Halted",),
+    "clean_shutdown": ("Running",), "clean_reboot": ("Running",), "pool_migrate": ("Running",),
+    "pause": ("Running",), "unpause": ("Paused",),
+    "shutdown": ("Paused", "Suspended", "Running"),
+    "hard_shutdown": ("Paused", "Suspended", "Running"),
+    "hard_reboot": ("Paused", "Running"),
+    "clone": ("Halted",), "copy": ("Halted",), "destroy": ("Halted", "Suspended"),
+}
+# What a template may do (xapi_vm_lifecycle.ml check_template); destroy too unless it is a
+# default template.
+TEMPLATE_OPS = {"clone", "copy", "provision"}
+VIF_DEVICES = tuple(str(n) for n in range(16))  # xapi_vm_helpers.ml allowed_VIF_devices_PV
 
-def _free_domid(store: Store, host: str) -> int:
-    used = {store.get("VM", vm, "domid") for vm in store.get("host", host, "resident_VMs")}
-    domid = 1
-    while domid in used:
-        domid += 1
+
+def _check_vm_op(store: Store, vm: str, op: str) -> dict[str, Any]:
+    """xapi's check_operation_error for the operations served, in its order: blocked,
+    power state, template, provision of a non-template, control domain."""
+    row = store.row("VM", vm).fields
+    reason = row["blocked_operations"].get(op)
+    if reason is not None:
+        raise XapiError("OPERATION_BLOCKED", vm, reason)
+    states = VM_OP_STATES[op]
+    if row["power_state"] not in states:
+        raise XapiError("VM_BAD_POWER_STATE", vm, ", ".join(s.lower() for s in states),
+                        row["power_state"].lower())
+    if row["is_a_template"] and not row["is_a_snapshot"]:
+        default = row["is_default_template"] or \
+            row["other_config"].get("default_template", "").lower() in ("1", "true")
+        if op not in TEMPLATE_OPS and not (op == "destroy" and not default):
+            raise XapiError("VM_IS_TEMPLATE", vm, op)
+    if op == "provision" and not row["is_a_template"]:
+        raise XapiError("ONLY_PROVISION_TEMPLATE")
+    if row["is_control_domain"]:
+        if op == "destroy":
+            raise XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on dom0")
+        if op not in ("start", "start_on"):
+            raise XapiError("OPERATION_NOT_ALLOWED",
+                            "This operation is not allowed on a control domain")
+    return row
+
+
+def _host_sees_networks(store: Store, vm: str, host: str) -> None:
+    """VM_REQUIRES_NETWORK [vm, network] unless every network of the VM's VIFs can be brought
+    up on `host` (xapi_network_attach_helpers.ml assert_can_see_named_networks)."""
+    for vif in store.get("VM", vm, "VIFs"):
+        net = store.get("VIF", vif, "network")
+        nrow = store.row("network", net).fields
+        if nrow["PIFs"]:
+            ok = any(store.get("PIF", p, "host") == host for p in nrow["PIFs"])
+        elif nrow["other_config"].get("assume_network_is_shared") == "true" or \
+                not nrow["managed"]:
+            ok = True
+        else:  # an internal network is pinned to the host where its running VMs are
+            hosts = {store.get("VM", store.get("VIF", v, "VM"), "resident_on")
+                     for v in nrow["VIFs"]
+                     if store.get("VM", store.get("VIF", v, "VM"), "power_state") == "Running"}
+            ok = not hosts or host in hosts
+        if not ok:
+            raise XapiError("VM_REQUIRES_NETWORK", vm, net)
+
+
+def _host_live(store: Store, host: str) -> bool:
+    metrics = store.get("host", host, "metrics")
+    return store.exists("host_metrics", metrics) and store.get("host_metrics", metrics, "live")
+
+
+def _new_domid(sim: Any, host: str) -> int:
+    """The next domain id on `host`: Xen counts up and does not reuse an id soon, so a port
+    `vif<domid>.<device>` never names two domains in a row."""
+    store = sim.store
+    used = [store.get("VM", vm, "domid") for vm in store.get("host", host, "resident_VMs")]
+    domid = max([sim.next_domid.get(host, 1), *(d + 1 for d in used)])
+    sim.next_domid[host] = domid + 1
     return domid
 
 
-def _start(store: Store, vm: str, host: str, paused: bool) -> None:
-    row = store.row("VM", vm).fields
-    if row["is_a_template"]:
-        raise XapiError("VM_IS_TEMPLATE", vm)
-    if row["is_control_domain"]:
-        raise XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on dom0")
-    if row["power_state"] != "Halted":
-        raise XapiError("VM_BAD_POWER_STATE", vm, "halted", row["power_state"].lower())
+def _boot(sim: Any, vm: str, host: str, paused: bool) -> None:
+    store = sim.store
     store.update("VM", vm, power_state="Paused" if paused else "Running", resident_on=host,
-                 domid=_free_domid(store, host))
-    for vif in row["VIFs"]:
+                 domid=_new_domid(sim, host), scheduled_to_be_resident_on=NULL_REF)
+    metrics = store.get("VM", vm, "metrics")
+    if store.exists("VM_metrics", metrics):
+        store.update("VM_metrics", metrics, start_time=_now(), state=[],
+                     VCPUs_number=store.get("VM", vm, "VCPUs_at_startup"),
+                     memory_actual=store.get("VM", vm, "memory_dynamic_max"),
+                     current_domain_type=store.get("VM", vm, "domain_type"))
+    for vif in store.get("VM", vm, "VIFs"):
         store.update("VIF", vif, currently_attached=True)
 
 
-def _pick_host(store: Store, vm: str) -> str:
-    affinity = store.get("VM", vm, "affinity")
-    if affinity != NULL_REF and store.exists("host", affinity):
-        return affinity
-    return store.get("pool", store.refs("pool")[0], "master")
+def _now() -> DateTime:
+    return DateTime(time.strftime("%Y%m%dT%H:%M:%SZ", time.gmtime()))
 
 
 @api("VM.start", "r b b")
 def vm_start(sim: Any, vm: str, paused: bool, force: bool) -> None:
+    """On the VM's affinity host if it can boot there, else the first live host that sees
+    every network of its VIFs (master first); NO_HOSTS_AVAILABLE if none."""
     store = sim.store
-    store.row("VM", vm)
-    _start(store, vm, _pick_host(store, vm), paused)
+    _check_vm_op(store, vm, "start")
+    master = store.get("pool", store.refs("pool")[0], "master")
+    affinity = store.get("VM", vm, "affinity")
+    candidates = [affinity] if store.exists("host", affinity) else []
+    candidates += [master] + [h for h in store.refs("host") if h != master]
+    for host in candidates:
+        if not _host_live(store, host):
+            continue
+        try:
+            _host_sees_networks(store, vm, host)
+        except XapiError:
+            continue
+        _boot(sim, vm, host, paused)
+        return
+    raise XapiError("NO_HOSTS_AVAILABLE")
 
 
 @api("VM.start_on", "r r b b")
 def vm_start_on(sim: Any, vm: str, host: str, paused: bool, force: bool) -> None:
     store = sim.store
-    store.row("VM", vm)
     store.row("host", host)
-    _start(store, vm, host, paused)
+    _check_vm_op(store, vm, "start_on")
+    if not _host_live(store, host):
+        raise XapiError("HOST_OFFLINE", host)
+    _host_sees_networks(store, vm, host)
+    _boot(sim, vm, host, paused)
 
 
-def _shutdown(store: Store, vm: str, allowed: tuple[str, ...]) -> None:
-    row = store.row("VM", vm).fields
-    if row["is_control_domain"]:
-        raise XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on dom0")
-    if row["power_state"] not in allowed:
-        raise XapiError("VM_BAD_POWER_STATE", vm, allowed[0].lower(), row["power_state"].lower())
-    for vif in row["VIFs"]:
-        store.update("VIF", vif, currently_attached=False)
+def _halt(store: Store, vm: str) -> None:
+    for vif in store.get("VM", vm, "VIFs"):
+        if store.get("VIF", vif, "currently_attached"):
+            store.update("VIF", vif, currently_attached=False)
     store.update("VM", vm, power_state="Halted", resident_on=NULL_REF, domid=-1)
 
 
 @api("VM.shutdown", "r")
 def vm_shutdown(sim: Any, vm: str) -> None:
-    _shutdown(sim.store, vm, ("Running", "Paused", "Suspended"))
+    _check_vm_op(sim.store, vm, "shutdown")
+    _halt(sim.store, vm)
 
 
 @api("VM.clean_shutdown", "r")
 def vm_clean_shutdown(sim: Any, vm: str) -> None:
-    _shutdown(sim.store, vm, ("Running",))
+    _check_vm_op(sim.store, vm, "clean_shutdown")
+    _halt(sim.store, vm)
 
 
 @api("VM.hard_shutdown", "r")
 def vm_hard_shutdown(sim: Any, vm: str) -> None:
-    _shutdown(sim.store, vm, ("Running", "Paused", "Suspended"))
+    _check_vm_op(sim.store, vm, "hard_shutdown")
+    _halt(sim.store, vm)
+
+
+def _reboot(sim: Any, vm: str, op: str) -> None:
+    """A new domain on the same host (new domid): the VIFs come back on it."""
+    store = sim.store
+    _check_vm_op(store, vm, op)
+    host = store.get("VM", vm, "resident_on")
+    _halt(store, vm)
+    _boot(sim, vm, host, paused=False)
+
+
+@api("VM.clean_reboot", "r")
+def vm_clean_reboot(sim: Any, vm: str) -> None:
+    _reboot(sim, vm, "clean_reboot")
+
+
+@api("VM.hard_reboot", "r")
+def vm_hard_reboot(sim: Any, vm: str) -> None:
+    _reboot(sim, vm, "hard_reboot")
+
+
+@api("VM.pause", "r")
+def vm_pause(sim: Any, vm: str) -> None:
+    _check_vm_op(sim.store, vm, "pause")
+    sim.store.update("VM", vm, power_state="Paused")
+
+
+@api("VM.unpause", "r")
+def vm_unpause(sim: Any, vm: str) -> None:
+    _check_vm_op(sim.store, vm, "unpause")
+    sim.store.update("VM", vm, power_state="Running")
 
 
 @api("VM.pool_migrate", "r r m")
 def vm_pool_migrate(sim: Any, vm: str, host: str, options: dict[str, str]) -> None:
+    """Live migration: the VM keeps running and keeps its VIFs attached; it is resident on
+    `host` with a new domain id (also for a migration to the same host, as in xapi)."""
     store = sim.store
-    row = store.row("VM", vm).fields
     store.row("host", host)
-    if row["is_control_domain"]:
-        raise XapiError("OPERATION_NOT_ALLOWED", "This operation is not allowed on dom0")
-    if row["power_state"] != "Running":
-        raise XapiError("VM_BAD_POWER_STATE", vm, "running", row["power_state"].lower())
-    store.update("VM", vm, resident_on=host, domid=_free_domid(store, host))
+    _check_vm_op(store, vm, "pool_migrate")
+    if not _host_live(store, host):
+        raise XapiError("HOST_OFFLINE", host)
+    _host_sees_networks(store, vm, host)
+    store.update("VM", vm, resident_on=host, domid=_new_domid(sim, host))
 
 
 @api("VM.destroy", "r")
 def vm_destroy(sim: Any, vm: str) -> None:
     store = sim.store
-    row = store.row("VM", vm).fields
-    if row["power_state"] != "Halted":
-        raise XapiError("VM_BAD_POWER_STATE", vm, "halted", row["power_state"].lower())
+    row = _check_vm_op(store, vm, "destroy")
     for vif in list(row["VIFs"]):
         store.delete("VIF", vif)
+    metrics = row["metrics"]
     store.delete("VM", vm)
+    if store.exists("VM_metrics", metrics):
+        store.delete("VM_metrics", metrics)
+
+
+@api("VM.create", "m*")
+def vm_create(sim: Any, record: dict[str, Any]) -> str:
+    """The generated constructor's checks (every mandatory field given) plus what xapi's
+    VM.create adds: a `mac_seed` in other_config, a VM_metrics object, a Halted VM, the
+    domain type derived from HVM_boot_policy when `unspecified`."""
+    store = sim.store
+    record = dict(record)
+    if isinstance(record.get("other_config"), dict):
+        record["other_config"] = {"mac_seed": str(uuidlib.uuid4()), **record["other_config"]}
+    if "power_state" in record:  # checked, then ignored: a new VM is Halted
+        coerce("e:vm_power_state", record.pop("power_state"))
+    vm = sim.generic_create("VM", record)
+    if store.get("VM", vm, "domain_type") == "unspecified":
+        store.update("VM", vm, domain_type="hvm" if store.get("VM", vm, "HVM_boot_policy")
+                     else "pv")
+    store.update("VM", vm, metrics=store.insert("VM_metrics", {}))
+    return vm
+
+
+def _vif_mac(seed: str, device: str) -> str:
+    """A VIF MAC derived from the VM's mac_seed and the device, locally administered."""
+    digest = uuidlib.uuid5(uuidlib.NAMESPACE_OID, f"{seed}/{device}").bytes
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+
+
+COPIED_VM_FIELDS = (
+    "name_description", "user_version", "is_a_template", "affinity", "memory_overhead",
+    "memory_target", "memory_static_max", "memory_dynamic_max", "memory_dynamic_min",
+    "memory_static_min", "VCPUs_max", "VCPUs_at_startup", "VCPUs_params",
+    "actions_after_softreboot", "actions_after_shutdown", "actions_after_reboot",
+    "actions_after_crash", "HVM_boot_policy", "HVM_boot_params", "HVM_shadow_multiplier",
+    "platform", "PV_kernel", "PV_ramdisk", "PV_args", "PV_bootloader", "PV_bootloader_args",
+    "PV_legacy_args", "PCI_bus", "last_boot_CPU_flags", "last_booted_record",
+    "recommendations", "xenstore_data", "ha_restart_priority", "tags", "bios_strings",
+    "hardware_platform_version", "has_vendor_device", "reference_label", "domain_type",
+    "NVRAM")
+
+
+def _clone(sim: Any, vm: str, new_name: str, op: str) -> str:
+    """xapi_vm_clone.ml: a new Halted VM with the source's configuration, a new mac_seed,
+    `base_template_name` when cloned from a template, and copies of its VIFs with new MACs
+    (a template stays a template: `VM.provision` or `set_is_a_template false` makes it a VM)."""
+    store = sim.store
+    row = _check_vm_op(store, vm, op)
+    other = {k: v for k, v in row["other_config"].items()
+             if k not in ("default_template", "xensource_internal")}
+    other["mac_seed"] = str(uuidlib.uuid4())
+    if row["is_a_template"]:
+        other.setdefault("base_template_name", row["name_label"])
+    values = {k: row[k] for k in COPIED_VM_FIELDS}
+    values.update(name_label=new_name, other_config=other, power_state="Halted",
+                  metrics=store.insert("VM_metrics", {}))
+    new = store.insert("VM", values)
+    for vif in row["VIFs"]:
+        v = store.row("VIF", vif).fields
+        store.insert("VIF", {
+            "device": v["device"], "network": v["network"], "VM": new,
+            "MAC": _vif_mac(other["mac_seed"], v["device"]), "MAC_autogenerated": True,
+            "MTU": v["MTU"], "other_config": dict(v["other_config"]),
+            "qos_algorithm_type": v["qos_algorithm_type"],
+            "qos_algorithm_params": dict(v["qos_algorithm_params"]),
+            "locking_mode": v["locking_mode"], "ipv4_allowed": list(v["ipv4_allowed"]),
+            "ipv6_allowed": list(v["ipv6_allowed"]), "trunks": list(v["trunks"])})
+    return new
+
+
+@api("VM.clone", "r s")
+def vm_clone(sim: Any, vm: str, new_name: str) -> str:
+    return _clone(sim, vm, new_name, "clone")
+
+
+@api("VM.copy", "r s r")
+def vm_copy(sim: Any, vm: str, new_name: str, sr: str) -> str:
+    """Like clone (the lab has no disks: any SR, even an invalid reference, is accepted, as
+    xapi accepts one meaning "the SRs the disks are on")."""
+    return _clone(sim, vm, new_name, "copy")
+
+
+@api("VM.provision", "r")
+def vm_provision(sim: Any, vm: str) -> None:
+    """A template becomes an installable VM (no disks to create in the lab)."""
+    _check_vm_op(sim.store, vm, "provision")
+    sim.store.update("VM", vm, is_a_template=False)
+
+
+@api("VM.get_allowed_VIF_devices", "r", has_async=False)
+def vm_get_allowed_vif_devices(sim: Any, vm: str) -> list[str]:
+    used = {sim.store.get("VIF", v, "device") for v in sim.store.get("VM", vm, "VIFs")}
+    return [d for d in VIF_DEVICES if d not in used]
+
+
+# --- task -----------------------------------------------------------------------------------
+
+
+@api("task.create", "s s", has_async=False)
+def task_create(sim: Any, label: str, description: str) -> str:
+    store = sim.store
+    pools = store.refs("pool")
+    return store.insert("task", {"name_label": label, "name_description": description,
+                                 "created": _now(),
+                                 "resident_on": store.get("pool", pools[0], "master")
+                                 if pools else NULL_REF})
+
+
+@api("task.destroy", "r", has_async=False)
+def task_destroy(sim: Any, task: str) -> None:
+    """A finished task goes; a pending one is marked and goes when it finishes."""
+    store = sim.store
+    if store.get("task", task, "status") in ("success", "failure", "cancelled"):
+        store.delete("task", task)
+    else:
+        ops = {**store.get("task", task, "current_operations"), "task": "destroy"}
+        store.update("task", task, current_operations=ops)
+
+
+@api("task.cancel", "r")
+def task_cancel(sim: Any, task: str) -> None:
+    store = sim.store
+    if store.get("task", task, "status") == "pending":
+        store.update("task", task, status="cancelled", progress=1.0, finished=_now(),
+                     allowed_operations=[])
+
+
+def _task_setter(field: str, type_: str) -> None:
+    @api(f"task.set_{field}", f"r {type_}", has_async=False)
+    def set_(sim: Any, task: str, value: Any) -> None:
+        sim.store.row("task", task)
+        sim.store.update("task", task, **{field: value})
+
+
+for _field, _type in (("status", "e:task_status_type"), ("progress", "f"), ("result", "s"),
+                      ("error_info", "S"), ("resident_on", "r")):
+    _task_setter(_field, _type)
 
 
 # --- SDN controller, pool, host -------------------------------------------------------------
@@ -833,6 +1089,26 @@ def sdn_forget(sim: Any, ref: str) -> None:
     store.delete("SDN_controller", ref)
     for pool in store.refs("pool"):
         store.update("pool", pool, vswitch_controller="")
+
+
+@api("pool.create_VLAN_from_PIF", "r r i")
+def pool_create_vlan_from_pif(sim: Any, pif: str, network: str, tag: int) -> list[str]:
+    """A pool-wide VLAN: `VLAN.create` on the PIF of `pif`'s network on every live host,
+    all or nothing (xapi destroys the ones it made when one fails); returns the new PIFs."""
+    store = sim.store
+    base = store.get("PIF", pif, "network")
+    store.row("network", network)
+    tagged = [p for p in store.get("network", base, "PIFs")
+              if _host_live(store, store.get("PIF", p, "host"))]
+    made: list[str] = []
+    try:
+        for p in tagged:
+            made.append(vlan_create(sim, p, tag, network))
+    except XapiError:
+        for vlan in reversed(made):
+            vlan_destroy(sim, vlan)
+        raise
+    return [store.get("VLAN", vlan, "untagged_PIF") for vlan in made]
 
 
 @api("pool.set_vswitch_controller", "r s")

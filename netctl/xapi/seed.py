@@ -23,6 +23,8 @@ from netctl.topology import UUID_NAMESPACE, Topology
 from netctl.xapi.methods import LACP_DEFAULTS, VLAN_PIF_MAC
 from netctl.xapi.store import Store, new_ref
 
+GiB = 1 << 30
+GUEST_TEMPLATE = "netctl lab guest"  # the template the seed provides for new VMs
 SOFTWARE_VERSION = {"product_brand": "XCP-ng", "product_version": "8.3.0", "platform_name":
                     "XCP", "xapi": "26.21", "network_backend": "openvswitch",
                     "hostname": "netctl-sim"}
@@ -35,6 +37,11 @@ def derived_uuid(topology: Topology, *parts: object) -> str:
 def _mac(topology: Topology, *parts: object) -> str:
     digest = uuidlib.uuid5(UUID_NAMESPACE, "mac/" + "/".join([topology.name, *map(str, parts)]))
     return ":".join(f"{b:02x}" for b in (0x02, *digest.bytes[:5]))
+
+
+def _vm_metrics(store: Store, memory: int, vcpus: int) -> str:
+    return store.insert("VM_metrics", {"memory_actual": memory, "VCPUs_number": vcpus,
+                                       "current_domain_type": "pv" if vcpus else "unspecified"})
 
 
 def _prefix_to_netmask(prefix: int) -> str:
@@ -83,7 +90,12 @@ def seed(store: Store, topology: Topology) -> None:  # noqa: C901 - one pass ove
             store.insert("VM", {
                 "uuid": derived_uuid(topology, "dom0", h.name),
                 "name_label": f"Control domain on host: {h.name}", "power_state": "Running",
-                "resident_on": href, "domid": 0, "is_control_domain": True}, ref=dom0)
+                "resident_on": href, "domid": 0, "is_control_domain": True,
+                "memory_static_max": 4 * GiB, "memory_dynamic_max": 4 * GiB,
+                "memory_dynamic_min": 4 * GiB, "VCPUs_max": 4, "VCPUs_at_startup": 4,
+                "metrics": _vm_metrics(store, 4 * GiB, 4),
+                "other_config": {"storage_driver_domain": dom0, "is_system_domain": "true"}},
+                ref=dom0)
             hosts[h.name] = href
             bonded = {m: b for b in h.bonds for m in b.members}
             nic_refs: dict[str, str] = {}
@@ -176,6 +188,7 @@ def seed(store: Store, topology: Topology) -> None:  # noqa: C901 - one pass ove
             vref = store.insert("VM", {
                 "uuid": vm.uuid, "name_label": vm.name, "power_state": "Running",
                 "resident_on": hosts[vm.host], "domid": vm.domid,
+                "metrics": _vm_metrics(store, GiB, 1),
                 "other_config": {"mac_seed": derived_uuid(topology, "mac_seed", vm.name)}})
             for vif in vm.vifs:
                 store.insert("VIF", {
@@ -185,6 +198,15 @@ def seed(store: Store, topology: Topology) -> None:  # noqa: C901 - one pass ove
                     "currently_attached": True, "locking_mode": vif.locking_mode,
                     "ipv4_allowed": list(vif.ipv4_allowed),
                     "ipv6_allowed": list(vif.ipv6_allowed)})
+
+        store.insert("VM", {
+            "uuid": derived_uuid(topology, "template", GUEST_TEMPLATE), "is_a_template": True,
+            "is_default_template": True, "name_label": GUEST_TEMPLATE,
+            "name_description": "A lab guest: a network namespace with the VIFs it is given "
+                                "(VM.clone this, VM.provision, add VIFs, VM.start)",
+            "memory_static_max": GiB, "memory_dynamic_max": GiB, "memory_dynamic_min": GiB,
+            "memory_static_min": GiB // 2, "PV_bootloader": "pygrub",
+            "other_config": {"default_template": "true"}, "metrics": _vm_metrics(store, 0, 0)})
 
         master = hosts[topology.hosts[0].name]
         store.insert("pool", {"uuid": topology.pool_uuid, "name_label": topology.name,

@@ -1,4 +1,8 @@
-"""The simulator's HTTP front: XML-RPC on POST `/` and `/RPC2`, JSON-RPC on POST `/jsonrpc`.
+"""The simulator's HTTP front: XML-RPC and JSON-RPC over POST, routed as xapi routes them.
+
+xapi's HTTP server picks the handler whose registered path is the longest prefix of the
+request path (http_svr.ml, a radix tree): `/jsonrpc` is JSON-RPC, `/`, `/RPC2` and the legacy
+`/json` are XML-RPC, so any other path (`/xmlrpc`, `/api`...) falls to `/` and is XML-RPC too.
 
 Threaded (an `event.from` long-poll must not block other calls), HTTP/1.1 keep-alive (the
 official client reuses one connection), optional TLS. `serve(sim, host, port)` runs it on a
@@ -19,8 +23,15 @@ from netctl.xapi import codec
 from netctl.xapi.errors import XapiError
 from netctl.xapi.sim import Simulator
 
-XML_PATHS = ("/", "/RPC2")
-JSON_PATH = "/jsonrpc"
+# xapi's POST handlers (datamodel.ml http_actions): path -> "xml" | "json".
+ROUTES = {"/": "xml", "/RPC2": "xml", "/json": "xml", "/jsonrpc": "json"}
+
+
+def route(path: str) -> str:
+    """The handler of a request path: its longest registered prefix (every path starts with
+    `/`, so there is always one)."""
+    best = max((p for p in ROUTES if path.startswith(p)), key=len, default="/")
+    return ROUTES[best]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -82,22 +93,23 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         sim = self.server.sim
         try:
-            if path in XML_PATHS:
+            if route(path) == "xml":
                 method, params = codec.parse_xml_request(body)
                 try:
-                    out = codec.xml_success(sim.call(method, params))
+                    value = sim.call(method, params)
+                    # system.listMethods is answered bare, without Status/Value (api_server.ml)
+                    out = (codec.xml_bare(value) if method == "system.listMethods"
+                           else codec.xml_success(value))
                 except XapiError as err:
                     out = codec.xml_failure(err.description)
                 self._send(200, out, "text/xml")
-            elif path == JSON_PATH:
+            else:
                 req = codec.parse_json_request(body)
                 try:
                     out = codec.json_success(req, sim.call(req.method, req.params))
                 except XapiError as err:
                     out = codec.json_failure(req, err.description)
                 self._send(200, out, "application/json")
-            else:
-                self._send(404, b"<html><body>Not found</body></html>", "text/html")
         except codec.MalformedRequest as exc:
             self._malformed(str(exc))
         except (BrokenPipeError, ConnectionResetError, OSError):
