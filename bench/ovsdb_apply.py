@@ -3,17 +3,30 @@ networks (the seed's "better VLAN scalability"): from scratch, then for one adde
 for the same config again. Real ovsdb-server + ovs-vswitchd (userspace datapath).
 
 Usage (root): .venv/bin/python -m bench.ovsdb_apply [--vlans 1000]
+              .venv/bin/python -m bench.ovsdb_apply --smoke   # 20 VLANs, namespace sb4-*
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from harness.hostnet_builders import PoolBuilder
-from harness.sandbox import OvsSandbox
-from netctl.ovsdb import HostOvsdb
-from vlan import compile_host
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.hostnet_builders import PoolBuilder  # noqa: E402
+from harness.sandbox import OvsSandbox  # noqa: E402
+from netctl.ovsdb import HostOvsdb  # noqa: E402
+from vlan import compile_host  # noqa: E402
+
+# What `--smoke` must print (tests/bench/test_bench_smoke.py checks each regex on stdout).
+SMOKE_FIGURES = (
+    r"^from scratch +[\d.]+ +\d+$",
+    r"^same again +[\d.]+ +0$",
+    r"^one VLAN added +[\d.]+ +\d+$",
+)
+SMOKE_NEEDS_ROOT = True
 
 
 def pool(n_vlans: int):
@@ -29,8 +42,15 @@ def pool(n_vlans: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--vlans", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true",
+                        help="20 VLANs in a sandbox of its own (sb4-*): seconds, for make test")
     args = parser.parse_args()
-    box = OvsSandbox("t4bench")
+    name = "t4bench"
+    if args.smoke:
+        args.vlans, name = 20, "sb4"
+        print("smoke run: small sizes, to prove the path runs; its figures are not the "
+              "benchmark's")
+    box = OvsSandbox(name)
     try:
         rows = []
         b, h = pool(args.vlans)

@@ -1,58 +1,51 @@
 """Benchmark (prints figures, not a test): full sync of a big pool and incremental throughput.
 
     .venv/bin/python bench/xapi_sync.py [--hosts 64] [--vifs-per-host 1000] [--events 2000]
+    .venv/bin/python bench/xapi_sync.py --smoke      # 2 hosts x 20 VIFs, 20 events (seconds)
 
-Full sync: a pool of H hosts x V VIFs (one VM per VIF, one network per host plus a pool-wide
-one) read by `XapiSync.connect()` over XML-RPC (the official client) and over JSON-RPC (the
-same `event.from("")` posted to /jsonrpc), timing and peak Python memory (tracemalloc).
-Incremental: a writer thread toggles VIF locking modes through the XenAPI client while the sync
-runs; events/s = writes whose change reached the client's PoolState per second, end to end.
+Full sync: a synthetic pool (`harness.synthetic`: H hosts x V VIFs per host, VMs with realistic
+records and 1-3 VIFs each over an external network on an LACP bond, a VLAN network and a VXLAN
+private network; every 4th VIF locked) read by `XapiSync.connect()` over XML-RPC (the official
+client) and over JSON-RPC (the same `event.from("")` posted to /jsonrpc), timing and peak
+Python memory (tracemalloc). Incremental: a writer thread toggles VIF locking modes through the
+XenAPI client while the sync runs; events/s = writes whose change reached the client's
+PoolState per second, end to end. No lab, no root: the simulator listens on an ephemeral
+loopback port.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import threading
 import time
 import tracemalloc
 import urllib.request
+from pathlib import Path
 
 import XenAPI
 
-from netctl.xapi.convert import state_from_records
-from netctl.xapi.server import serve
-from netctl.xapi.sim import Simulator
-from netctl.xapi.sync import SYNC_CLASSES, XapiSync
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.synthetic import PoolSpec, simulator  # noqa: E402
+from netctl.xapi.convert import state_from_records  # noqa: E402
+from netctl.xapi.server import serve  # noqa: E402
+from netctl.xapi.sim import Simulator  # noqa: E402
+from netctl.xapi.sync import SYNC_CLASSES, XapiSync  # noqa: E402
+
+# What `--smoke` must print (tests/bench/test_bench_smoke.py checks each regex on stdout).
+SMOKE_FIGURES = (
+    r"^full sync XML-RPC .*: +[\d.]+ s, peak +[\d.]+ MiB, \d+ VIFs",
+    r"^full sync JSON-RPC .*: +[\d.]+ s, peak +[\d.]+ MiB, \d+ VIFs",
+    r"^incremental: +\d+ events/s",
+)
 USER, PASSWORD = "root", "bench"
 
 
 def build(hosts: int, vifs_per_host: int) -> Simulator:
-    sim = Simulator(users={USER: PASSWORD}, event_delay=0.0)
-    s = sim.store
-    with s.lock:
-        pool_net = s.insert("network", {"name_label": "pool", "bridge": "xenbr0",
-                                        "other_config": {}})
-        host_refs = []
-        for h in range(hosts):
-            href = s.insert("host", {"name_label": f"host{h}", "address": f"10.0.{h // 250}."
-                                     f"{h % 250 + 1}", "software_version":
-                                     {"network_backend": "openvswitch"}})
-            host_refs.append(href)
-            s.insert("PIF", {"device": "eth0", "host": href, "network": pool_net,
-                             "MAC": f"02:00:00:00:{h // 256:02x}:{h % 256:02x}", "MTU": 1500,
-                             "VLAN": -1, "physical": True, "management": True})
-            for v in range(vifs_per_host):
-                vm = s.insert("VM", {"name_label": f"vm{h}-{v}", "power_state": "Running",
-                                     "resident_on": href, "domid": v + 1})
-                n = h * vifs_per_host + v
-                s.insert("VIF", {"device": "0", "network": pool_net, "VM": vm,
-                                 "MAC": f"02:01:{n >> 24 & 255:02x}:{n >> 16 & 255:02x}:"
-                                        f"{n >> 8 & 255:02x}:{n & 255:02x}",
-                                 "MTU": 1500, "currently_attached": True,
-                                 "other_config": {}, "qos_algorithm_params": {}})
-        s.insert("pool", {"name_label": "bench", "master": host_refs[0]})
+    sim, _pool = simulator(PoolSpec(hosts=hosts, vifs_per_host=vifs_per_host),
+                           users={USER: PASSWORD}, event_delay=0.0)
     return sim
 
 
@@ -121,11 +114,18 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=64)
     ap.add_argument("--vifs-per-host", type=int, default=1000)
     ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--smoke", action="store_true",
+                    help="2 hosts x 20 VIFs, 20 events: seconds (what make test runs)")
     args = ap.parse_args()
+    if args.smoke:
+        args.hosts, args.vifs_per_host, args.events = 2, 20, 20
+        print("smoke run: small sizes, to prove the path runs; its figures are not the benchmark's")
     t0 = time.perf_counter()
     sim = build(args.hosts, args.vifs_per_host)
+    vms = sum(1 for r in sim.store.table("VM").rows.values()
+              if not r.fields["is_control_domain"])
     print(f"pool: {args.hosts} hosts x {args.vifs_per_host} VIFs "
-          f"({args.hosts * args.vifs_per_host} VIFs, as many VMs), built in "
+          f"({args.hosts * args.vifs_per_host} VIFs on {vms} VMs, harness.synthetic), built in "
           f"{time.perf_counter() - t0:.1f}s")
     srv = serve(sim, "127.0.0.1", 0)
     try:
