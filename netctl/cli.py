@@ -200,10 +200,17 @@ def lab_agent(prefix: str | None, xapi_url: str, username: str, password_file: s
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="... its certificate ...")
 @click.option("--tls-ca", type=click.Path(dir_okay=False),
               help="... and the CA the switches' certificates must be signed by.")
+@click.option("--audit-interval", type=float, default=60.0, show_default=True,
+              help="Seconds between dump-and-diff audits that repair drifted flows (0: off).")
+@click.option("--xapi-ca", type=click.Path(exists=True, dir_okay=False),
+              help="CA certificate to verify an https pool master with.")
+@click.option("--xapi-insecure", is_flag=True,
+              help="Do not verify the https pool master's certificate.")
 @click.option("-v", "--verbose", is_flag=True)
 def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub: str,
              status_file: str | None, tls_key: str | None, tls_cert: str | None,
-             tls_ca: str | None, verbose: bool) -> None:
+             tls_ca: str | None, audit_interval: float, xapi_ca: str | None,
+             xapi_insecure: bool, verbose: bool) -> None:
     """Run the OpenFlow controller alone: keep every bridge's flows equal to xapi's intent."""
     import logging
 
@@ -218,6 +225,8 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
         os.execv(sys.executable, [sys.executable, "-m", "netctl.openflow.green", *args])
     host, _, port = listen.rpartition(":")
     password = open(password_file).read().strip()  # noqa: SIM115 - read once
+    if xapi_ca and xapi_insecure:
+        raise NetctlError("--xapi-ca and --xapi-insecure contradict each other")
     from netctl.openflow.launcher import TlsFiles
 
     tls = None
@@ -227,7 +236,8 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
         tls = TlsFiles(tls_key, tls_cert, tls_ca)
     try:
         serve(host, int(port), xapi_url, username, password, hub=hub, status_file=status_file,
-              tls=tls)
+              tls=tls, audit_interval=audit_interval, xapi_ca=xapi_ca,
+              xapi_insecure=xapi_insecure)
     except LaunchError as exc:
         raise NetctlError(str(exc)) from None
 
@@ -240,9 +250,13 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="YAML configuration (OVSDB endpoints, TLS, OpenFlow, metrics): see "
                    "netctl/config.py.")
+@click.option("--xapi-ca", type=click.Path(exists=True, dir_okay=False),
+              help="CA certificate to verify an https pool master with (xapi.ca_file).")
+@click.option("--xapi-insecure", is_flag=True, default=None,
+              help="Do not verify the https pool master's certificate (xapi.insecure).")
 @click.option("-v", "--verbose", is_flag=True)
 def run(xapi_url: str, username: str, password_file: str, config_file: str | None,
-        verbose: bool) -> None:
+        xapi_ca: str | None, xapi_insecure: bool | None, verbose: bool) -> None:
     """Keep every host's OVSDB and OpenFlow tables equal to the pool's xapi intent."""
     import logging
 
@@ -255,7 +269,7 @@ def run(xapi_url: str, username: str, password_file: str, config_file: str | Non
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        config = load(config_file)
+        config = load(config_file, xapi_ca_file=xapi_ca, xapi_insecure=xapi_insecure or None)
         config.target  # noqa: B018 - fail now on an incomplete OpenFlow configuration
     except ConfigError as exc:
         raise NetctlError(str(exc)) from None

@@ -13,8 +13,14 @@ ovsdb:
   ssl: {private_key: key.pem, certificate: cert.pem, ca_cert: ca.pem}
   datapath_type: system         # netdev where there is no OVS kernel module (the lab)
   timeout: 20
+  audit_interval: 60            # seconds between dump-and-diff rounds that repair drift (0: off)
 metrics:
   listen: 127.0.0.1:9464        # /metrics (Prometheus) and /status (JSON, read by netctl status)
+xapi:
+  ca_file: /etc/stunnel/xapi-pool-ca-bundle.pem   # verify an https pool master against this CA
+  insecure: false               # true: do not verify the pool master's certificate (explicit)
+  event_timeout: 30             # seconds one event.from may wait for changes on the server
+  rpc_timeout: 30               # ... and how much longer a silent connection is given
 ```
 Unknown keys are errors that name the key, so a typo never silently falls back to a default.
 """
@@ -28,9 +34,10 @@ from typing import Any
 import yaml
 
 SCHEMA = {
-    "openflow": {"listen", "target", "hub", "ssl"},
+    "openflow": {"listen", "target", "hub", "ssl", "audit_interval"},
     "ovsdb": {"endpoint", "hosts", "ssl", "datapath_type", "timeout"},
     "metrics": {"listen"},
+    "xapi": {"ca_file", "insecure", "event_timeout", "rpc_timeout"},
 }
 
 
@@ -50,6 +57,11 @@ class Config:
     ovsdb_timeout: float = 20.0
     metrics_listen: str | None = "127.0.0.1:9464"
     openflow_ssl: dict[str, str] | None = None
+    audit_interval: float = 60.0
+    xapi_ca_file: str | None = None
+    xapi_insecure: bool = False
+    xapi_event_timeout: float = 30.0
+    xapi_rpc_timeout: float = 30.0
 
     @property
     def openflow_tls(self) -> Any:
@@ -95,6 +107,7 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
                 raise ConfigError(f"{where}: {section}: unknown key '{key}' "
                                   f"(known: {', '.join(sorted(SCHEMA[section]))})")
     of, db, me = data.get("openflow", {}), data.get("ovsdb", {}), data.get("metrics", {})
+    xa = data.get("xapi", {})
     values: dict[str, Any] = {
         "openflow_listen": of.get("listen", Config.openflow_listen),
         "openflow_target": of.get("target"),
@@ -106,15 +119,39 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         "ovsdb_timeout": float(db.get("timeout", 20.0)),
         "metrics_listen": me.get("listen", Config.metrics_listen),
         "openflow_ssl": of.get("ssl"),
+        "audit_interval": _seconds(where, "openflow", "audit_interval",
+                                   of.get("audit_interval", 60.0), zero_ok=True),
+        "xapi_ca_file": xa.get("ca_file"),
+        "xapi_insecure": xa.get("insecure", False),
+        "xapi_event_timeout": _seconds(where, "xapi", "event_timeout",
+                                       xa.get("event_timeout", 30.0)),
+        "xapi_rpc_timeout": _seconds(where, "xapi", "rpc_timeout", xa.get("rpc_timeout", 30.0)),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values["hub"] not in ("native", "eventlet"):
         raise ConfigError(f"{where}: openflow: hub must be native or eventlet")
     if values["datapath_type"] not in ("system", "netdev"):
         raise ConfigError(f"{where}: ovsdb: datapath_type must be system or netdev")
+    if not isinstance(values["xapi_insecure"], bool):
+        raise ConfigError(f"{where}: xapi: insecure must be true or false")
+    if values["xapi_ca_file"] is not None and not Path(values["xapi_ca_file"]).is_file():
+        raise ConfigError(f"{where}: xapi: ca_file {values['xapi_ca_file']} is not a file")
+    if values["xapi_ca_file"] and values["xapi_insecure"]:
+        raise ConfigError(f"{where}: xapi: ca_file and insecure contradict each other")
     for section, key in (("ovsdb", "ssl"), ("openflow", "openflow_ssl")):
         tls = values[key]
         if tls is not None and set(tls) != {"private_key", "certificate", "ca_cert"}:
             raise ConfigError(f"{where}: {section}: ssl needs private_key, certificate and "
                               "ca_cert")
     return Config(**values)
+
+
+def _seconds(where: str, section: str, key: str, value: Any, zero_ok: bool = False) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {section}: {key} must be a number of seconds, "
+                          f"not {value!r}") from None
+    if seconds < 0 or (seconds == 0 and not zero_ok):
+        raise ConfigError(f"{where}: {section}: {key} must be more than 0 seconds")
+    return seconds

@@ -23,6 +23,7 @@ from netctl.hostconfig import HostConfig
 from netctl.metrics import Metrics
 from netctl.model import PoolState, Problem, validate
 from netctl.openflow.core import FlowController
+from netctl.openflow.service import incumbents
 from netctl.ovsdb import HostOvsdb, SslFiles
 from netctl.xapi.sync import XapiSync
 from vlan.host import compile_host
@@ -137,8 +138,11 @@ class Run:
     def __init__(self, config: Config, xapi_url: str, user: str, password: str) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.core = FlowController(on_converged=self._converged)
-        self.sync = XapiSync(xapi_url, user, password)
+        self.core = FlowController(on_converged=self._converged,
+                                   audit_interval=config.audit_interval)
+        self.sync = XapiSync(xapi_url, user, password, timeout=config.xapi_event_timeout,
+                             rpc_timeout=config.xapi_rpc_timeout, ca_file=config.xapi_ca_file,
+                             ignore_ssl=config.xapi_insecure)
         self.workers: dict[str, HostWorker] = {}
         self.problems: list[Problem] = []
         self.state: PoolState | None = None
@@ -149,7 +153,7 @@ class Run:
     # ------------------------------------------------------------------ intent in
     def handle(self, state: PoolState, changed: set[str] | None) -> None:
         received = time.monotonic()
-        kept, problems = validate(state)
+        kept, problems = validate(state, incumbents=incumbents(self.state))
         configs = {}
         for host_ref in kept.hosts:
             cfg = compile_host(
@@ -246,10 +250,16 @@ class Run:
 
     def _sync_counters(self) -> None:
         stats = self.core.stats
-        for name, value in (("flow_mods", stats.flow_mods),):
+        mirrored = (("flow_mods", self.metrics.flow_mods), ("repairs", self.metrics.flow_repairs),
+                    ("audits", self.metrics.flow_audits), ("refused", self.metrics.flows_refused),
+                    ("retries", self.metrics.switch_retries),
+                    ("port_mods", self.metrics.port_mods),
+                    ("foreign_blocked", self.metrics.foreign_blocked))
+        for name, counter in mirrored:
+            value = getattr(stats, name)
             seen = getattr(self, f"_seen_{name}", 0)
             if value > seen:
-                self.metrics.flow_mods.inc(value - seen)
+                counter.inc(value - seen)
                 setattr(self, f"_seen_{name}", value)
         for kind in ("full", "incremental"):
             value = getattr(stats, f"{kind}_recomputes")

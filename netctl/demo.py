@@ -51,8 +51,11 @@ class DemoPool:
     `netctl lab down` stops them too (by PID) even if the demo itself dies."""
 
     def __init__(self, topology: Topology, log: Callable[[str], None] = print,
-                 ports: tuple[int, int, int] = (XAPI_PORT, OPENFLOW_PORT, METRICS_PORT)) -> None:
+                 ports: tuple[int, int, int] = (XAPI_PORT, OPENFLOW_PORT, METRICS_PORT),
+                 settings: dict[str, dict] | None = None) -> None:
+        """`settings`: extra `netctl run` configuration, by section (netctl/config.py)."""
         self.topology = topology
+        self.settings = settings or {}
         self.log = log
         self.xapi_port, self.openflow_port, self.metrics_port = ports
         self.lab: Lab | None = None
@@ -75,15 +78,14 @@ class DemoPool:
         self.lab = lab = Lab.up(self.topology, host_networking="none")
         work = lab.state.dir
         (work / "password").write_text("netctl\n")
-        (work / "netctl.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "openflow": {"listen": f"{self.mgmt}:{self.openflow_port}"},
-                    "ovsdb": {"endpoint": "tcp:{address}:6640", "datapath_type": "netdev"},
-                    "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
-                }
-            )
-        )
+        config: dict[str, dict] = {
+            "openflow": {"listen": f"{self.mgmt}:{self.openflow_port}"},
+            "ovsdb": {"endpoint": "tcp:{address}:6640", "datapath_type": "netdev"},
+            "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
+        }
+        for section, values in self.settings.items():
+            config.setdefault(section, {}).update(values)
+        (work / "netctl.yaml").write_text(yaml.safe_dump(config))
         self._spawn(
             "xapi-sim",
             [

@@ -37,6 +37,21 @@ class Metrics:
         self.problems = Gauge("netctl_problems", "Current problems in xapi intent", registry=r)
         self.xapi_events = Counter("netctl_xapi_events_total", "xapi objects changed",
                                    registry=r)
+        # OpenFlow side: counters mirrored from the flow controller's own (`_sync_counters`).
+        self.flow_repairs = Counter("netctl_flow_repairs_total", "netctl flows found drifted "
+                                    "(deleted or changed by hand) by an audit and repaired",
+                                    registry=r)
+        self.flow_audits = Counter("netctl_flow_audits_total", "Dump-and-diff audits of a "
+                                   "switch's table", registry=r)
+        self.flows_refused = Counter("netctl_flows_refused_total", "Flow-mods a switch refused",
+                                     registry=r)
+        self.switch_retries = Counter("netctl_switch_retries_total", "Backed-off re-reads of a "
+                                      "switch after it refused a bundle", registry=r)
+        self.port_mods = Counter("netctl_port_mods_total", "VIF port configs set for disabled "
+                                 "(NO_FWD/NO_RECV) or cleared", registry=r)
+        self.foreign_blocked = Counter("netctl_flows_blocked_by_foreign_total", "Desired flows "
+                                       "not sent because another owner's flow holds the match",
+                                       registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

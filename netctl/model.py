@@ -353,60 +353,32 @@ class FrozenRefMap(Mapping[str, Any]):
         return f"FrozenRefMap({len(self._data)} objects)"
 
 
-@dataclass(frozen=True, eq=True)
-class PoolState:
-    """An immutable snapshot of the pool's networking intent, indexed by ref.
+class PoolQueries:
+    """Lookups that follow references between a pool's objects, shared by the frozen
+    `PoolState` (indexes built once per snapshot) and the engine's live, indexed pool
+    (`netctl.engine.pool.LivePool`, indexes kept up to date change by change). A subclass
+    provides the collections (`pool`, `hosts`, ..., `quarantined`) and the index lookups
+    (`host_pifs`, `pif_of`, `network_pifs`, `network_vifs`, `vm_vifs`, `resident_vms`,
+    `network_by_bridge`, `by_uuid`, `vlans_on`, `host_network_vifs`)."""
 
-    Construct it with `PoolState.build(objects)` or field by field (mappings are copied into
-    immutable ones). Lookups that need an index build it once per snapshot (cached).
-    """
+    pool: Pool | None
+    hosts: Mapping[str, Host]
+    networks: Mapping[str, Network]
+    pifs: Mapping[str, PIF]
+    bonds: Mapping[str, Bond]
+    vlans: Mapping[str, VLAN]
+    tunnels: Mapping[str, Tunnel]
+    vifs: Mapping[str, VIF]
+    vms: Mapping[str, VM]
+    sdn_controllers: Mapping[str, SDNController]
+    quarantined: frozenset[str] | set[str]
 
-    pool: Pool | None = None
-    hosts: Mapping[str, Host] = field(default_factory=FrozenRefMap)
-    networks: Mapping[str, Network] = field(default_factory=FrozenRefMap)
-    pifs: Mapping[str, PIF] = field(default_factory=FrozenRefMap)
-    bonds: Mapping[str, Bond] = field(default_factory=FrozenRefMap)
-    vlans: Mapping[str, VLAN] = field(default_factory=FrozenRefMap)
-    tunnels: Mapping[str, Tunnel] = field(default_factory=FrozenRefMap)
-    vifs: Mapping[str, VIF] = field(default_factory=FrozenRefMap)
-    vms: Mapping[str, VM] = field(default_factory=FrozenRefMap)
-    sdn_controllers: Mapping[str, SDNController] = field(default_factory=FrozenRefMap)
-    # VIFs netctl holds disabled although xapi says otherwise (a MAC already taken on their
-    # network): set by `validate`, read by `enforced_locking_mode`.
-    quarantined: frozenset[str] = frozenset()
+    def network_pifs(self, network: str) -> tuple[PIF, ...]:
+        raise NotImplementedError
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            if f.name in ("pool", "quarantined"):
-                if f.name == "quarantined" and not isinstance(self.quarantined, frozenset):
-                    object.__setattr__(self, "quarantined", frozenset(self.quarantined))
-                continue
-            value = getattr(self, f.name)
-            if not isinstance(value, FrozenRefMap):
-                object.__setattr__(self, f.name, FrozenRefMap(value))
-
-    @classmethod
-    def build(cls, objects: Iterable[XapiObject]) -> PoolState:
-        """A snapshot from a flat list of model objects (at most one Pool)."""
-        buckets: dict[str, dict[str, Any]] = {name: {} for name in _BUCKET_OF.values()}
-        pool = None
-        for obj in objects:
-            if isinstance(obj, Pool):
-                pool = obj
-                continue
-            buckets[_BUCKET_OF[type(obj)]][obj.ref] = obj
-        return cls(pool=pool, **buckets)
-
-    def objects(self) -> Iterator[XapiObject]:
-        """Every object of the snapshot (the pool first)."""
-        if self.pool is not None:
-            yield self.pool
-        for name in _BUCKET_OF.values():
-            yield from getattr(self, name).values()
-
-    def collection(self, cls: type) -> Mapping[str, Any]:
-        """The ref -> object mapping that holds objects of model class `cls`."""
-        return getattr(self, _BUCKET_OF[cls])
+    def network_hosts(self, network: str) -> tuple[Host, ...]:
+        """Hosts that have a PIF on the network."""
+        return tuple(self.hosts[p.host] for p in self.network_pifs(network) if p.host in self.hosts)
 
     def get(self, ref: str) -> XapiObject | None:
         """Any object by ref, whatever its class."""
@@ -417,75 +389,6 @@ class PoolState:
             if obj is not None:
                 return obj
         return None
-
-    def replace(self, **changes: Any) -> PoolState:
-        return replace(self, **changes)
-
-    # --- indexes (built once per snapshot) --------------------------------------------------
-
-    @cached_property
-    def _by_uuid(self) -> dict[str, XapiObject]:
-        return {o.uuid: o for o in self.objects()}
-
-    @cached_property
-    def _pifs_by_host(self) -> dict[str, tuple[PIF, ...]]:
-        return _group(self.pifs.values(), lambda p: p.host)
-
-    @cached_property
-    def _pif_by_host_network(self) -> dict[tuple[str, str], PIF]:
-        return {(p.host, p.network): p for p in self.pifs.values()}
-
-    @cached_property
-    def _pifs_by_network(self) -> dict[str, tuple[PIF, ...]]:
-        return _group(self.pifs.values(), lambda p: p.network)
-
-    @cached_property
-    def _vifs_by_network(self) -> dict[str, tuple[VIF, ...]]:
-        return _group(self.vifs.values(), lambda v: v.network)
-
-    @cached_property
-    def _vifs_by_vm(self) -> dict[str, tuple[VIF, ...]]:
-        return _group(self.vifs.values(), lambda v: v.vm)
-
-    @cached_property
-    def _vms_by_host(self) -> dict[str, tuple[VM, ...]]:
-        return _group(self.vms.values(), lambda v: v.resident_on)
-
-    @cached_property
-    def _network_by_bridge(self) -> dict[str, Network]:
-        return {n.bridge: n for n in self.networks.values()}
-
-    # --- lookups ------------------------------------------------------------------------------
-
-    def by_uuid(self, uuid: str) -> XapiObject | None:
-        return self._by_uuid.get(uuid)
-
-    def host_pifs(self, host: str) -> tuple[PIF, ...]:
-        """The PIFs of a host (by host ref)."""
-        return self._pifs_by_host.get(host, ())
-
-    def pif_of(self, network: str, host: str) -> PIF | None:
-        """The PIF of a network on a host (xapi allows at most one), or None (internal network)."""
-        return self._pif_by_host_network.get((host, network))
-
-    def network_pifs(self, network: str) -> tuple[PIF, ...]:
-        return self._pifs_by_network.get(network, ())
-
-    def network_hosts(self, network: str) -> tuple[Host, ...]:
-        """Hosts that have a PIF on the network."""
-        return tuple(self.hosts[p.host] for p in self.network_pifs(network) if p.host in self.hosts)
-
-    def network_vifs(self, network: str) -> tuple[VIF, ...]:
-        return self._vifs_by_network.get(network, ())
-
-    def vm_vifs(self, vm: str) -> tuple[VIF, ...]:
-        return self._vifs_by_vm.get(vm, ())
-
-    def resident_vms(self, host: str) -> tuple[VM, ...]:
-        return self._vms_by_host.get(host, ())
-
-    def network_by_bridge(self, bridge: str) -> Network | None:
-        return self._network_by_bridge.get(bridge)
 
     def vif_host(self, vif: VIF) -> str | None:
         """The host ref a VIF lives on (its VM's resident_on), None when the VM is not resident."""
@@ -508,6 +411,12 @@ class PoolState:
                 if not active_only or self.is_vif_active(vif):
                     out.append(vif)
         return tuple(out)
+
+    def resident_vms(self, host: str) -> tuple[VM, ...]:
+        raise NotImplementedError
+
+    def vm_vifs(self, vm: str) -> tuple[VIF, ...]:
+        raise NotImplementedError
 
     def effective_locking_mode(self, vif: VIF) -> str:
         """`locked`, `unlocked` or `disabled`: network_default follows the network's default."""
@@ -589,6 +498,143 @@ class PoolState:
     def master(self) -> Host | None:
         return self.hosts.get(self.pool.master) if self.pool else None
 
+
+
+@dataclass(frozen=True, eq=True)
+class PoolState(PoolQueries):
+    """An immutable snapshot of the pool's networking intent, indexed by ref.
+
+    Construct it with `PoolState.build(objects)` or field by field (mappings are copied into
+    immutable ones). Lookups that need an index build it once per snapshot (cached).
+    """
+
+    pool: Pool | None = None
+    hosts: Mapping[str, Host] = field(default_factory=FrozenRefMap)
+    networks: Mapping[str, Network] = field(default_factory=FrozenRefMap)
+    pifs: Mapping[str, PIF] = field(default_factory=FrozenRefMap)
+    bonds: Mapping[str, Bond] = field(default_factory=FrozenRefMap)
+    vlans: Mapping[str, VLAN] = field(default_factory=FrozenRefMap)
+    tunnels: Mapping[str, Tunnel] = field(default_factory=FrozenRefMap)
+    vifs: Mapping[str, VIF] = field(default_factory=FrozenRefMap)
+    vms: Mapping[str, VM] = field(default_factory=FrozenRefMap)
+    sdn_controllers: Mapping[str, SDNController] = field(default_factory=FrozenRefMap)
+    # VIFs netctl holds disabled although xapi says otherwise (a MAC already taken on their
+    # network): set by `validate`, read by `enforced_locking_mode`.
+    quarantined: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name in ("pool", "quarantined"):
+                if f.name == "quarantined" and not isinstance(self.quarantined, frozenset):
+                    object.__setattr__(self, "quarantined", frozenset(self.quarantined))
+                continue
+            value = getattr(self, f.name)
+            if not isinstance(value, FrozenRefMap):
+                object.__setattr__(self, f.name, FrozenRefMap(value))
+
+    @classmethod
+    def build(cls, objects: Iterable[XapiObject]) -> PoolState:
+        """A snapshot from a flat list of model objects (at most one Pool)."""
+        buckets: dict[str, dict[str, Any]] = {name: {} for name in _BUCKET_OF.values()}
+        pool = None
+        for obj in objects:
+            if isinstance(obj, Pool):
+                pool = obj
+                continue
+            buckets[_BUCKET_OF[type(obj)]][obj.ref] = obj
+        return cls(pool=pool, **buckets)
+
+    def objects(self) -> Iterator[XapiObject]:
+        """Every object of the snapshot (the pool first)."""
+        if self.pool is not None:
+            yield self.pool
+        for name in _BUCKET_OF.values():
+            yield from getattr(self, name).values()
+
+    def collection(self, cls: type) -> Mapping[str, Any]:
+        """The ref -> object mapping that holds objects of model class `cls`."""
+        return getattr(self, _BUCKET_OF[cls])
+
+    def replace(self, **changes: Any) -> PoolState:
+        return replace(self, **changes)
+
+    # --- indexes (built once per snapshot) --------------------------------------------------
+
+    @cached_property
+    def _by_uuid(self) -> dict[str, XapiObject]:
+        return {o.uuid: o for o in self.objects()}
+
+    @cached_property
+    def _pifs_by_host(self) -> dict[str, tuple[PIF, ...]]:
+        return _group(self.pifs.values(), lambda p: p.host)
+
+    @cached_property
+    def _pif_by_host_network(self) -> dict[tuple[str, str], PIF]:
+        return {(p.host, p.network): p for p in self.pifs.values()}
+
+    @cached_property
+    def _pifs_by_network(self) -> dict[str, tuple[PIF, ...]]:
+        return _group(self.pifs.values(), lambda p: p.network)
+
+    @cached_property
+    def _vifs_by_network(self) -> dict[str, tuple[VIF, ...]]:
+        return _group(self.vifs.values(), lambda v: v.network)
+
+    @cached_property
+    def _vifs_by_vm(self) -> dict[str, tuple[VIF, ...]]:
+        return _group(self.vifs.values(), lambda v: v.vm)
+
+    @cached_property
+    def _vms_by_host(self) -> dict[str, tuple[VM, ...]]:
+        return _group(self.vms.values(), lambda v: v.resident_on)
+
+    @cached_property
+    def _network_by_bridge(self) -> dict[str, Network]:
+        return {n.bridge: n for n in self.networks.values()}
+
+    # --- lookups ------------------------------------------------------------------------------
+
+    def by_uuid(self, uuid: str) -> XapiObject | None:
+        return self._by_uuid.get(uuid)
+
+    def host_pifs(self, host: str) -> tuple[PIF, ...]:
+        """The PIFs of a host (by host ref)."""
+        return self._pifs_by_host.get(host, ())
+
+    def pif_of(self, network: str, host: str) -> PIF | None:
+        """The PIF of a network on a host (xapi allows at most one), or None (internal network)."""
+        return self._pif_by_host_network.get((host, network))
+
+    def network_pifs(self, network: str) -> tuple[PIF, ...]:
+        return self._pifs_by_network.get(network, ())
+
+    def network_vifs(self, network: str) -> tuple[VIF, ...]:
+        return self._vifs_by_network.get(network, ())
+
+    def vm_vifs(self, vm: str) -> tuple[VIF, ...]:
+        return self._vifs_by_vm.get(vm, ())
+
+    def resident_vms(self, host: str) -> tuple[VM, ...]:
+        return self._vms_by_host.get(host, ())
+
+    def network_by_bridge(self, bridge: str) -> Network | None:
+        return self._network_by_bridge.get(bridge)
+
+    @cached_property
+    def _vlans_by_tagged(self) -> dict[str, tuple[VLAN, ...]]:
+        return _group(self.vlans.values(), lambda v: v.tagged_pif)
+
+    def vlans_on(self, tagged_pif: str) -> tuple[VLAN, ...]:
+        """The VLANs whose tagged frames a PIF carries."""
+        return self._vlans_by_tagged.get(tagged_pif, ())
+
+    @cached_property
+    def _vifs_by_host_network(self) -> dict[tuple[str, str], tuple[VIF, ...]]:
+        return _group(self.vifs.values(), lambda v: (self.vif_host(v) or NULL_REF, v.network))
+
+    def host_network_vifs(self, host: str, network: str) -> tuple[VIF, ...]:
+        """VIFs of `network` whose VM is resident on `host` (attached or not)."""
+        return self._vifs_by_host_network.get((host, network), ())
 
 _BUCKET_OF: dict[type, str] = {
     Host: "hosts", Network: "networks", PIF: "pifs", Bond: "bonds", VLAN: "vlans",

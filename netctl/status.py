@@ -17,7 +17,7 @@ def snapshot(run: Any) -> dict:
         "xapi": {"url": run.sync.url, "connected": run.sync._session is not None,
                  "full_syncs": run.sync.full_syncs, "reconnects": run.sync.reconnects},
         "hosts": [], "bonds": [], "tunnels": [], "vifs": [], "switches": [],
-        "problems": [str(p) for p in run.problems],
+        "problems": [str(p) for p in [*run.problems, *run.core.problems()]],
         "flows": dict(vars(run.core.stats)),
     }
     for worker in list(run.workers.values()):

@@ -8,12 +8,18 @@ while the rest of the pool still compiles.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from netctl.model import (
+    PIF,
+    VLAN,
     XAPI_CLASS,
+    Bond,
+    Network,
+    PoolQueries,
     PoolState,
     Problem,
+    Tunnel,
     XapiObject,
     describe,
     validate,
@@ -23,79 +29,110 @@ MTU_MIN, MTU_MAX = 68, 9216  # what xapi/networkd accept for network.MTU and PIF
 TAG_MIN, TAG_MAX = 1, 4094  # VLAN 0 is priority tagging, 4095 reserved: not a VLAN network
 
 
-def _problem(state: PoolState, obj: XapiObject, fld: str, message: str) -> Problem:
+def _problem(state: PoolQueries, obj: XapiObject, fld: str, message: str) -> Problem:
     return Problem(XAPI_CLASS[type(obj)], obj.ref, obj.uuid, describe(state, obj), fld, message)
 
 
-def check_host_networking(state: PoolState) -> tuple[PoolState, list[Problem]]:
+def network_mtu_problem(state: PoolQueries, net: Network) -> list[tuple[str, str]]:
+    if not MTU_MIN <= net.mtu <= MTU_MAX:
+        return [("MTU", f"{net.mtu} is outside {MTU_MIN}-{MTU_MAX}, the MTUs a host NIC can "
+                        "carry")]
+    return []
+
+
+def pif_mtu_problem(pif: PIF) -> list[tuple[str, str]]:
+    raw = pif.other_config.get("mtu")
+    if raw is not None and not (raw.isdigit() and MTU_MIN <= int(raw) <= MTU_MAX):
+        return [("other_config:mtu", f"'{raw}' is not an MTU in {MTU_MIN}-{MTU_MAX}")]
+    return []
+
+
+def bond_host_problem(state: PoolQueries, bond: Bond) -> list[tuple[str, str]]:
+    """A bond's members on different hosts (read from the unvalidated pool)."""
+    master = state.pifs.get(bond.master)
+    hosts = {state.pifs[s].host for s in bond.slaves if s in state.pifs}
+    if master is not None:
+        hosts.add(master.host)
+    if len(hosts) > 1:
+        names = sorted(state.hosts[h].name_label if h in state.hosts else h for h in hosts)
+        return [("slaves", f"the bond's members are on different hosts ({', '.join(names)}); "
+                           "a bond joins NICs of one host")]
+    return []
+
+
+def _vlan_own_problem(state: PoolQueries, vlan: VLAN) -> list[tuple[str, str]]:
+    if not TAG_MIN <= vlan.tag <= TAG_MAX:
+        return [("tag", f"VLAN tag {vlan.tag} is outside {TAG_MIN}-{TAG_MAX}")]
+    tagged = state.pifs.get(vlan.tagged_pif)
+    if tagged is not None and tagged.type.value not in ("physical", "bond_master", "other"):
+        return [("tagged_PIF", f"{describe(state, tagged)} is a "
+                               f"{tagged.type.value.replace('_', ' ')} PIF; a VLAN needs a NIC "
+                               "or bond below it")]
+    return []
+
+
+def vlan_problem(state: PoolQueries, vlan: VLAN, same_tag: Iterable[str]
+                 ) -> list[tuple[str, str]]:
+    """Tag range, what carries it, and uniqueness: of the VLANs with the same tag on the same
+    PIF (`same_tag`, refs, this one included) the first by uuid that passes the other rules
+    keeps the tag."""
+    own = _vlan_own_problem(state, vlan)
+    if own:
+        return own
+    rivals = sorted((state.vlans[r] for r in same_tag if r in state.vlans
+                     and r != vlan.ref), key=lambda v: v.uuid)
+    first = next((v for v in rivals if v.uuid < vlan.uuid and not _vlan_own_problem(state, v)),
+                 None)
+    if first is None:
+        return []
+    tagged = state.pifs.get(vlan.tagged_pif)
+    untagged = state.pifs.get(first.untagged_pif)
+    net = state.networks.get(untagged.network) if untagged else None
+    by = f" by network '{net.name_label or net.uuid}'" if net else ""
+    return [("tag", f"VLAN {vlan.tag} already exists on "
+                    f"{describe(state, tagged) if tagged else '?'}{by}")]
+
+
+def tunnel_transport_problem(state: PoolQueries, tun: Tunnel) -> list[tuple[str, str]]:
+    transport = state.pifs.get(tun.transport_pif)
+    if transport is not None and not transport_ipv4(transport.ip,
+                                                    transport.ip_configuration_mode):
+        return [("transport_PIF", f"the transport PIF {describe(state, transport)} has no IP "
+                                  "address, so the tunnel has no endpoint")]
+    return []
+
+
+def check_host_networking(state: PoolState, incumbents: Collection[str] = ()
+                          ) -> tuple[PoolState, list[Problem]]:
     """`validate(state)` preceded by the host-networking checks. Returns the snapshot holding
     only buildable objects, and every Problem found (these checks' first)."""
     problems: list[Problem] = []
     drop: dict[str, set[str]] = {"networks": set(), "pifs": set(), "bonds": set(),
                                  "vlans": set(), "tunnels": set()}
 
+    def check(obj: XapiObject, bucket: str, errs: list[tuple[str, str]]) -> None:
+        for fld, message in errs:
+            problems.append(_problem(state, obj, fld, message))
+        if errs:
+            drop[bucket].add(obj.ref)
+
     for net in sorted(state.networks.values(), key=lambda n: n.uuid):
-        if not MTU_MIN <= net.mtu <= MTU_MAX:
-            problems.append(_problem(state, net, "MTU", f"{net.mtu} is outside "
-                                     f"{MTU_MIN}-{MTU_MAX}, the MTUs a host NIC can carry"))
-            drop["networks"].add(net.ref)
+        check(net, "networks", network_mtu_problem(state, net))
     for pif in sorted(state.pifs.values(), key=lambda p: p.uuid):
-        raw = pif.other_config.get("mtu")
-        if raw is not None and not (raw.isdigit() and MTU_MIN <= int(raw) <= MTU_MAX):
-            problems.append(_problem(state, pif, "other_config:mtu",
-                                     f"'{raw}' is not an MTU in {MTU_MIN}-{MTU_MAX}"))
-            drop["pifs"].add(pif.ref)
-
+        check(pif, "pifs", pif_mtu_problem(pif))
     for bond in sorted(state.bonds.values(), key=lambda b: b.uuid):
-        master = state.pifs.get(bond.master)
-        hosts = {state.pifs[s].host for s in bond.slaves if s in state.pifs}
-        if master is not None:
-            hosts.add(master.host)
-        if len(hosts) > 1:
-            names = sorted(state.hosts[h].name_label if h in state.hosts else h for h in hosts)
-            problems.append(_problem(state, bond, "slaves", "the bond's members are on "
-                                     f"different hosts ({', '.join(names)}); a bond joins NICs "
-                                     "of one host"))
-            drop["bonds"].add(bond.ref)
-
-    seen_tags: dict[tuple[str, int], XapiObject] = {}
+        check(bond, "bonds", bond_host_problem(state, bond))
+    groups: dict[tuple[str, int], list[str]] = {}
+    for vlan in state.vlans.values():
+        groups.setdefault((vlan.tagged_pif, vlan.tag), []).append(vlan.ref)
     for vlan in sorted(state.vlans.values(), key=lambda v: v.uuid):
-        if not TAG_MIN <= vlan.tag <= TAG_MAX:
-            problems.append(_problem(state, vlan, "tag", f"VLAN tag {vlan.tag} is outside "
-                                     f"{TAG_MIN}-{TAG_MAX}"))
-            drop["vlans"].add(vlan.ref)
-            continue
-        tagged = state.pifs.get(vlan.tagged_pif)
-        if tagged is not None and tagged.type.value not in ("physical", "bond_master", "other"):
-            problems.append(_problem(state, vlan, "tagged_PIF", f"{describe(state, tagged)} is "
-                                     f"a {tagged.type.value.replace('_', ' ')} PIF; a VLAN "
-                                     "needs a NIC or bond below it"))
-            drop["vlans"].add(vlan.ref)
-            continue
-        key = (vlan.tagged_pif, vlan.tag)
-        if key in seen_tags:
-            other = seen_tags[key]
-            untagged = state.pifs.get(getattr(other, "untagged_pif", ""))
-            net = state.networks.get(untagged.network) if untagged else None
-            by = f" by network '{net.name_label or net.uuid}'" if net else ""
-            problems.append(_problem(state, vlan, "tag", f"VLAN {vlan.tag} already exists on "
-                                     f"{describe(state, tagged) if tagged else '?'}{by}"))
-            drop["vlans"].add(vlan.ref)
-            continue
-        seen_tags[key] = vlan
-
+        check(vlan, "vlans", vlan_problem(state, vlan, groups[(vlan.tagged_pif, vlan.tag)]))
     for tun in sorted(state.tunnels.values(), key=lambda t: t.uuid):
-        transport = state.pifs.get(tun.transport_pif)
-        if transport is not None and not transport_ipv4(transport.ip,
-                                                        transport.ip_configuration_mode):
-            problems.append(_problem(state, tun, "transport_PIF", "the transport PIF "
-                                     f"{describe(state, transport)} has no IP address, so the "
-                                     "tunnel has no endpoint"))
-            drop["tunnels"].add(tun.ref)
+        check(tun, "tunnels", tunnel_transport_problem(state, tun))
 
     trimmed = state.replace(**{name: _without(getattr(state, name).values(), refs)
                                for name, refs in drop.items()})
-    kept, more = validate(trimmed)
+    kept, more = validate(trimmed, incumbents)
     return kept, problems + more
 
 

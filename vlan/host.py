@@ -15,7 +15,7 @@ What each attached PIF of the host becomes, as xapi + xcp-networkd build it:
 plus an internal bridge for a network that has running VIFs on the host but no PIF there, and
 `trunks` on VIF ports from `VIF.trunks`. Every real bridge gets `other_config:hwaddr` (the PIF's
 MAC), `fail_mode` from `vswitch-controller-fail-mode` (PIF ⊕ network ⊕ pool other_config;
-default `secure`, where xapi's is `standalone`: see `fail_mode_of`),
+default `secure` when there is a controller, where xapi's is `standalone`: `fail_mode_of`),
 `other_config:disable-in-band` from `vswitch-disable-in-band` when set, networkd's
 `mac-table-size` and multicast-snooping settings, `external_ids:xs-network-uuids` (its network,
 then its VLAN networks by tag, `;`-joined, as interface-reconfigure did), the OpenFlow
@@ -213,7 +213,7 @@ def _finish(state: PoolState, br: _Bridge, controllers: Sequence[str], datapath_
     else:
         pool_oc = state.pool.other_config if state.pool else FrozenMap()
         merged = pool_oc.merged(net.other_config)
-    fail_mode = fail_mode_of(state, net, pif)[0]
+    fail_mode = fail_mode_of(state, net, pif, controlled=bool(controllers))[0]
     other = {"mac-table-size": MAC_TABLE_SIZE, "enable-ipv6-mcast-snooping": "false",
              "mcast-snooping-disable-flood-unregistered": "true"}
     if pif is not None and pif.mac:
@@ -238,21 +238,23 @@ FAIL_MODE_KEY = "vswitch-controller-fail-mode"
 FAIL_MODES = ("secure", "standalone")
 
 
-def fail_mode_of(state: PoolState, net: Network, pif: PIF | None
+def fail_mode_of(state: PoolState, net: Network, pif: PIF | None, controlled: bool = True
                  ) -> tuple[str, Pool | Network | PIF | None]:
     """A bridge's `fail_mode` and the xapi object that chose it (None: netctl's default).
 
     xapi merges `vswitch-controller-fail-mode` from pool ⊕ network ⊕ PIF other_config (PIF
     wins) and defaults to `standalone`. netctl defaults to `secure` instead: a bridge that
     carries port security must not fall back to NORMAL switching when the controller is away
-    (DESIGN: safe by default). An operator's explicit choice is honoured."""
+    (DESIGN: safe by default). An operator's explicit choice is honoured. A bridge given no
+    controller at all (`controlled=False`: netctl programming OVSDB only) stays `standalone`,
+    since nothing else would ever forward on it."""
     for obj in (pif, net, state.pool):
         if obj is None:
             continue
         value = obj.other_config.get(FAIL_MODE_KEY)
         if value in FAIL_MODES:
             return value, obj
-    return "secure", None
+    return ("secure" if controlled else "standalone"), None
 
 
 def fail_mode_problems(state: PoolState, host_ref: str, bridges: Sequence[BridgeConfig],
@@ -277,7 +279,8 @@ def fail_mode_problems(state: PoolState, host_ref: str, bridges: Sequence[Bridge
         net = state.network_by_bridge(br.name)
         if net is None:
             continue
-        _mode, source = fail_mode_of(state, net, pif_by_bridge.get(br.name))
+        _mode, source = fail_mode_of(state, net, pif_by_bridge.get(br.name),
+                                     controlled=bool(br.controllers))
         carried = {u for u in br.network_uuids}
         locked = sorted(f"{describe(state, v)} ({state.enforced_locking_mode(v)})"
                         for v in state.host_vifs(host_ref)

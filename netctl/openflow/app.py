@@ -41,6 +41,21 @@ def guarded(handler: Callable) -> Callable:
     return run
 
 
+def error_text(ofp: Any, type_: int, code: int) -> str:
+    """An OpenFlow error as its names (OFPET_FLOW_MOD_FAILED / OFPFMFC_TABLE_FULL), which is
+    what an operator can look up, with the numbers."""
+    kind = next((n for n in dir(ofp) if n.startswith("OFPET_") and getattr(ofp, n) == type_),
+                f"type {type_}")
+    prefixes = {"OFPET_FLOW_MOD_FAILED": "OFPFMFC_", "OFPET_BAD_REQUEST": "OFPBRC_",
+                "OFPET_BAD_ACTION": "OFPBAC_", "OFPET_BAD_MATCH": "OFPBMC_",
+                "OFPET_BAD_INSTRUCTION": "OFPBIC_", "OFPET_PORT_MOD_FAILED": "OFPPMFC_",
+                "OFPET_TABLE_MOD_FAILED": "OFPTMFC_"}
+    prefix = prefixes.get(kind)
+    what = next((n for n in dir(ofp) if prefix and n.startswith(prefix)
+                 and getattr(ofp, n) == code), f"code {code}")
+    return f"{kind}/{what} ({type_}/{code})"
+
+
 class NetctlApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -73,7 +88,8 @@ class NetctlApp(app_manager.OSKenApp):
         ofp = msg.datapath.ofproto
         name = msg.desc.name.decode() if isinstance(msg.desc.name, bytes) else msg.desc.name
         self.core.port_changed(msg.datapath, name, msg.desc.port_no,
-                               deleted=msg.reason == ofp.OFPPR_DELETE)
+                               deleted=msg.reason == ofp.OFPPR_DELETE,
+                               config=msg.desc.config, hw_addr=msg.desc.hw_addr)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
@@ -90,5 +106,5 @@ class NetctlApp(app_manager.OSKenApp):
     @guarded
     def error(self, ev: Any) -> None:
         msg = ev.msg
-        self.core.error(msg.datapath, f"OpenFlow error type={msg.type} code={msg.code} "
-                                      f"data={bytes(msg.data)[:64].hex()}")
+        self.core.error(msg.datapath, error_text(msg.datapath.ofproto, msg.type, msg.code),
+                        xid=msg.xid)

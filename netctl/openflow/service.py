@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from netctl.openflow.core import FlowController
+from netctl.openflow.core import AUDIT_INTERVAL, FlowController
 from netctl.openflow.launcher import TlsFiles, prepare
 
 LOG = logging.getLogger("netctl.openflow")
+TICK_SECONDS = 0.25  # how often back-off retries and audits are looked at
 
 
 def changed_refs(changes) -> set[str] | None:  # noqa: ANN001 - netctl.xapi.sync.ChangeSet
@@ -36,10 +37,21 @@ def changed_refs(changes) -> set[str] | None:  # noqa: ANN001 - netctl.xapi.sync
     return refs
 
 
+def incumbents(state) -> frozenset[str]:  # noqa: ANN001 - a PoolState or None
+    """VIFs that held their MAC in the last applied state (they keep it over a newcomer with
+    the same MAC: `netctl.model.duplicate_macs`)."""
+    if state is None:
+        return frozenset()
+    return frozenset(r for r, v in state.vifs.items()
+                     if r not in state.quarantined and state.is_vif_active(v))
+
+
 def status(core: FlowController) -> dict:
+    problems = [str(p) for p in core.problems()]
     with core.lock:
         return {
             "time": time.time(),
+            "problems": problems,
             "stats": dict(vars(core.stats)),
             "switches": [
                 {"dpid": f"{dpid:016x}", "host": sw.host_ref, "bridge": sw.bridge,
@@ -64,9 +76,18 @@ def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
         LOG.info("signal %d: stopping (flows stay installed)", signum)
         os._exit(0)  # the dataplane keeps its flows; nothing to undo
 
+    def timers() -> None:
+        while True:
+            try:
+                core.tick()
+            except Exception:  # noqa: BLE001 - the timers must outlive one bad round
+                core.stats.errors += 1
+                LOG.exception("controller timers failed")
+            oshub.sleep(TICK_SECONDS)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for feeder in feeders:
+    for feeder in (*feeders, timers):
         oshub.spawn(feeder)
     LOG.info("OpenFlow controller on %s:%d (%s hub)", listen_host, port, hub)
     manager.run_apps(["netctl.openflow.app"])
@@ -74,19 +95,20 @@ def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
 
 def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
           hub: str = "native", status_file: str | None = None,
-          tls: TlsFiles | None = None) -> None:
+          tls: TlsFiles | None = None, audit_interval: float = AUDIT_INTERVAL,
+          xapi_ca: str | None = None, xapi_insecure: bool = False) -> None:
     """The standalone OpenFlow controller: xapi intent in, flow tables out."""
     from netctl.model import validate
     from netctl.xapi.sync import XapiSync
 
-    core = FlowController()
-    sync = XapiSync(xapi_url, user, password)
+    core = FlowController(audit_interval=audit_interval)
+    sync = XapiSync(xapi_url, user, password, ca_file=xapi_ca, ignore_ssl=xapi_insecure)
 
     def feed() -> None:
         sync.start()
         for state, changes in sync.updates():
             try:
-                kept, problems = validate(state)
+                kept, problems = validate(state, incumbents=incumbents(core.state))
                 for problem in problems:
                     LOG.warning("problem: %s", problem)
                 core.set_state(kept, changed_refs(changes))

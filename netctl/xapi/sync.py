@@ -14,7 +14,9 @@ Or without a thread: `sync.connect()` then `sync.step()` (one `event.from` round
 `sync.state` is always the latest snapshot, `sync.wait_for(predicate, timeout)` waits for one.
 
 How it stays right (spec §2.5): the first `event.from(classes, "", t)` is the full dump; then it
-loops on the returned token. The official `XenAPI.Session` re-logs in by itself on
+loops on the returned token. Every call has a socket timeout (`netctl.xapi.transport`): a
+half-open connection is noticed after event.from's own wait plus `rpc_timeout`, and handled
+like a lost one. The official `XenAPI.Session` re-logs in by itself on
 `SESSION_INVALID` and the token stays valid, so a stale session costs nothing. When the server
 goes away (connection refused/reset), it reconnects with exponential backoff and does a full
 resync, because a restarted xapi may not know the old token. After every batch it compares
@@ -39,6 +41,7 @@ import XenAPI
 
 from netctl.model import NULL_REF, FrozenRefMap, Pool, PoolState
 from netctl.xapi.convert import to_model
+from netctl.xapi.transport import make_transport
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +104,22 @@ class XapiSync:
     """Synchronises intent from xapi into `PoolState` snapshots. See the module docstring."""
 
     def __init__(self, url: str, user: str, password: str, *, timeout: float = 30.0,
-                 ignore_ssl: bool = False, originator: str = "netctl",
+                 ignore_ssl: bool = False, ca_file: str | None = None,
+                 rpc_timeout: float = 30.0, dump_timeout: float = 600.0,
+                 originator: str = "netctl",
                  backoff_initial: float = 0.1, backoff_max: float = 10.0,
                  on_update: Callable[[PoolState, ChangeSet], None] | None = None) -> None:
+        """`timeout`: how long one `event.from` waits on the server for changes.
+        `rpc_timeout`: how long any call may go without an answer beyond that (a silent,
+        half-open connection is given up after `timeout + rpc_timeout`, then the sync logs in
+        again and resyncs); `dump_timeout` for a full dump of a large pool. `ca_file` verifies
+        an https pool master's certificate; `ignore_ssl` skips verification (explicitly)."""
         self.url, self.user, self.password = url, user, password
         self.timeout = timeout
+        self.rpc_timeout = rpc_timeout
+        self.dump_timeout = dump_timeout
         self.ignore_ssl = ignore_ssl
+        self.ca_file = ca_file
         self.originator = originator
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.on_update = on_update
@@ -127,7 +140,8 @@ class XapiSync:
     # --- lifecycle ------------------------------------------------------------------------
 
     def _new_session(self) -> XenAPI.Session:
-        session = XenAPI.Session(self.url, ignore_ssl=self.ignore_ssl)
+        transport = make_transport(self.url, self.rpc_timeout, self.ca_file, self.ignore_ssl)
+        session = XenAPI.Session(self.url, transport=transport)
         session.xenapi.login_with_password(self.user, self.password, "1.0", self.originator)
         return session
 
@@ -207,7 +221,15 @@ class XapiSync:
 
     def _event_from(self, token: str, timeout: float) -> dict[str, Any]:
         assert self._session is not None
-        return self._session.xenapi.event_from(list(SYNC_CLASSES), token, float(timeout))
+        transport = self._session.transport
+        # The server may rightly stay silent for `timeout` (and a full dump of a large pool
+        # takes a while to build); past that, the connection is taken as dead.
+        limit = self.dump_timeout if token == "" else timeout + self.rpc_timeout
+        transport.set_timeout(limit)
+        try:
+            return self._session.xenapi.event_from(list(SYNC_CLASSES), token, float(timeout))
+        finally:
+            transport.set_timeout(self.rpc_timeout)
 
     def step(self) -> ChangeSet:
         """One event.from round from the current token; publishes and returns the changes."""

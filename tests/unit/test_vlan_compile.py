@@ -35,7 +35,7 @@ def test_physical_pif_is_a_bridge_with_its_nic_hwaddr_network_uuid_and_defaults(
     assert br.other_config["mcast-snooping-disable-flood-unregistered"] == "true"
     assert "disable-in-band" not in br.other_config
     assert br.external_ids["xs-network-uuids"] == net.uuid
-    assert br.fail_mode == "secure"  # netctl's default (xapi's is standalone)
+    assert br.fail_mode == "standalone"  # no controller: nothing else would forward
     assert br.datapath_type == "netdev"
     assert br.protocols == ("OpenFlow13",)
     assert br.controllers == ()
@@ -58,7 +58,8 @@ def test_fail_mode_from_pif_else_network_else_pool_else_secure(pool_oc, net_oc, 
     h = b.host("host1")
     net = b.network("pool", "xenbr0", **net_oc)
     b.nic(h, "eth0", net, **pif_oc)
-    assert compile_host(b.state(), h.ref).bridge("xenbr0").fail_mode == expected
+    config = compile_host(b.state(), h.ref, controllers=["tcp:192.0.2.1:6653"])
+    assert config.bridge("xenbr0").fail_mode == expected
 
 
 def test_disable_in_band_follows_vswitch_disable_in_band():
@@ -224,7 +225,7 @@ def test_vif_trunks_become_port_trunks_and_internal_bridge_for_vif_only_network(
     assert {v.name: v.trunks for v in config.vif_ports} == {"vif7.0": (10, 30), "vif7.1": ()}
     br = config.bridge("xapi9")
     assert [p.name for p in br.ports] == ["xapi9"]  # no uplink: host-internal network
-    assert "hwaddr" not in br.other_config and br.fail_mode == "secure"
+    assert "hwaddr" not in br.other_config and br.fail_mode == "standalone"
 
 
 def test_vifs_of_vms_on_other_hosts_or_halted_are_ignored():
@@ -280,7 +281,7 @@ def test_standalone_on_a_bridge_with_locked_vifs_is_a_problem_that_names_them():
     b.nic(h, "eth0", net)
     vm = b.vm("vm1", h, 7)
     b.set(b.vif(vm, 0, net), locking_mode="locked", ipv4_allowed=("10.0.0.1",))
-    config = compile_host(b.state(), h.ref)
+    config = compile_host(b.state(), h.ref, controllers=["tcp:192.0.2.1:6653"])
     assert config.bridge("xenbr0").fail_mode == "standalone"  # honoured
     [problem] = config.problems
     assert (problem.object_class, problem.field) == (
@@ -294,6 +295,6 @@ def test_standalone_without_locked_vifs_and_bad_values():
     net = b.network("pool", "xenbr0", **{"vswitch-controller-fail-mode": "standalone"})
     b.nic(h, "eth0", net)
     b.vif(b.vm("vm1", h, 7), 0, net)  # unlocked: nothing to lose
-    config = compile_host(b.state(), h.ref)
+    config = compile_host(b.state(), h.ref, controllers=["tcp:192.0.2.1:6653"])
     [problem] = config.problems
     assert problem.object_class == "pool" and "'open' is not one of" in problem.message

@@ -1,0 +1,75 @@
+"""How netctl's XenAPI sessions reach xapi: HTTP(S) with a socket timeout and TLS checked.
+
+The official `XenAPI.Session` sets no socket timeout, so a half-open connection to the pool
+master (a master that froze, a firewall that dropped the state, a cable pulled mid-call) hangs
+the caller forever. Every netctl session gets one of these transports instead: a call that
+sees no byte for `timeout` seconds fails with `TimeoutError` (an `OSError`), which the sync
+treats like any lost connection (log in again, full resync). `event.from` blocks on the server
+for up to its own timeout, so its caller raises the socket timeout above that first
+(`set_timeout`).
+
+TLS is verified by default (the system's CAs, or `ca_file` for a pool master's self-signed
+certificate, as `/etc/stunnel/xapi-pool-ca-bundle.pem` on a host); `insecure=True` is the
+explicit, logged way out.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import ssl
+import xmlrpc.client
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class _Timeouts:
+    """The socket timeout of this transport's one connection, changeable between calls."""
+
+    timeout: float
+    _connection: tuple[Any, http.client.HTTPConnection | None]
+
+    def set_timeout(self, seconds: float) -> None:
+        self.timeout = seconds
+        conn = self._connection[1] if self._connection else None
+        sock = getattr(conn, "sock", None) if conn is not None else None
+        if conn is not None:
+            conn.timeout = seconds
+        if sock is not None:
+            sock.settimeout(seconds)
+
+    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+        conn = super().make_connection(host)  # type: ignore[misc]
+        conn.timeout = self.timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)
+        return conn
+
+
+class TimeoutTransport(_Timeouts, xmlrpc.client.Transport):
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+
+class SafeTimeoutTransport(_Timeouts, xmlrpc.client.SafeTransport):
+    def __init__(self, timeout: float, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self.timeout = timeout
+
+
+def tls_context(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLContext:
+    """Verify the pool master's certificate (against `ca_file` when given), or not at all
+    when `insecure` is asked for explicitly."""
+    if insecure:
+        log.warning("xapi: TLS certificate NOT verified (insecure asked for)")
+        return ssl._create_unverified_context()  # noqa: S323 - the operator's explicit choice
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def make_transport(url: str, timeout: float, ca_file: str | None = None,
+                   insecure: bool = False) -> TimeoutTransport | SafeTimeoutTransport:
+    if url.lower().startswith("https:"):
+        return SafeTimeoutTransport(timeout, tls_context(ca_file, insecure))
+    return TimeoutTransport(timeout)
