@@ -12,16 +12,26 @@ Layout (every name carries the lab's prefix P, which the lab owns):
 - `P-VM`: a VM, with `eth<devid>` per plugged VIF; `P-NAME` for an outside machine.
 
 The lab plays xenopsd: it plugs VIFs into the host bridge with the external_ids xapi's hotplug
-scripts write, and can unplug, re-plug and migrate them while it runs.
+scripts write, and can unplug, re-plug and migrate them while it runs. The topology's VMs are
+there from the start; with the lab agent (`netctl.lab.agent`) following xapi, any VM xapi
+runs becomes a namespace too (`start_vm`/`stop_vm`, named from its name_label) and every VIF
+xapi attaches is plugged from its xapi record (`plug` with a `VifSpec`). A migration moves the
+host end of each VIF's veth to the new host under its new name: the guest's interface, with
+whatever addresses the operator gave it, stays as it is.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import re
 import shutil
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from pyroute2 import NetNS
 
 from netctl.lab import netns, networkd
 from netctl.lab.ovs_instance import OvsInstance
@@ -34,6 +44,33 @@ TOR_BRIDGE = "tor"
 
 class LabError(RuntimeError):
     """The lab cannot do what was asked (already up, name clash, unknown VM...)."""
+
+
+@dataclass(frozen=True)
+class VifSpec:
+    """What the lab needs to plug one VIF, as xenopsd gets it from xapi: the backend port
+    `vif<domid>.<device>` on `bridge` with xapi's external_ids, `eth<device>` in the VM with
+    `mac`. `addresses` are given to the guest interface (topology VMs only: other guests are
+    configured by the operator). `parent_bridge`/`vlan_tag`: for a VLAN network, the fake
+    bridge to create when the lab plays networkd (host_networking="lab")."""
+
+    device: int
+    mac: str
+    vif_uuid: str
+    vm_uuid: str
+    network_uuid: str
+    bridge: str
+    mtu: int = 1500
+    addresses: tuple[str, ...] = ()
+    parent_bridge: str | None = None
+    vlan_tag: int | None = None
+
+    @classmethod
+    def from_record(cls, data: dict) -> VifSpec:
+        return cls(**{**data, "addresses": tuple(data.get("addresses", ()))})
+
+
+_MOVE_COUNTER = itertools.count()
 
 
 class Lab:
@@ -49,19 +86,32 @@ class Lab:
         return self.topology.prefix
 
     def ns(self, node: str) -> str:
-        """Namespace of a host, VM, outside machine or the switch (by topology name)."""
-        known = (
+        """Namespace of a host, running VM, outside machine or the switch (by lab name)."""
+        fixed = (
             {h.name for h in self.topology.hosts}
-            | {v.name for v in self.topology.vms}
             | {o.name for o in self.topology.switch.outside}
             | {self.topology.switch.name}
         )
-        if node not in known:
-            raise LabError(
-                f"lab '{self.prefix}' has no host, VM or switch named '{node}' "
-                f"(known: {', '.join(sorted(known))})"
-            )
-        return f"{self.prefix}-{node}"
+        if node in fixed or node in self.state.vm_host:
+            return f"{self.prefix}-{node}"
+        if node in {v.name for v in self.topology.vms}:
+            raise LabError(f"VM '{node}' of lab '{self.prefix}' is not running")
+        known = fixed | set(self.state.vm_host)
+        raise LabError(
+            f"lab '{self.prefix}' has no host, VM or switch named '{node}' running "
+            f"(known: {', '.join(sorted(known))})"
+        )
+
+    def node_names(self) -> set[str]:
+        """Every name a lab namespace has or may get (hosts, switch, outside machines,
+        topology VMs, running VMs): a new VM's name must be none of them."""
+        return (
+            {h.name for h in self.topology.hosts}
+            | {o.name for o in self.topology.switch.outside}
+            | {self.topology.switch.name}
+            | {v.name for v in self.topology.vms}
+            | set(self.state.vm_host)
+        )
 
     def ovs(self, host: str) -> OvsInstance:
         """The OVS instance of a pool host (or of the switch, by its name)."""
@@ -88,14 +138,32 @@ class Lab:
         return self.ovs(host).ovsdb_endpoint
 
     def vm_host(self, vm: str) -> str:
-        return self.state.vm_host[vm]
+        """The host a VM runs on, "-" when it does not run (halted, or not in xapi)."""
+        return self.state.vm_host.get(vm, "-")
 
     def vif_port(self, vm: str, device: int) -> str:
         return f"vif{self.state.vm_domid[vm]}.{device}"
 
     def vif(self, vm: str, device: int) -> Vif:
+        """The topology's VIF (topology VMs only; see `vif_spec` for any plugged VIF)."""
         return next(v for v in self.topology.vm(vm).vifs if v.device == device)
 
+    def vif_spec(self, vm: str, device: int) -> VifSpec:
+        """What is plugged as VIF `device` of `vm` (or, for a topology VM's VIF not plugged
+        now, what the topology would plug)."""
+        recorded = self.state.vifs.get(vm, {}).get(str(device))
+        if recorded is not None:
+            return VifSpec.from_record(recorded)
+        return self.topology_vif_spec(vm, device)
+
+    def topology_vif_spec(self, vm: str, device: int) -> VifSpec:
+        vif = self.vif(vm, device)
+        net = self.topology.network(vif.network)
+        parent = self.topology.network(net.vlan_parent) if net.kind == "vlan" else None
+        return VifSpec(
+            device, vif.mac, vif.uuid, self.topology.vm(vm).uuid, net.uuid, net.bridge, net.mtu,
+            (*vif.ipv4, *vif.ipv6), parent.bridge if parent else None, net.vlan_tag,
+        )
     # ------------------------------------------------------------------ running commands
     def exec(
         self, node: str, argv: Sequence[str], check: bool = True, timeout: float = 60
@@ -162,6 +230,7 @@ class Lab:
             controller=controller,
             vm_host={v.name: v.host for v in topology.vms},
             vm_domid={v.name: v.domid for v in topology.vms},
+            vm_uuid={v.name: v.uuid for v in topology.vms},
         )
         state.save()
         lab = cls(topology, state)
@@ -257,8 +326,11 @@ class Lab:
             self._namespace(vm.name, ipv6=True)
 
     def start_vms(self, bridge_timeout: float = 10.0) -> None:
-        """Plug every VIF that is not plugged yet (the VMs' domains come up)."""
+        """Plug every VIF of the running topology VMs that is not plugged yet (the VMs'
+        domains come up)."""
         for vm in self.topology.vms:
+            if vm.name not in self.state.vm_host:
+                continue
             for vif in vm.vifs:
                 if vif.device not in self.state.plugged.get(vm.name, []):
                     self.plug_vif(vm.name, vif.device, bridge_timeout)
@@ -363,54 +435,74 @@ class Lab:
         self.exec(node, ["ethtool", "-K", ifname, "tx", "off"])
 
     # ------------------------------------------------------------------ the xenopsd role
+    def start_vm(self, vm: str, host: str, domid: int, uuid: str) -> None:
+        """A domain comes up: the VM's namespace (recorded before it is made), on `host`."""
+        self.topology.host(host)
+        if vm in self.state.vm_host:
+            raise LabError(f"VM '{vm}' is already running on '{self.vm_host(vm)}'")
+        self.state.vm_host[vm] = host
+        self.state.vm_domid[vm] = domid
+        self.state.vm_uuid[vm] = uuid
+        self._namespace(vm, ipv6=True)
+
+    def stop_vm(self, vm: str) -> None:
+        """The domain goes: its VIFs are unplugged and its namespace deleted (a guest's
+        addresses go with it, as on a real shutdown)."""
+        for device in list(self.state.plugged.get(vm, [])):
+            self.unplug_vif(vm, device)
+        name = f"{self.prefix}-{vm}"
+        netns.remove(name)
+        if name in self.state.namespaces:
+            self.state.namespaces.remove(name)
+        for record in (self.state.vm_host, self.state.vm_domid, self.state.vm_uuid,
+                       self.state.plugged, self.state.vifs):
+            record.pop(vm, None)
+        self.state.save()
+
     def plug_vif(self, vm: str, device: int, bridge_timeout: float = 10.0) -> str:
-        """Plug a VM's VIF into its host's bridge (as xenopsd + vif hotplug scripts do).
+        """Plug a topology VM's VIF as the topology describes it (see `plug`)."""
+        return self.plug(vm, self.topology_vif_spec(vm, device), bridge_timeout)
+
+    def plug(self, vm: str, spec: VifSpec, bridge_timeout: float = 10.0) -> str:
+        """Plug a VIF into its host's bridge (as xenopsd + vif hotplug scripts do).
 
         With host_networking="lab" a missing bridge is created as xapi does for a network
         without a PIF on the host; with "none" the bridge is netctl's to create, and the plug
-        waits up to `bridge_timeout` seconds for it (then fails, naming VM, VIF and bridge)."""
-        vif = self.vif(vm, device)
+        waits up to `bridge_timeout` seconds for it (then fails, naming VM, VIF and bridge,
+        having created nothing)."""
+        device = spec.device
+        if vm not in self.state.vm_host:
+            raise LabError(f"VM '{vm}' is not running: its VIF {device} cannot be plugged")
         if device in self.state.plugged.get(vm, []):
             raise LabError(f"VM '{vm}' VIF {device} is already plugged")
         host = self.vm_host(vm)
-        net = self.topology.network(vif.network)
+        self._ensure_bridge(vm, host, spec, bridge_timeout)
+        ovs = self.ovs(host)
+        port = self.vif_port(vm, device)
+        ifname = f"eth{device}"
+        netns.add_veth(self.ns(host), port, self.ns(vm), ifname, mtu=spec.mtu, mac_b=spec.mac)
+        netns.configure(self.ns(vm), ifname, addresses=list(spec.addresses))
+        self._tx_off(vm, ifname)
+        ovs.vsctl("--may-exist", "add-port", spec.bridge, port, *_iface_ids(port, spec))
+        self.state.plugged.setdefault(vm, []).append(device)
+        self.state.vifs.setdefault(vm, {})[str(device)] = asdict(spec)
+        self.state.save()
+        return port
+
+    def _ensure_bridge(self, vm: str, host: str, spec: VifSpec, bridge_timeout: float) -> None:
         ovs = self.ovs(host)
         if self.state.host_networking == "none":
             deadline = time.monotonic() + bridge_timeout
-            while not ovs.bridge_exists(net.bridge):
+            while not ovs.bridge_exists(spec.bridge):
                 if time.monotonic() > deadline:
                     raise LabError(
-                        f"VM '{vm}' VIF {device}: host '{host}' has no bridge {net.bridge} for "
-                        f"network '{net.name}' after {bridge_timeout:g}s"
+                        f"VM '{vm}' VIF {spec.device}: host '{host}' has no bridge "
+                        f"{spec.bridge} (network {spec.network_uuid}) after "
+                        f"{bridge_timeout:g}s"
                     )
                 time.sleep(0.05)
-        elif not ovs.bridge_exists(net.bridge):
-            self._create_bridge_for_vif(host, net.name)
-        port = self.vif_port(vm, device)
-        ifname = f"eth{device}"
-        netns.add_veth(self.ns(host), port, self.ns(vm), ifname, mtu=net.mtu, mac_b=vif.mac)
-        netns.configure(self.ns(vm), ifname, addresses=[*vif.ipv4, *vif.ipv6])
-        self._tx_off(vm, ifname)
-        topo_vm = self.topology.vm(vm)
-        ovs.vsctl(
-            "--may-exist",
-            "add-port",
-            net.bridge,
-            port,
-            "--",
-            "set",
-            "interface",
-            port,
-            f'external_ids:xs-vif-uuid="{vif.uuid}"',
-            f'external_ids:xs-vm-uuid="{topo_vm.uuid}"',
-            f'external_ids:xs-network-uuid="{net.uuid}"',
-            f'external_ids:attached-mac="{vif.mac}"',
-            f'external_ids:iface-id="{vif.uuid}"',
-            "external_ids:iface-status=active",
-        )
-        self.state.plugged.setdefault(vm, []).append(device)
-        self.state.save()
-        return port
+        elif not ovs.bridge_exists(spec.bridge):
+            self._create_bridge_for_vif(host, spec)
 
     def unplug_vif(self, vm: str, device: int) -> None:
         """Unplug a VIF: remove its port from the bridge and the backend device."""
@@ -421,6 +513,7 @@ class Lab:
         self.ovs(host).vsctl("--if-exists", "del-port", port)
         netns.delete_link(self.ns(host), port)
         self.state.plugged[vm].remove(device)
+        self.state.vifs.get(vm, {}).pop(str(device), None)
         self.state.save()
 
     def migrate_vm(self, vm: str, host: str, domid: int | None = None) -> None:
@@ -428,50 +521,108 @@ class Lab:
         self.topology.host(host)  # raises StopIteration on unknown host
         if host == self.vm_host(vm):
             raise LabError(f"VM '{vm}' already runs on '{host}'")
-        devices = list(self.state.plugged.get(vm, []))
-        for device in devices:
-            self.unplug_vif(vm, device)
         if domid is None:
             used = [d for v, d in self.state.vm_domid.items() if self.state.vm_host[v] == host]
             domid = max(used, default=0) + 1
+        self.move_vm(vm, host, domid)
+
+    def move_vm(self, vm: str, host: str, domid: int, bridge_timeout: float = 0.0
+                ) -> list[int]:
+        """The VM's domain is now `domid` on `host` (a live migration, or a new domain id on
+        the same host). Each plugged VIF's backend leaves its bridge, and its veth end moves
+        to the new host under its new name `vif<domid>.<device>` and joins the bridge there:
+        the guest keeps `eth<device>` with its addresses. A VIF whose bridge the new host
+        lacks (after `bridge_timeout`) is unplugged instead; returns those devices."""
+        old_host, old_domid = self.vm_host(vm), self.state.vm_domid[vm]
+        self.topology.host(host)
+        ready, lost = [], []
+        for device in sorted(self.state.plugged.get(vm, [])):
+            spec = self.vif_spec(vm, device)
+            try:
+                self._ensure_bridge(vm, host, spec, bridge_timeout)
+                ready.append(spec)
+            except LabError:
+                lost.append(device)
+        for device in lost:
+            self.unplug_vif(vm, device)
+        moved = []
+        for spec in ready:
+            old_port = f"vif{old_domid}.{spec.device}"
+            self.ovs(old_host).vsctl("--if-exists", "del-port", old_port)
+            tmp = f"mv{next(_MOVE_COUNTER) % 10**9}"[:15]
+            with NetNS(self.ns(old_host)) as ipr:
+                idx = ipr.link_lookup(ifname=old_port)[0]
+                ipr.link("set", index=idx, state="down")
+                ipr.link("set", index=idx, ifname=tmp)
+                if host != old_host:
+                    ipr.link("set", index=idx, net_ns_fd=self.ns(host))
+            moved.append((spec, tmp))
         self.state.vm_host[vm] = host
         self.state.vm_domid[vm] = domid
         self.state.save()
-        for device in devices:
-            self.plug_vif(vm, device)
-            self.announce(vm, device)
+        for spec, tmp in moved:
+            port = f"vif{domid}.{spec.device}"
+            with NetNS(self.ns(host)) as ipr:
+                idx = ipr.link_lookup(ifname=tmp)[0]
+                ipr.link("set", index=idx, ifname=port)
+                ipr.link("set", index=idx, mtu=spec.mtu, state="up")
+            self.ovs(host).vsctl("--may-exist", "add-port", spec.bridge, port,
+                                 *_iface_ids(port, spec))
+            self.announce(vm, spec.device)
+        if moved:
+            time.sleep(0.15)  # the guest's gratuitous ARPs are out before anything else
+        return lost
 
     def announce(self, vm: str, device: int) -> None:
-        """What a Xen guest's netfront does after migration: a gratuitous ARP, so that switches
-        learn the VM's MAC at its new place at once."""
-        vif = self.vif(vm, device)
-        for cidr in vif.ipv4[:1]:
-            # arping lingers a second after its one frame: do not wait for it.
-            self.popen(vm, ["arping", "-q", "-U", "-c", "1", "-I", f"eth{device}",
-                            cidr.split("/")[0]], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        """What a Xen guest's netfront does after migration: a gratuitous ARP for the IPv4
+        address of the interface (whoever configured it), so that switches learn the VM's
+        MAC at its new place at once. Sent once the interface has its carrier back (until
+        then the kernel drops what the guest sends), three times 50 ms apart."""
+        ifname = f"eth{device}"
+        address = None
+        deadline = time.monotonic() + 2.0
+        with NetNS(self.ns(vm)) as ipr:
+            while time.monotonic() < deadline:
+                found = ipr.link_lookup(ifname=ifname)
+                if not found:
+                    return
+                link = ipr.get_links(found[0])[0]
+                if link.get_attr("IFLA_OPERSTATE") == "UP":
+                    addrs = ipr.get_addr(index=found[0], family=2)
+                    address = addrs[0].get_attr("IFA_ADDRESS") if addrs else None
+                    break
+                time.sleep(0.01)
+        if address is not None:
+            # A gratuitous ARP, as netfront sends, then two ARP probes (RFC 5227, sender
+            # 0.0.0.0): OVS's MAC learning may hold a just-moved MAC against gratuitous ARPs,
+            # never against a probe, and locked VIFs let both out. arping counts its
+            # intervals in whole seconds and lingers a second: run them in the background.
+            arp = f"arping -q -c 1 -I {ifname}"
+            self.popen(vm, ["sh", "-c", f"{arp} -U {address} & sleep 0.05; "
+                                        f"{arp} -D {address} & sleep 0.05; "
+                                        f"{arp} -D {address} &"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def _create_bridge_for_vif(self, host: str, network: str) -> None:
+    def _create_bridge_for_vif(self, host: str, spec: VifSpec) -> None:
         """xapi creates a network's bridge on first VIF attach when the host has no PIF on it."""
-        net = self.topology.network(network)
         ovs = self.ovs(host)
-        if net.kind == "vlan":
-            parent = self.topology.network(net.vlan_parent or "")
-            if not ovs.bridge_exists(parent.bridge):
+        if spec.vlan_tag is not None and spec.parent_bridge:
+            if not ovs.bridge_exists(spec.parent_bridge):
                 raise LabError(
-                    f"host '{host}' has no bridge {parent.bridge} for VLAN network "
-                    f"'{network}' (tag {net.vlan_tag})"
+                    f"host '{host}' has no bridge {spec.parent_bridge} for VLAN bridge "
+                    f"{spec.bridge} (tag {spec.vlan_tag})"
                 )
-            ovs.vsctl("--may-exist", "add-br", net.bridge, parent.bridge, str(net.vlan_tag))
+            ovs.vsctl("--may-exist", "add-br", spec.bridge, spec.parent_bridge,
+                      str(spec.vlan_tag))
         else:
             ovs.vsctl(
                 "--may-exist",
                 "add-br",
-                net.bridge,
+                spec.bridge,
                 "--",
                 "set",
                 "bridge",
-                net.bridge,
+                spec.bridge,
                 "datapath_type=netdev",
                 "fail_mode=standalone",
             )
@@ -491,6 +642,35 @@ class Lab:
                 return True
             time.sleep(0.2)
         return False
+
+
+def _iface_ids(port: str, spec: VifSpec) -> list[str]:
+    """The Interface columns xapi's hotplug scripts write (setup-vif-rules, ovs-xapi-sync)."""
+    return [
+        "--",
+        "set",
+        "interface",
+        port,
+        f'external_ids:xs-vif-uuid="{spec.vif_uuid}"',
+        f'external_ids:xs-vm-uuid="{spec.vm_uuid}"',
+        f'external_ids:xs-network-uuid="{spec.network_uuid}"',
+        f'external_ids:attached-mac="{spec.mac}"',
+        f'external_ids:iface-id="{spec.vif_uuid}"',
+        "external_ids:iface-status=active",
+    ]
+
+
+_NAME_RE = re.compile(r"[^a-z0-9]+")
+
+
+def guest_name(label: str, uuid: str, taken: set[str]) -> str:
+    """A lab name for a VM from its name_label: lower-case letters, digits and dashes, at
+    most 24 characters; when that is empty or `taken`, the first 8 characters of its uuid
+    are appended."""
+    base = _NAME_RE.sub("-", label.lower()).strip("-")[:24].strip("-")
+    if base and base not in taken:
+        return base
+    return f"{base}-{uuid[:8]}" if base else f"vm-{uuid[:8]}"
 
 
 def _vlan_args(vlan: int | None, trunk: tuple[int, ...], native: int) -> list[str]:
@@ -520,6 +700,10 @@ def teardown(state: LabState) -> list[str]:
     for proc in reversed(state.owned_processes()):
         if proc.alive():
             attempt(f"process {proc.pid} ({proc.what})", proc.stop)
+    try:  # a lab agent that ran until now may have recorded namespaces this copy lacks
+        state = LabState.load(state.prefix)
+    except (LookupError, ValueError):
+        pass
     for name in reversed(state.namespaces):
         if netns.exists(name):
             attempt(f"namespace {name}", lambda n=name: netns.remove(n))

@@ -40,18 +40,19 @@ class LabNode(Host):
 
 
 class LabView:
-    """A `Mininet` object whose nodes are the running lab's namespaces (VMs and outside
-    machines as hosts; pool hosts and the switch reachable by name)."""
+    """A `Mininet` object whose nodes are the running lab's namespaces (running VMs and
+    outside machines as hosts; pool hosts and the switch reachable by name)."""
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
         self.net = Mininet(topo=None, build=False, controller=None)
         topo = lab.topology
-        for vm in topo.vms:
-            node = self._add(vm.name, host=True)
-            for device in lab.state.plugged.get(vm.name, []):
-                vif = lab.vif(vm.name, device)
-                self._intf(node, f"eth{device}", vif.mac, vif.ipv4)
+        for vm in lab.state.vm_host:  # every running VM, the topology's and xapi's
+            node = self._add(vm, host=True)
+            for device in lab.state.plugged.get(vm, []):
+                spec = lab.vif_spec(vm, device)
+                ipv4 = tuple(a for a in spec.addresses if ":" not in a)
+                self._intf(node, f"eth{device}", spec.mac, ipv4)
         for outside in topo.switch.outside:
             self._intf(self._add(outside.name, host=True), "eth0", outside.mac, outside.ipv4)
         for host in [*topo.hosts]:

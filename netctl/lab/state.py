@@ -30,9 +30,15 @@ class LabState:
     namespaces: list[str] = field(default_factory=list)
     root_links: list[str] = field(default_factory=list)
     processes: list[dict] = field(default_factory=list)
+    # The VMs running in the lab (each a namespace): topology VMs from the start, and any VM
+    # xapi runs once the lab agent follows xapi. A VM that stops leaves these maps.
     vm_host: dict[str, str] = field(default_factory=dict)  # VM -> host it runs on
     vm_domid: dict[str, int] = field(default_factory=dict)
+    vm_uuid: dict[str, str] = field(default_factory=dict)  # VM -> xapi VM uuid
     plugged: dict[str, list[int]] = field(default_factory=dict)  # VM -> plugged VIF devices
+    # VM -> device -> what was plugged (netctl.lab.lab.VifSpec as a dict), so unplug, migrate
+    # and views need neither the topology nor xapi.
+    vifs: dict[str, dict[str, dict]] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
