@@ -1,0 +1,215 @@
+"""The pool kept live: xapi objects updated one by one, with the indexes the compilers need.
+
+A frozen `PoolState` is rebuilt (and re-indexed) whole on every change: at 64 hosts x 1000 VIFs
+that alone costs more than a VIF event may. `LivePool` answers the same questions
+(`netctl.model.PoolQueries`: a compiler cannot tell the two apart) but is updated in place, in
+O(1) per changed object, and keeps its indexes — PIFs by host and network, VIFs by network, VM,
+host and (host, network), VMs by host, networks by bridge, VLANs by tagged PIF, everything by
+uuid — up to date as it goes. Lookups that return tuples copy one index bucket, never the pool.
+
+It is pure data (no I/O, no threads); the engine owns the only writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from netctl.model import (
+    NULL_REF,
+    PIF,
+    VIF,
+    VLAN,
+    VM,
+    Bond,
+    Host,
+    Network,
+    Pool,
+    PoolQueries,
+    PoolState,
+    SDNController,
+    Tunnel,
+    XapiObject,
+)
+
+BUCKETS: dict[type, str] = {
+    Host: "hosts", Network: "networks", PIF: "pifs", Bond: "bonds", VLAN: "vlans",
+    Tunnel: "tunnels", VIF: "vifs", VM: "vms", SDNController: "sdn_controllers",
+}
+
+
+def _add(index: dict[Any, dict[str, Any]], key: Any, obj: Any) -> None:
+    bucket = index.get(key)
+    if bucket is None:
+        index[key] = bucket = {}
+    bucket[obj.ref] = obj
+
+
+def _drop(index: dict[Any, dict[str, Any]], key: Any, ref: str) -> None:
+    bucket = index.get(key)
+    if bucket is not None:
+        bucket.pop(ref, None)
+        if not bucket:
+            del index[key]
+
+
+class LivePool(PoolQueries):
+    """A mutable, indexed pool with `PoolState`'s read API. See the module docstring."""
+
+    def __init__(self, objects: Iterable[XapiObject] = ()) -> None:
+        self.pool: Pool | None = None
+        self.hosts: dict[str, Host] = {}
+        self.networks: dict[str, Network] = {}
+        self.pifs: dict[str, PIF] = {}
+        self.bonds: dict[str, Bond] = {}
+        self.vlans: dict[str, VLAN] = {}
+        self.tunnels: dict[str, Tunnel] = {}
+        self.vifs: dict[str, VIF] = {}
+        self.vms: dict[str, VM] = {}
+        self.sdn_controllers: dict[str, SDNController] = {}
+        self.quarantined: set[str] = set()
+        self._by_uuid: dict[str, XapiObject] = {}
+        self._pifs_by_host: dict[str, dict[str, PIF]] = {}
+        self._pifs_by_network: dict[str, dict[str, PIF]] = {}
+        self._pif_by_host_network: dict[tuple[str, str], dict[str, PIF]] = {}
+        self._vifs_by_network: dict[str, dict[str, VIF]] = {}
+        self._vifs_by_vm: dict[str, dict[str, VIF]] = {}
+        self._vifs_by_host_network: dict[tuple[str, str], dict[str, VIF]] = {}
+        self._vms_by_host: dict[str, dict[str, VM]] = {}
+        self._networks_by_bridge: dict[str, dict[str, Network]] = {}
+        self._vlans_by_tagged: dict[str, dict[str, VLAN]] = {}
+        for obj in objects:
+            self.upsert(obj)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def upsert(self, obj: XapiObject) -> XapiObject | None:
+        """Add or replace one object (by ref); returns the object it replaced, if any."""
+        if isinstance(obj, Pool):
+            old = self.pool
+            if old is not None:
+                self._by_uuid.pop(old.uuid, None)
+            self.pool = obj
+            self._by_uuid[obj.uuid] = obj
+            return old
+        old = self.remove(obj.ref, type(obj))
+        getattr(self, BUCKETS[type(obj)])[obj.ref] = obj
+        self._by_uuid[obj.uuid] = obj
+        self._index(obj)
+        return old
+
+    def remove(self, ref: str, cls: type | None = None) -> XapiObject | None:
+        """Remove one object (by ref; `cls` narrows the search); returns it, if it was here."""
+        if self.pool is not None and self.pool.ref == ref and cls in (None, Pool):
+            old_pool = self.pool
+            self.pool = None
+            self._by_uuid.pop(old_pool.uuid, None)
+            return old_pool
+        names = [BUCKETS[cls]] if cls in BUCKETS else list(BUCKETS.values())
+        for name in names:
+            old = getattr(self, name).pop(ref, None)
+            if old is not None:
+                if self._by_uuid.get(old.uuid) is old:
+                    del self._by_uuid[old.uuid]
+                self._unindex(old)
+                return old
+        return None
+
+    def _index(self, obj: XapiObject) -> None:
+        if isinstance(obj, PIF):
+            _add(self._pifs_by_host, obj.host, obj)
+            _add(self._pifs_by_network, obj.network, obj)
+            _add(self._pif_by_host_network, (obj.host, obj.network), obj)
+        elif isinstance(obj, VIF):
+            _add(self._vifs_by_network, obj.network, obj)
+            _add(self._vifs_by_vm, obj.vm, obj)
+            _add(self._vifs_by_host_network, (self._vm_host(obj.vm), obj.network), obj)
+        elif isinstance(obj, VM):
+            _add(self._vms_by_host, obj.resident_on, obj)
+            for vif in self._vifs_by_vm.get(obj.ref, {}).values():  # were under no host
+                _drop(self._vifs_by_host_network, (NULL_REF, vif.network), vif.ref)
+                _add(self._vifs_by_host_network, (obj.resident_on, vif.network), vif)
+        elif isinstance(obj, Network):
+            _add(self._networks_by_bridge, obj.bridge, obj)
+        elif isinstance(obj, VLAN):
+            _add(self._vlans_by_tagged, obj.tagged_pif, obj)
+
+    def _unindex(self, obj: XapiObject) -> None:
+        if isinstance(obj, PIF):
+            _drop(self._pifs_by_host, obj.host, obj.ref)
+            _drop(self._pifs_by_network, obj.network, obj.ref)
+            _drop(self._pif_by_host_network, (obj.host, obj.network), obj.ref)
+        elif isinstance(obj, VIF):
+            _drop(self._vifs_by_network, obj.network, obj.ref)
+            _drop(self._vifs_by_vm, obj.vm, obj.ref)
+            _drop(self._vifs_by_host_network, (self._vm_host(obj.vm), obj.network), obj.ref)
+        elif isinstance(obj, VM):
+            _drop(self._vms_by_host, obj.resident_on, obj.ref)
+            for vif in self._vifs_by_vm.get(obj.ref, {}).values():  # now under no host
+                _drop(self._vifs_by_host_network, (obj.resident_on, vif.network), vif.ref)
+                _add(self._vifs_by_host_network, (NULL_REF, vif.network), vif)
+        elif isinstance(obj, Network):
+            _drop(self._networks_by_bridge, obj.bridge, obj.ref)
+        elif isinstance(obj, VLAN):
+            _drop(self._vlans_by_tagged, obj.tagged_pif, obj.ref)
+
+    def _vm_host(self, vm_ref: str) -> str:
+        """The host key a VIF is indexed under: its VM's resident_on (NULL_REF: no VM)."""
+        vm = self.vms.get(vm_ref)
+        return vm.resident_on if vm is not None else NULL_REF
+
+    # --- index lookups (PoolQueries) --------------------------------------------------------
+
+    def by_uuid(self, uuid: str) -> XapiObject | None:
+        return self._by_uuid.get(uuid)
+
+    def host_pifs(self, host: str) -> tuple[PIF, ...]:
+        return tuple(self._pifs_by_host.get(host, {}).values())
+
+    def pif_of(self, network: str, host: str) -> PIF | None:
+        bucket = self._pif_by_host_network.get((host, network))
+        return next(reversed(bucket.values())) if bucket else None
+
+    def network_pifs(self, network: str) -> tuple[PIF, ...]:
+        return tuple(self._pifs_by_network.get(network, {}).values())
+
+    def network_vifs(self, network: str) -> tuple[VIF, ...]:
+        return tuple(self._vifs_by_network.get(network, {}).values())
+
+    def vm_vifs(self, vm: str) -> tuple[VIF, ...]:
+        return tuple(self._vifs_by_vm.get(vm, {}).values())
+
+    def resident_vms(self, host: str) -> tuple[VM, ...]:
+        return tuple(self._vms_by_host.get(host, {}).values())
+
+    def network_by_bridge(self, bridge: str) -> Network | None:
+        bucket = self._networks_by_bridge.get(bridge)
+        return next(reversed(bucket.values())) if bucket else None
+
+    def networks_on_bridge(self, bridge: str) -> tuple[Network, ...]:
+        """Every network naming `bridge` (more than one only in invalid intent)."""
+        return tuple(self._networks_by_bridge.get(bridge, {}).values())
+
+    def vlans_on(self, tagged_pif: str) -> tuple[VLAN, ...]:
+        return tuple(self._vlans_by_tagged.get(tagged_pif, {}).values())
+
+    def host_network_vifs(self, host: str, network: str) -> tuple[VIF, ...]:
+        return tuple(self._vifs_by_host_network.get((host, network), {}).values())
+
+    def count_network_vifs(self, network: str) -> int:
+        return len(self._vifs_by_network.get(network, ()))
+
+    # --- snapshots ----------------------------------------------------------------------------
+
+    def objects(self) -> list[XapiObject]:
+        out: list[XapiObject] = [self.pool] if self.pool is not None else []
+        for name in BUCKETS.values():
+            out.extend(getattr(self, name).values())
+        return out
+
+    def snapshot(self) -> PoolState:
+        """A frozen copy (O(pool): for tests, proofs and full recomputes, not per event)."""
+        state = PoolState.build(self.objects())
+        if self.quarantined:
+            state = state.replace(quarantined=frozenset(self.quarantined))
+        return state

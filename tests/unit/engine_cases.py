@@ -1,0 +1,195 @@
+"""Random change sequences on real pool shapes, for the engine's proofs: each step is what a
+xapi event batch could carry (objects added, changed, removed), good intent and bad."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from netctl.model import NULL_REF, PIF, VIF, VLAN, VM, FrozenMap, Network, PoolState, Tunnel
+from netctl.topology import parse_file
+from netctl.xapi.convert import state_from_records
+from netctl.xapi.sim import Simulator
+from netctl.xapi.sync import SYNC_CLASSES
+from tests.conftest import TOPOLOGIES
+
+
+def topology_state(name: str = "demo-pool.yaml") -> PoolState:
+    sim = Simulator.from_topology(parse_file(TOPOLOGIES / name))
+    user, password = next(iter(sim.users.items()))
+    session = sim.call("session.login_with_password", [user, password])
+    return state_from_records({c: sim.call(f"{c}.get_all_records", [session])
+                               for c in SYNC_CLASSES})
+
+
+def mutate(objs: dict, rng: random.Random, removed: dict | None = None) -> list:
+    """Apply one random change to `objs` (ref -> object, the raw pool); returns the refs
+    changed. `removed` keeps what was removed, for putting it back later."""
+    global _REMOVED
+    _REMOVED = removed if removed is not None else {}
+    kinds = [_vif_locking, _vif_mac, _vif_plug, _vif_move, _vm_move, _vm_power, _vif_trunks,
+             _network_bridge, _network_mtu, _pif_mtu, _pif_attach, _vlan_tag, _tunnel_ip,
+             _remove, _readd, _vif_new, _network_default, _pool_fail_mode, _network_fail_mode]
+    for _ in range(20):
+        changed = rng.choice(kinds)(objs, rng)
+        if changed:
+            return changed
+    return []
+
+
+def _pick(objs: dict, cls: type, rng: random.Random):
+    items = sorted((o for o in objs.values() if isinstance(o, cls)), key=lambda o: o.ref)
+    return rng.choice(items) if items else None
+
+
+def _put(objs: dict, obj) -> list:
+    objs[obj.ref] = obj
+    return [obj.ref]
+
+
+def _vif_locking(objs, rng):
+    v = _pick(objs, VIF, rng)
+    if v is None:
+        return []
+    mode = rng.choice(["locked", "unlocked", "disabled", "network_default", "bogus"])
+    v4 = rng.choice([(), ("10.10.0.11",), ("10.10.0.0/24",), ("not-an-ip",)])
+    v6 = rng.choice([(), ("fd4e:10::11",), ("fd4e:10::/64",)])
+    other = rng.choice([FrozenMap(), FrozenMap({"netctl-locking-mode": "locked"})])
+    return _put(objs, replace(v, locking_mode=mode, ipv4_allowed=v4, ipv6_allowed=v6,
+                              other_config=other))
+
+
+def _vif_mac(objs, rng):
+    v = _pick(objs, VIF, rng)
+    others = [o for o in objs.values() if isinstance(o, VIF) and o.ref != (v.ref if v else "")]
+    if v is None or not others:
+        return []
+    mac = rng.choice([rng.choice(others).mac.upper(), f"02:00:00:00:77:{rng.randrange(8):02x}",
+                      "zz"])
+    return _put(objs, replace(v, mac=mac))
+
+
+def _vif_plug(objs, rng):
+    v = _pick(objs, VIF, rng)
+    return _put(objs, replace(v, currently_attached=not v.currently_attached)) if v else []
+
+
+def _vif_move(objs, rng):
+    v, n = _pick(objs, VIF, rng), _pick(objs, Network, rng)
+    return _put(objs, replace(v, network=n.ref)) if v and n else []
+
+
+def _vif_trunks(objs, rng):
+    v = _pick(objs, VIF, rng)
+    return _put(objs, replace(v, trunks=rng.choice([(), (10,), (20, 30), (5000,)]))) if v else []
+
+
+def _vif_new(objs, rng):
+    vm, n = _pick(objs, VM, rng), _pick(objs, Network, rng)
+    if vm is None or n is None or vm.is_control_domain:
+        return []
+    i = rng.randrange(10_000)
+    return _put(objs, VIF(f"OpaqueRef:new-vif-{i}", f"new-vif-{i}", str(7 + i % 3), n.ref, vm.ref,
+                          f"02:00:00:00:88:{i % 16:02x}", currently_attached=True))
+
+
+def _vm_move(objs, rng):
+    vm = _pick(objs, VM, rng)
+    hosts = sorted(r for r, o in objs.items() if type(o).__name__ == "Host")
+    if vm is None or vm.is_control_domain or not hosts:
+        return []
+    return _put(objs, replace(vm, resident_on=rng.choice(hosts), domid=rng.randrange(1, 99)))
+
+
+def _vm_power(objs, rng):
+    vm = _pick(objs, VM, rng)
+    if vm is None or vm.is_control_domain:
+        return []
+    state = rng.choice(["Running", "Halted", "Paused"])
+    return _put(objs, replace(vm, power_state=state,
+                              resident_on=vm.resident_on if state != "Halted" else NULL_REF))
+
+
+def _network_bridge(objs, rng):
+    n, m = _pick(objs, Network, rng), _pick(objs, Network, rng)
+    if n is None:
+        return []
+    bridge = rng.choice([m.bridge if m else "xapi9", "xapi9", "", "bad bridge!"])
+    return _put(objs, replace(n, bridge=bridge))
+
+
+def _network_mtu(objs, rng):
+    n = _pick(objs, Network, rng)
+    return _put(objs, replace(n, mtu=rng.choice([1500, 9000, 20000, 60]))) if n else []
+
+
+def _network_default(objs, rng):
+    n = _pick(objs, Network, rng)
+    mode = rng.choice(["unlocked", "disabled", "weird"])
+    return _put(objs, replace(n, default_locking_mode=mode)) if n else []
+
+
+def _network_fail_mode(objs, rng):
+    n = _pick(objs, Network, rng)
+    value = rng.choice([None, "standalone", "secure", "open"])
+    oc = dict(n.other_config) if n else {}
+    oc.pop("vswitch-controller-fail-mode", None)
+    if value:
+        oc["vswitch-controller-fail-mode"] = value
+    return _put(objs, replace(n, other_config=FrozenMap(oc))) if n else []
+
+
+def _pool_fail_mode(objs, rng):
+    pool = next((o for o in objs.values() if type(o).__name__ == "Pool"), None)
+    if pool is None:
+        return []
+    value = rng.choice([None, "standalone", "secure"])
+    oc = dict(pool.other_config)
+    oc.pop("vswitch-controller-fail-mode", None)
+    if value:
+        oc["vswitch-controller-fail-mode"] = value
+    return _put(objs, replace(pool, other_config=FrozenMap(oc)))
+
+
+def _pif_mtu(objs, rng):
+    p = _pick(objs, PIF, rng)
+    oc = rng.choice([FrozenMap(), FrozenMap({"mtu": "9000"}), FrozenMap({"mtu": "99999"})])
+    return _put(objs, replace(p, other_config=oc)) if p else []
+
+
+def _pif_attach(objs, rng):
+    p = _pick(objs, PIF, rng)
+    return _put(objs, replace(p, currently_attached=not p.currently_attached)) if p else []
+
+
+def _vlan_tag(objs, rng):
+    v, w = _pick(objs, VLAN, rng), _pick(objs, VLAN, rng)
+    return _put(objs, replace(v, tag=rng.choice([w.tag, 10, 20, 4095, 77]))) if v and w else []
+
+
+def _tunnel_ip(objs, rng):
+    t = _pick(objs, Tunnel, rng)
+    if t is None or t.transport_pif not in objs:
+        return []
+    pif = objs[t.transport_pif]
+    ip = rng.choice(["", pif.ip or "172.30.0.9", "172.30.0.77"])
+    mode = "None" if not ip else "Static"
+    return _put(objs, replace(pif, ip=ip, ip_configuration_mode=mode))
+
+
+_REMOVED: dict[str, object] = {}
+
+
+def _remove(objs, rng):
+    ref = rng.choice(sorted(r for r, o in objs.items() if type(o).__name__ != "Pool"))
+    _REMOVED[ref] = objs.pop(ref)
+    return [ref]
+
+
+def _readd(objs, rng):
+    gone = sorted(r for r in _REMOVED if r not in objs)
+    if not gone:
+        return []
+    ref = rng.choice(gone)
+    objs[ref] = _REMOVED.pop(ref)
+    return [ref]
