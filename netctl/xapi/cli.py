@@ -1,4 +1,4 @@
-"""`netctl xapi-sim`: serve a simulated pool master seeded from a lab topology file."""
+"""`netctl xapi-sim`: serve a simulated pool master seeded from a topology file."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import click
 import yaml
 
 from netctl.topology import TopologyError, parse_file
-from netctl.xapi.server import serve
-from netctl.xapi.sim import Simulator
 
 
 def _users(users_file: Path | None, user: str | None, password: str | None) -> dict[str, str]:
@@ -51,6 +49,11 @@ def _listen(value: str) -> tuple[str, int]:
 def xapi_sim(topology_file: Path, listen: str, users_file: Path | None, user: str | None,
              password: str | None, cert: str | None, key: str | None) -> None:
     """Serve a xapi pool master (XML-RPC on / and /RPC2, JSON-RPC on /jsonrpc)."""
+    # Imported here: `netctl` registers this command in every run of the CLI, and the
+    # product's own commands (`netctl run`...) must not load the simulator.
+    from netctl.xapi.server import serve
+    from netctl.xapi.sim import Simulator
+
     host, port = _listen(listen)
     try:
         topology = parse_file(topology_file)
