@@ -16,9 +16,11 @@ Scenarios:
   VXLAN private network, all locked. While the plugs are measured, a storm thread drives the
   other hosts through the official XenAPI client: every 1/`--storm-rate` s one `VIF.plug` and
   one `VIF.unplug` (a boot storm of `--storm-rate` VMs/s, default 20, with as many going away)
-  and every other tick a `VIF.set_locking_mode` (locked <-> unlocked). The lab's xenopsd
-  stand-in (`netctl.lab.agent.LabAgent`) realises them; what it managed is printed. Lab `tb3`,
-  198.18.63.0/24, port 36655.
+  and every other tick a `VIF.set_locking_mode` (locked <-> unlocked). One lab xenopsd
+  stand-in per storm host (`netctl.lab.agent.LabAgent`, seeing only that host) realises them;
+  how many it managed is printed (on 2 cores the lab cannot plug 20 VIFs/s: the controller
+  still gets every xapi event, the dataplane fewer port events). Lab `tb3`, 198.18.63.0/24,
+  port 36655.
 
 One sample: vm2's VIF (host2) is unplugged (`lab.unplug_vif`), `--settle` s for the controller
 to drop its flows, a prober inside vm1 (host1), already running, starts an ICMP echo to vm2
@@ -26,8 +28,9 @@ every `--interval` (0.5 ms), then `lab.plug_vif` re-plugs the VIF (new veth, add
 the VM, then `ovs-vsctl add-port` with xapi's external_ids). Intervals (CLOCK_MONOTONIC):
 
     port in OVSDB -> first reply       from the Interface row's insert, as an `ovsdb-client
-                                        monitor` started beforehand reports it (read by a
-                                        thread: it may lag the commit by up to ~1 ms)
+                                        monitor` started beforehand received it (its own
+                                        timestamp, ms floored: `harness.portwatch`; at most
+                                        1 ms long, never short)
     add-port start -> first reply      from when `ovs-vsctl add-port` was started
     add-port returned -> first reply   from when it returned
     (add-port itself)                  the lab's own cost
@@ -71,11 +74,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import XenAPI  # noqa: E402
 
 from harness.footprint import NOTHING, lab_footprint  # noqa: E402
+from harness.portwatch import PortWatch  # noqa: E402
 from harness.sdn import SdnPool, sdn_pool  # noqa: E402
 from netctl.lab.agent import LabAgent  # noqa: E402
 from netctl.lab.lab import Lab  # noqa: E402
 from netctl.lab.ovs_instance import OvsInstance  # noqa: E402
 from netctl.lab.state import LabState  # noqa: E402
+from netctl.model import PoolState  # noqa: E402
 from netctl.topology import Topology, parse_data, parse_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,32 +203,12 @@ def report(title: str, samples: list[Sample], seconds: float, extra: str = "") -
 
 
 class Marks:
-    """Shared between the plug (in this thread), the OVSDB monitor thread and the vsctl hook."""
+    """Shared between the plug (in this thread) and the vsctl hook."""
 
     def __init__(self) -> None:
         self.port: str | None = None
         self.sample: Sample | None = None
         self.pin: Callable[[], None] | None = None
-
-
-def watch_ovsdb(lab: Lab, host: str, marks: Marks) -> Any:
-    """An `ovsdb-client monitor` of the host's Interface inserts; stamps the sample's mark."""
-    monitor = lab.popen(host, [
-        "ovsdb-client", "--format=csv", "--no-headings", "monitor",
-        f"unix:{lab.ovs(host).db_sock}", "Open_vSwitch", "Interface",
-        "name,!initial,!delete,!modify"], bufsize=1)
-
-    def watch() -> None:
-        for line in monitor.stdout:
-            now = time.monotonic()
-            # "<row uuid>,insert,<name>"
-            sample = marks.sample
-            name = line.rstrip().split(",")[-1].strip('"')
-            if sample is not None and name == marks.port and sample.ovsdb is None:
-                sample.ovsdb = now
-
-    threading.Thread(target=watch, daemon=True, name="ovsdb-monitor").start()
-    return monitor
 
 
 def hook_add_port(marks: Marks) -> Callable[[], None]:
@@ -251,21 +236,23 @@ def hook_add_port(marks: Marks) -> Callable[[], None]:
     return undo
 
 
-def measure(args: argparse.Namespace, lab: Lab, prober: Any, marks: Marks, count: int
-            ) -> list[Sample]:
+def measure(args: argparse.Namespace, lab: Lab, prober: Any, marks: Marks, watch: PortWatch,
+            count: int) -> list[Sample]:
     samples = []
     for n in range(count):
         lab.unplug_vif(DST_VM, 0)
         time.sleep(args.settle)
         sample = Sample(n)
-        marks.port = lab.vif_port(DST_VM, 0)
+        marks.port = port = lab.vif_port(DST_VM, 0)
         marks.sample = sample
+        go = time.monotonic()
         prober.stdin.write("go\n")
         lab.plug_vif(DST_VM, 0)
         line = prober.stdout.readline().split()
         marks.sample = None
         got, sent = float(line[0]), int(line[1])
         sample.probes = sent
+        sample.ovsdb = watch.wait("host2", "insert", go, timeout=1.0, name=port)
         if got < 0:
             sample.failure = f"no reply within {args.window:g} s"
         else:
@@ -313,7 +300,7 @@ def load_topology(hosts: int, storm_vms: int, prefix: str, management: str) -> T
 
 @dataclasses.dataclass
 class Storm:
-    """XenAPI calls made, and what the lab agent realised, while the storm ran."""
+    """XenAPI calls made, and what the lab agents realised, while the storm ran."""
 
     plugs: int = 0
     unplugs: int = 0
@@ -324,10 +311,18 @@ class Storm:
     started: float = 0.0
     stopped: float = 0.0
     late_ticks: int = 0
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def realised(self, plug: bool) -> None:
+        with self.lock:  # one agent thread per storm host
+            if plug:
+                self.realised_plugs += 1
+            else:
+                self.realised_unplugs += 1
 
 
 def start_storm(url: str, topology: Topology, rate: float, stop: threading.Event,
-                storm: Storm, agent: LabAgent) -> threading.Thread:
+                storm: Storm, agents: list[LabAgent]) -> threading.Thread:
     """Every 1/rate s: one VIF.plug (of the VIF unplugged longest ago) and one VIF.unplug (of
     the VIF plugged longest ago); every other tick a locking-mode change. Half the storm VIFs
     are unplugged first (and the agent given time to follow) so there is always one of each
@@ -343,7 +338,8 @@ def start_storm(url: str, topology: Topology, rate: float, stop: threading.Event
     for ref in unplugged:
         x.VIF.unplug(ref)
     time.sleep(0.5)
-    agent.wait_in_step(30)
+    for agent in agents:
+        agent.wait_in_step(30)
     storm.realised_plugs = storm.realised_unplugs = 0
     locked: dict[str, bool] = dict.fromkeys(refs, True)
 
@@ -385,28 +381,49 @@ def start_storm(url: str, topology: Topology, rate: float, stop: threading.Event
     return thread
 
 
-def agent_for_storm(pool: SdnPool, storm: Storm) -> LabAgent:
-    """The lab's xenopsd stand-in for every VM except vm1 and vm2 (those the benchmark plugs
-    itself): its own Lab handle on the same lab, whose topology lists only the storm VMs, and
-    its own copy of the lab record (the record's VM placement is in memory per handle; teardown
-    reads only namespaces, links and processes, which both copies hold)."""
-    topo = dataclasses.replace(pool.topology, vms=tuple(
-        vm for vm in pool.topology.vms if vm.name not in (SRC_VM, DST_VM)))
-    lab = Lab(topo, LabState.load(pool.lab.prefix))
-    plug, unplug = lab.plug_vif, lab.unplug_vif
+class StormAgent(LabAgent):
+    """The lab's xenopsd stand-in for one storm host, as every real host runs its own: it sees
+    xapi's state reduced to that host's VMs and PIFs (never vm1 and vm2, which the benchmark
+    plugs itself: the same measurement as idle), on its own Lab handle whose record copy holds
+    only that host's VMs and is never saved (the benchmark's handle is the one writer of the
+    lab record; teardown reads only namespaces, links and processes, which that handle
+    records). Counts the plugs and unplugs it makes."""
 
-    def counted_plug(vm: str, device: int, bridge_timeout: float = 10.0) -> str:
-        out = plug(vm, device, bridge_timeout)
-        storm.realised_plugs += 1
-        return out
+    def __init__(self, pool: SdnPool, storm: Storm, host: str) -> None:
+        state = LabState.load(pool.lab.prefix)
+        state.save = lambda: None  # type: ignore[method-assign]
+        mine = {vm.name for vm in pool.topology.vms if vm.host == host} - {SRC_VM, DST_VM}
+        for field in ("vm_host", "vm_domid", "plugged", "vm_uuid"):
+            placed = getattr(state, field, None)
+            if isinstance(placed, dict):
+                for vm in set(placed) - mine:
+                    placed.pop(vm)
+        lab = Lab(pool.topology, state)
+        self.host_uuid = pool.topology.host(host).uuid
+        self.mine = {pool.topology.vm(vm).uuid for vm in mine}
+        # the lab's plug entry point (`plug` taking a VifSpec; `plug_vif` before it)
+        plug_name = "plug" if hasattr(lab, "plug") else "plug_vif"
+        plug, unplug = getattr(lab, plug_name), lab.unplug_vif
 
-    def counted_unplug(vm: str, device: int) -> None:
-        unplug(vm, device)
-        storm.realised_unplugs += 1
+        def counted_plug(*a: Any, **kw: Any) -> Any:
+            out = plug(*a, **kw)
+            storm.realised(plug=True)
+            return out
 
-    lab.plug_vif = counted_plug  # type: ignore[method-assign]
-    lab.unplug_vif = counted_unplug  # type: ignore[method-assign]
-    return LabAgent(lab, pool.server.url)
+        def counted_unplug(*a: Any, **kw: Any) -> Any:
+            out = unplug(*a, **kw)
+            storm.realised(plug=False)
+            return out
+
+        setattr(lab, plug_name, counted_plug)
+        lab.unplug_vif = counted_unplug  # type: ignore[method-assign]
+        super().__init__(lab, pool.server.url)
+
+    def reconcile(self, state: PoolState) -> bool:
+        host = next((h.ref for h in state.hosts.values() if h.uuid == self.host_uuid), None)
+        vms = {ref: vm for ref, vm in state.vms.items() if vm.uuid in self.mine}
+        pifs = {ref: pif for ref, pif in state.pifs.items() if pif.host == host}
+        return super().reconcile(state.replace(vms=vms, pifs=pifs))
 
 
 # --------------------------------------------------------------------------- main
@@ -429,8 +446,8 @@ def run_scenario(args: argparse.Namespace, load: bool) -> bool:
     workdir = Path(tempfile.mkdtemp(prefix=f"netctl-convergence-{prefix}-"))
     pool: SdnPool | None = None
     prober: Any = None
-    monitor: Any = None
-    agent: LabAgent | None = None
+    watch: PortWatch | None = None
+    agents: list[LabAgent] = []
     stop = threading.Event()
     storm = Storm()
     storm_thread = None
@@ -446,7 +463,7 @@ def run_scenario(args: argparse.Namespace, load: bool) -> bool:
                           check=False).returncode == 0 for _ in range(5))
         if not ok:
             raise RuntimeError(f"{SRC_VM} cannot reach {DST_IP} before the benchmark")
-        monitor = watch_ovsdb(lab, "host2", marks)
+        watch = PortWatch(lab, ["host2"])
         prober = lab.popen(SRC_VM, [sys.executable, "-c", PROBER, DST_IP, str(args.interval),
                                     str(args.window)], stdin=-1, bufsize=1)
         if prober.stdout.readline().strip() != "ready":
@@ -457,9 +474,9 @@ def run_scenario(args: argparse.Namespace, load: bool) -> bool:
             lab.exec(SRC_VM, ["ip", "neigh", "replace", DST_IP, "lladdr", dst.mac, "dev",
                               "eth0", "nud", "permanent"])
         if load:
-            agent = agent_for_storm(pool, storm).start()
+            agents = [StormAgent(pool, storm, h.name).start() for h in topo.hosts[2:]]
             storm_thread = start_storm(pool.server.url, topo, args.storm_rate, stop, storm,
-                                       agent)
+                                       agents)
             time.sleep(1.0)  # the storm is under way before the first sample
         for mode in args.modes.split(","):
             if mode == "static":
@@ -476,7 +493,7 @@ def run_scenario(args: argparse.Namespace, load: bool) -> bool:
                 raise ValueError(f"unknown mode {mode!r} (static, guest)")
             flow_mods0 = pool.controller.status().get("stats", {}).get("flow_mods", 0)
             t1 = time.monotonic()
-            samples = measure(args, lab, prober, marks, args.count)
+            samples = measure(args, lab, prober, marks, watch, args.count)
             seconds = time.monotonic() - t1
             stats = pool.controller.status().get("stats", {})
             mods = stats.get("flow_mods", 0) - flow_mods0
@@ -498,14 +515,14 @@ def run_scenario(args: argparse.Namespace, load: bool) -> bool:
             print(f"  storm: {storm.plugs} VIF.plug + {storm.unplugs} VIF.unplug "
                   f"({asked / took:.1f}/s) and {storm.locks} VIF.set_locking_mode through "
                   f"XenAPI in {took:.0f}s on {len(topo.hosts) - 2} hosts ({storm.errors} "
-                  f"errors, {storm.late_ticks} ticks late); the lab agent realised "
+                  f"errors, {storm.late_ticks} ticks late); the lab agents realised "
                   f"{storm.realised_plugs} plugs and {storm.realised_unplugs} unplugs "
                   f"({done / took:.1f}/s)")
         return met
     finally:
         stop.set()
         undo()
-        if agent is not None:
+        for agent in agents:
             agent.stop()
         if prober is not None and prober.poll() is None:
             prober.stdin.close()
@@ -513,9 +530,8 @@ def run_scenario(args: argparse.Namespace, load: bool) -> bool:
                 prober.wait(timeout=5)
             except Exception:  # noqa: BLE001 - it is ours; make sure it ends
                 prober.kill()
-        if monitor is not None and monitor.poll() is None:
-            monitor.terminate()
-            monitor.wait(timeout=5)
+        if watch is not None:
+            watch.stop()
         if pool is not None:
             pool.close()
         left = lab_footprint(prefix)
