@@ -18,7 +18,7 @@ the VLANs listed in its `VIF.trunks`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from flows.locking import locking_of, port_security_flows
@@ -39,7 +39,7 @@ from flows.pipeline import (
     PushVlan,
     flow,
 )
-from netctl.model import NULL_REF, VIF, PifType, PoolState
+from netctl.model import NULL_REF, VIF, PifType, PoolQueries, PoolState
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class BridgeIntent:
     remote_vifs: tuple[tuple[VIF, str], ...]  # (VIF, host uuid it lives on)
 
 
-def bridge_shape(state: PoolState, host_ref: str, bridge: str
+def bridge_shape(state: PoolQueries, host_ref: str, bridge: str
                  ) -> tuple[str, bool, dict[str, int]]:
     """(kind, bond uplink?, network ref -> VLAN on this bridge) — what the bridge is, without
     looking at any VIF."""
@@ -84,14 +84,17 @@ def bridge_shape(state: PoolState, host_ref: str, bridge: str
         else:
             kind = "external"
             bond = ptype is PifType.BOND_MASTER
-            for vlan in state.vlans.values():
+            for vlan in sorted(state.vlans_on(pif.ref), key=lambda v: v.ref):
                 untagged = state.pifs.get(vlan.untagged_pif)
-                if vlan.tagged_pif == pif.ref and untagged is not None and 1 <= vlan.tag <= 4094:
+                if untagged is not None and 1 <= vlan.tag <= 4094:
                     vlans[untagged.network] = vlan.tag
     return kind, bond, vlans
 
 
-def bridge_intent(state: PoolState, host_ref: str, bridge: str) -> BridgeIntent:
+def bridge_intent(state: PoolQueries, host_ref: str, bridge: str) -> BridgeIntent:
+    """The bridge's shape and the VIFs it serves: its own (local) and, for the flows that
+    send straight to another host, the other hosts' (remote). From scratch: reads every VIF
+    of the bridge's networks."""
     kind, bond, vlans = bridge_shape(state, host_ref, bridge)
     if kind == "none":
         return BridgeIntent("none", False, {}, (), ())
@@ -112,10 +115,28 @@ def bridge_intent(state: PoolState, host_ref: str, bridge: str) -> BridgeIntent:
 
 
 def compile_bridge(
-    state: PoolState, host_ref: str, bridge: str, ports: BridgePorts
+    state: PoolQueries, host_ref: str, bridge: str, ports: BridgePorts
 ) -> frozenset[Flow]:
-    """The complete desired table of `bridge` on `host_ref` (a frozenset: order is priority's)."""
+    """The complete desired table of `bridge` on `host_ref` (a frozenset: order is priority's):
+    the bridge's own flows, each local VIF's, each remote VIF's, and the flooding. The engine
+    keeps these parts apart and updates each on its own; this is their from-scratch union."""
     intent = bridge_intent(state, host_ref, bridge)
+    flows = base_flows(intent, ports)
+    if intent.kind == "none":
+        return frozenset(flows)
+    taking: dict[int, list[int]] = {}  # VLAN -> local VIF ports that take traffic
+    for vif in intent.local_vifs:
+        flows += local_vif_flows(state, intent, ports, vif, taking)
+    for vif, host in intent.remote_vifs:
+        flows += remote_vif_flows(intent.kind, intent.bond, intent.vlans, ports, vif, host)
+    flows += flood_flows(intent, ports, taking.get(0, ()))
+    return frozenset(flows)
+
+
+def base_flows(shape: BridgeIntent, ports: BridgePorts) -> list[Flow]:
+    """What a bridge holds whatever its VIFs: the table-miss entries, drops for its known
+    non-VIF ports, how frames from the uplink, tunnels and internal ports are classified, and
+    (external) NORMAL for everything the pool does not know."""
     flows: list[Flow] = [
         # A port with no rules yet is a VIF plugged a moment ago: its first frames (often the
         # guest's ARP reply) go to the controller, which replays them through the pipeline
@@ -123,35 +144,47 @@ def compile_bridge(
         flow(CLASSIFY, 0, "a port not classified yet: to the controller", actions=(TO_CONTROLLER,)),
         flow(PORT_SECURITY, 0, "a VIF without rules: drop"),
     ]
-    if intent.kind == "none":
-        return frozenset(flows)
-    known = {*ports.vifs.values(), *ports.taps.values(), *ports.uplinks,
-             *ports.tunnels.values(), *ports.internal}
-    if intent.kind != "external":
+    if shape.kind == "none":
+        return flows
+    known = {*ports.uplinks, *ports.tunnels.values(), *ports.internal}
+    if shape.kind != "external":
         known.add(OFPP_LOCAL)  # the host's own port on a private bridge takes no part
     for port in sorted(known):
         flows.append(flow(CLASSIFY, 10, "a known port, nothing matched: drop", in_port=port))
-    meta = _meta
-    local_ports: dict[int, list[int]] = {}  # VLAN -> local VIF ports that take traffic
-    for vif in intent.local_vifs:
-        flows += local_vif_flows(state, intent, ports, vif, local_ports)
     for port, vlan in ports.internal.items():
-        flows.append(
-            flow(
-                CLASSIFY,
-                100,
-                "from the host (internal port)",
-                in_port=port,
-                write_metadata=meta(vlan),
-                goto=FORWARD,
-            )
-        )
+        flows.append(flow(CLASSIFY, 100, "from the host (internal port)", in_port=port,
+                          write_metadata=_meta(vlan), goto=FORWARD))
+    if shape.kind == "external":
+        for uplink in ports.uplinks:
+            flows.append(flow(CLASSIFY, 90, "untagged from the uplink", in_port=uplink,
+                              vlan_vid=0, write_metadata=_meta(0), goto=FORWARD))
+            for vlan in sorted(set(shape.vlans.values()) - {0}):
+                flows.append(flow(CLASSIFY, 100, f"VLAN {vlan} from the uplink", in_port=uplink,
+                                  vlan_vid=OFPVID_PRESENT | vlan, write_metadata=_meta(vlan),
+                                  goto=FORWARD))
+        flows.append(flow(FORWARD, 0, "broadcast, unknown, outside the pool: NORMAL (per VLAN)",
+                          actions=(NORMAL,)))
+    elif shape.kind == "private":
+        for peer, port in sorted(ports.tunnels.items()):
+            flows.append(flow(CLASSIFY, 100, f"from the tunnel to {peer}", in_port=port,
+                              write_metadata=_meta(0, tunnel=True), goto=FORWARD))
+    return flows
 
-    if intent.kind == "external":
-        flows += _external(intent, ports, meta)
-    else:
-        flows += _meshed(intent, ports, local_ports, meta)
-    return frozenset(flows)
+
+def flood_flows(shape: BridgeIntent, ports: BridgePorts, taking: Iterable[int]) -> list[Flow]:
+    """Flooding on a bridge without an uplink (private, internal): from the tunnels to the
+    local VIFs only (split horizon: never back into the mesh), from a local VIF to the local
+    VIFs and every tunnel. `taking`: the local VIF ports that take traffic."""
+    if shape.kind not in ("private", "internal"):
+        return []
+    tunnels = dict(sorted(ports.tunnels.items())) if shape.kind == "private" else {}
+    vifs = tuple(Output(p) for p in sorted(taking))
+    mesh = tuple(Output(p) for p in tunnels.values())
+    return [
+        flow(FORWARD, 10, "flood from the tunnels: local VIFs only (split horizon)",
+             metadata=(META_FROM_TUNNEL, META_FROM_TUNNEL), actions=vifs),
+        flow(FORWARD, 5, "flood from local: local VIFs and every tunnel", actions=vifs + mesh),
+    ]
 
 
 def _meta(vlan: int, tunnel: bool = False) -> tuple[int, int]:
@@ -167,7 +200,7 @@ def vif_ports(ports: BridgePorts, vif: VIF) -> tuple[int, ...]:
                  if p is not None)
 
 
-def local_vif_flows(state: PoolState, intent: BridgeIntent, ports: BridgePorts, vif: VIF,
+def local_vif_flows(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts, vif: VIF,
                     local_ports: dict[int, list[int]] | None = None) -> list[Flow]:
     """Everything a bridge holds because of one VIF plugged into it: classification, its port
     security (locking) and the forwarding to it. A `disabled` VIF (or one quarantined for a
@@ -179,6 +212,7 @@ def local_vif_flows(state: PoolState, intent: BridgeIntent, ports: BridgePorts, 
     locking = locking_of(state, vif)
     mac = vif.mac.lower()
     for port in vif_ports(ports, vif):
+        out.append(flow(CLASSIFY, 10, "a known port, nothing matched: drop", in_port=port))
         out.append(flow(CLASSIFY, 100, f"from VIF {vif.uuid}", in_port=port, vlan_vid=0,
                         write_metadata=_meta(vlan), goto=PORT_SECURITY))
         out += port_security_flows(port, mac, locking)
@@ -205,7 +239,7 @@ def local_vif_flows(state: PoolState, intent: BridgeIntent, ports: BridgePorts, 
     return out
 
 
-def disabled_ports(state: PoolState, intent: BridgeIntent, ports: BridgePorts) -> frozenset[int]:
+def disabled_ports(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts) -> frozenset[int]:
     """VIF ports that must take no traffic at all (`disabled`, or quarantined): the OpenFlow
     side sets them NO_FWD and NO_RECV, which also keeps NORMAL's flooding away from them."""
     out: set[int] = set()
@@ -213,77 +247,6 @@ def disabled_ports(state: PoolState, intent: BridgeIntent, ports: BridgePorts) -
         if state.enforced_locking_mode(vif) == "disabled":
             out.update(vif_ports(ports, vif))
     return frozenset(out)
-
-
-def _external(intent: BridgeIntent, ports: BridgePorts, meta) -> list[Flow]:  # noqa: ANN001
-    out: list[Flow] = []
-    for uplink in ports.uplinks:
-        out.append(
-            flow(
-                CLASSIFY,
-                90,
-                "untagged from the uplink",
-                in_port=uplink,
-                vlan_vid=0,
-                write_metadata=meta(0),
-                goto=FORWARD,
-            )
-        )
-        for vlan in sorted(set(intent.vlans.values()) - {0}):
-            out.append(
-                flow(
-                    CLASSIFY,
-                    100,
-                    f"VLAN {vlan} from the uplink",
-                    in_port=uplink,
-                    vlan_vid=OFPVID_PRESENT | vlan,
-                    write_metadata=meta(vlan),
-                    goto=FORWARD,
-                )
-            )
-    for vif, host in intent.remote_vifs:
-        out += remote_vif_flows(intent.kind, intent.bond, intent.vlans, ports, vif, host)
-    out.append(
-        flow(
-            FORWARD, 0, "broadcast, unknown, outside the pool: NORMAL (per VLAN)", actions=(NORMAL,)
-        )
-    )
-    return out
-
-
-def _meshed(
-    intent: BridgeIntent, ports: BridgePorts, local_ports: dict[int, list[int]], meta
-) -> list[Flow]:  # noqa: ANN001
-    out: list[Flow] = []
-    tunnels = dict(sorted(ports.tunnels.items())) if intent.kind == "private" else {}
-    for peer, port in tunnels.items():
-        out.append(
-            flow(
-                CLASSIFY,
-                100,
-                f"from the tunnel to {peer}",
-                in_port=port,
-                write_metadata=meta(0, tunnel=True),
-                goto=FORWARD,
-            )
-        )
-    for vif, host in intent.remote_vifs:
-        out += remote_vif_flows(intent.kind, intent.bond, intent.vlans, ports, vif, host)
-    vifs = tuple(Output(p) for p in sorted(local_ports.get(0, [])))
-    mesh = tuple(Output(p) for p in tunnels.values())
-    out.append(
-        flow(
-            FORWARD,
-            10,
-            "flood from the tunnels: local VIFs only (split horizon)",
-            metadata=(META_FROM_TUNNEL, META_FROM_TUNNEL),
-            actions=vifs,
-        )
-    )
-    out.append(
-        flow(FORWARD, 5, "flood from local: local VIFs and every tunnel", actions=vifs + mesh)
-    )
-    return out
 
 
 def remote_vif_flows(kind: str, bond: bool, vlans: Mapping[str, int], ports: BridgePorts,
@@ -311,7 +274,7 @@ def remote_vif_flows(kind: str, bond: bool, vlans: Mapping[str, int], ports: Bri
     ]
 
 
-def remote_flows_of(state: PoolState, host_ref: str, bridge: str, ports: BridgePorts,
+def remote_flows_of(state: PoolQueries, host_ref: str, bridge: str, ports: BridgePorts,
                     vif_ref: str) -> list[Flow]:
     """`remote_vif_flows` of one VIF as `bridge` on `host_ref` sees it in `state` (none if the
     VIF is local to that host, inactive, gone, quarantined, or on a network the bridge does not

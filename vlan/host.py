@@ -26,8 +26,8 @@ other_config:mtu else network.MTU) on its NICs and its own device.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from bonding.mapping import bond_port
 from netctl.hostconfig import (
@@ -42,11 +42,13 @@ from netctl.hostconfig import (
 from netctl.model import (
     NULL_REF,
     PIF,
+    VIF,
     XAPI_CLASS,
     FrozenMap,
     Network,
     PifType,
     Pool,
+    PoolQueries,
     PoolState,
     Problem,
     describe,
@@ -75,14 +77,49 @@ def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] 
 
     `controllers`: OpenFlow targets for every bridge (`tcp:IP:PORT`, `ssl:IP:PORT`; empty = no
     controller, `fail_mode` decides). `datapath_type`: `system` on a real host, `netdev` where
-    there is no OVS kernel module (the lab). Pure: same input, same output."""
+    there is no OVS kernel module (the lab). Pure: same input, same output.
+
+    From scratch: validates the whole pool first. The engine keeps the validated pool, the
+    tunnel keys and each host's VIFs itself and calls `build_host` for one host."""
     kept, problems = check_host_networking(state)
     host = kept.hosts.get(host_ref)
     if host is None:
         problems.append(Problem("host", host_ref, "", "", "ref",
                                 "no such host in the pool (or the host is invalid)"))
         return HostConfig(host_ref=host_ref, host_uuid="", problems=tuple(problems))
-    keys = allocate_tunnel_keys(kept)
+    vifs = kept.host_vifs(host_ref)
+    config = build_host(kept, state, host_ref, allocate_tunnel_keys(kept),
+                        vif_ports=vif_port_configs(kept, vifs),
+                        vif_networks={v.network for v in vifs}, controllers=controllers,
+                        datapath_type=datapath_type, protocols=protocols)
+    problems += config.problems
+    problems += fail_mode_problems(kept, host_ref, config.bridges)
+    return replace(config, problems=tuple(p for p in problems
+                                          if concerns_host(state, p, host_ref)))
+
+
+def vif_port_configs(view: PoolQueries, vifs: Iterable[VIF]) -> tuple[VifPortConfig, ...]:
+    """What netctl sets on the host's VIF ports (their trunks), in a stable order."""
+    out = []
+    for vif in sorted(vifs, key=lambda v: (v.vm, v.device)):
+        vm = view.vms[vif.vm]
+        out.append(VifPortConfig(f"vif{vm.domid}.{vif.device}", vif.uuid,
+                                 tuple(sorted(set(vif.trunks)))))
+    return tuple(out)
+
+
+def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping[str, int], *,
+               vif_ports: tuple[VifPortConfig, ...], vif_networks: Iterable[str],
+               controllers: Sequence[str] = (), datapath_type: str = "system",
+               protocols: Sequence[str] = ("OpenFlow13",)) -> HostConfig:
+    """One host's configuration from the validated pool `kept` (and the unvalidated `raw`,
+    which says where a rejected PIF would have built a bridge), the pool's tunnel keys, the
+    host's VIF port settings and the networks its running VIFs are on. Its `problems` are what
+    building found (a bridge built twice, a VLAN without its parent, a tunnel without an
+    endpoint); validation's Problems are the caller's. Reads only this host's objects (and
+    the tunnels of its private networks)."""
+    problems: list[Problem] = []
+    host = kept.hosts[host_ref]
     bridges: dict[str, _Bridge] = {}
     tunnels: list[TunnelLink] = []
     pifs = [p for p in kept.host_pifs(host_ref) if p.currently_attached and not p.is_bond_slave]
@@ -152,7 +189,7 @@ def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] 
                                     "the transport PIF is not plugged or has no address: the "
                                     "network stays local to this host"))
             continue
-        for peer in kept.network_tunnels(net.ref):
+        for peer in sorted(kept.network_tunnels(net.ref), key=lambda t: t.uuid):
             peer_ends = endpoint(kept, peer)
             if peer.ref == tun.ref or peer_ends is None:
                 continue
@@ -178,28 +215,25 @@ def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] 
                                       peer_transport.ip, peer_uuid))
 
     # Networks with running VIFs here but no PIF on this host: xapi makes an internal bridge.
-    vif_ports: list[VifPortConfig] = []
-    for vif in sorted(kept.host_vifs(host_ref), key=lambda v: (v.vm, v.device)):
-        vm = kept.vms[vif.vm]
-        vif_ports.append(VifPortConfig(f"vif{vm.domid}.{vif.device}", vif.uuid,
-                                       tuple(sorted(set(vif.trunks)))))
-        net = kept.networks.get(vif.network)
-        if net is None or net.bridge in bridges or _has_any_pif(state, net.ref, host_ref):
+    for net_ref in sorted(vif_networks, key=lambda r: kept.networks[r].bridge
+                          if r in kept.networks else ""):
+        net = kept.networks.get(net_ref)
+        if net is None or net.bridge in bridges or _has_any_pif(raw, net.ref, host_ref):
             continue
         new_bridge(None, net)
 
     built = tuple(_finish(kept, br, controllers, datapath_type, protocols)
                   for br in sorted(bridges.values(), key=lambda b: b.network.bridge))
-    problems += fail_mode_problems(kept, host_ref, built, pifs)
     return HostConfig(
-        host_ref=host_ref, host_uuid=host.uuid, bridges=built, vif_ports=tuple(vif_ports),
+        host_ref=host_ref, host_uuid=host.uuid, bridges=built, vif_ports=vif_ports,
         addresses=_addresses(kept, pifs, bridges),
         tunnels=tuple(tunnels),
-        tunnel_keys=tuple(sorted((kept.networks[r].uuid, k) for r, k in keys.items())),
-        problems=tuple(p for p in problems if concerns_host(state, p, host_ref)))
+        tunnel_keys=tuple(sorted((kept.networks[r].uuid, k) for r, k in keys.items()
+                                 if r in kept.networks)),
+        problems=tuple(problems))
 
 
-def _has_any_pif(state: PoolState, network: str, host: str) -> bool:
+def _has_any_pif(state: PoolQueries, network: str, host: str) -> bool:
     """The unvalidated pool has a PIF of `network` on `host` (rejected or unplugged): then the
     bridge is that PIF's to build, not an internal bridge's."""
     return any(p.host == host for p in state.network_pifs(network))
@@ -257,12 +291,14 @@ def fail_mode_of(state: PoolState, net: Network, pif: PIF | None, controlled: bo
     return ("secure" if controlled else "standalone"), None
 
 
-def fail_mode_problems(state: PoolState, host_ref: str, bridges: Sequence[BridgeConfig],
-                       pifs: Sequence[PIF]) -> list[Problem]:
+def fail_mode_problems(state: PoolQueries, host_ref: str, bridges: Sequence[BridgeConfig]
+                       ) -> list[Problem]:
     """What an operator must hear about fail modes on this host: a value xapi would not
     understand, and `standalone` on a bridge that carries locked or disabled VIFs (when netctl
     is away for three inactivity probes, OVS switches that bridge with NORMAL and the locking
-    stops applying)."""
+    stops applying). Depends on the host's VIFs (their locking) as well as its bridges."""
+    pifs = [p for p in state.host_pifs(host_ref) if p.currently_attached
+            and not p.is_bond_slave]
     out: list[Problem] = []
     for obj in (state.pool, *(state.networks.get(p.network) for p in pifs), *pifs):
         value = obj.other_config.get(FAIL_MODE_KEY) if obj is not None else None

@@ -195,3 +195,30 @@ def bundle_add_bytes(bundle_id: int, flags: int, inner: bytes, xid: int) -> byte
     length = 24 + len(inner)
     return struct.pack("!BBHIIIIxxH", OFP_VERSION, OFPT_EXPERIMENTER, length, xid,
                        ONF_EXPERIMENTER_ID, ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags) + inner
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _output_body(actions: bytes) -> Body:
+    """Shared bodies: the few distinct bodies of remote-VIF flows exist once in memory."""
+    return (instruction_bytes(actions, None, None), COOKIE)
+
+
+_DROP_BODY: Body = (b"", COOKIE)
+
+
+def remote_canon(kind: str, vlan: int, mac: str, port: int) -> list[tuple[Key, Body]]:
+    """The canonical form of `flows.compile.remote_vif_flows` for one VIF on another host,
+    built straight from bytes (the engine writes tens of thousands of these; equal to
+    `canon_flow` of the compiled flows, as a test checks): into the tunnel to that host
+    (private) or to the single-NIC uplink with the VLAN pushed (external)."""
+    from flows.pipeline import FORWARD, META_FROM_TUNNEL, META_MASK, META_VLAN_MASK
+
+    if kind == "private":
+        return [((FORWARD, 200, match_bytes((("metadata", (0, META_MASK)), ("eth_dst", mac)))),
+                 _output_body(_output(port))),
+                ((FORWARD, 200, match_bytes((("metadata", (META_FROM_TUNNEL, META_FROM_TUNNEL)),
+                                             ("eth_dst", mac)))), _DROP_BODY)]
+    actions = (_push_vlan(ETH_8021Q) + _set_vlan_vid(0x1000 | vlan) if vlan else b"") + \
+        _output(port)
+    return [((FORWARD, 180, match_bytes((("metadata", (vlan, META_VLAN_MASK)), ("eth_dst", mac),
+                                         ("vlan_vid", 0)))), _output_body(actions))]

@@ -38,7 +38,7 @@ def mutate(objs: dict, rng: random.Random, removed: dict | None = None) -> list:
 
 
 def _pick(objs: dict, cls: type, rng: random.Random):
-    items = sorted((o for o in objs.values() if isinstance(o, cls)), key=lambda o: o.ref)
+    items = sorted((o for o in objs.values() if isinstance(o, cls)), key=lambda o: o.uuid)
     return rng.choice(items) if items else None
 
 
@@ -95,7 +95,8 @@ def _vif_new(objs, rng):
 
 def _vm_move(objs, rng):
     vm = _pick(objs, VM, rng)
-    hosts = sorted(r for r, o in objs.items() if type(o).__name__ == "Host")
+    hosts = [o.ref for o in sorted((o for o in objs.values() if type(o).__name__ == "Host"),
+                                   key=lambda o: o.uuid)]
     if vm is None or vm.is_control_domain or not hosts:
         return []
     return _put(objs, replace(vm, resident_on=rng.choice(hosts), domid=rng.randrange(1, 99)))
@@ -181,13 +182,14 @@ _REMOVED: dict[str, object] = {}
 
 
 def _remove(objs, rng):
-    ref = rng.choice(sorted(r for r, o in objs.items() if type(o).__name__ != "Pool"))
+    ref = rng.choice([o.ref for o in sorted(objs.values(), key=lambda o: o.uuid)
+                      if type(o).__name__ != "Pool"])
     _REMOVED[ref] = objs.pop(ref)
     return [ref]
 
 
 def _readd(objs, rng):
-    gone = sorted(r for r in _REMOVED if r not in objs)
+    gone = [o.ref for o in sorted(_REMOVED.values(), key=lambda o: o.uuid) if o.ref not in objs]
     if not gone:
         return []
     ref = rng.choice(gone)

@@ -1,0 +1,264 @@
+"""netctl's reconcile engine: xapi changes and switch events in, host configurations and flow
+table deltas out, each change costing what it changes (issue 9).
+
+    pool (input: xapi objects)      switches (input: connects, ports)
+      |                                |
+    intent (validated pool, Problems)  |
+      |            \\                  |
+    hosts           flows <------------+
+    (HostConfig     (per switch: desired table, deltas)
+     per host)
+
+Pure: no sockets, no threads. The I/O shell (`netctl.reconcile`) feeds the inputs, runs a round
+and hands `hosts.changed` to the OVSDB side and `flows.deltas` to the OpenFlow side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from netctl.engine.flows import FlowTables
+from netctl.engine.graph import Engine, InputNode, Node
+from netctl.engine.hosts import HostConfigs, HostSettings
+from netctl.engine.pool import LivePool
+from netctl.engine.validation import IncrementalValidator
+from netctl.model import PIF, Problem, XapiObject
+
+Change = tuple[str, XapiObject | None, XapiObject | None]  # (ref, before, after)
+# A change set this large (against the pool's size) is cheaper recomputed than handled.
+RECOMPUTE_FRACTION = 0.5
+
+
+class PoolInput(InputNode):
+    """The raw pool (as xapi says), fed change by change; `changes` are this round's."""
+
+    def __init__(self) -> None:
+        super().__init__("pool")
+        self.raw = LivePool()
+        self.previous: dict[str, XapiObject | None] = {}  # ref -> raw object before the round
+
+    def feed(self, changes: Iterable[Change]) -> None:
+        for ref, _before, after in changes:
+            if ref not in self.previous:
+                self.previous[ref] = self.raw.get(ref)
+            if after is None:
+                self.raw.remove(ref)
+            else:
+                self.raw.upsert(after)
+            self.changed = True
+
+    def clear(self) -> None:
+        super().clear()
+        self.previous = {}
+
+
+@dataclass
+class SwitchEvent:
+    kind: str  # connect | port | gone
+    dpid: int
+    names: dict[str, int] = field(default_factory=dict)  # connect: every port
+    name: str = ""  # port
+    number: int | None = None  # port: its number, None when it went
+
+
+class SwitchInput(InputNode):
+    def __init__(self) -> None:
+        super().__init__("switches")
+        self.events: list[SwitchEvent] = []
+
+    def feed(self, event: SwitchEvent) -> None:
+        self.events.append(event)
+        self.changed = True
+
+    def clear(self) -> None:
+        super().clear()
+        self.events = []
+
+
+class IntentNode(Node):
+    """The validated pool and its Problems (`IncrementalValidator`)."""
+
+    def __init__(self, pool: PoolInput) -> None:
+        super().__init__("intent", [pool])
+        self.pool = pool
+        self.validator = IncrementalValidator(pool.raw)
+        self.on(pool, self._pool_changed)
+
+    @property
+    def view(self) -> LivePool:
+        return self.validator.out.view
+
+    @property
+    def changes(self) -> dict:
+        return self.validator.out.changes
+
+    def _pool_changed(self) -> bool:
+        size = sum(len(getattr(self.pool.raw, n)) for n in ("vifs", "vms", "pifs")) + 1
+        if len(self.pool.previous) > RECOMPUTE_FRACTION * size and size > 100:
+            return False
+        before = self.validator.recomputes
+        self.validator.apply(list(self.pool.previous), self.pool.previous)
+        if self.validator.recomputes != before:  # a host changed: the validator recomputed
+            self.stats.recomputes += 1
+            self.stats.handled -= 1
+        return True
+
+    def recompute(self) -> None:
+        view = self.validator.out.view
+        before = {o.ref: o for o in view.objects()}
+        quarantined = set(view.quarantined)
+        self.validator.rebuild(dict(self.validator._winners))
+        after_view = self.validator.out.view
+        changes = {}
+        for obj in after_view.objects():
+            if before.get(obj.ref) != obj or (obj.ref in quarantined) != (
+                    obj.ref in after_view.quarantined):
+                changes[obj.ref] = (before.get(obj.ref), obj)
+        for ref, obj in before.items():
+            if after_view.get(ref) is None:
+                changes[ref] = (obj, None)
+        self.validator.out.changes = changes
+
+    def has_changed(self) -> bool:
+        return bool(self.changes)
+
+    def clear(self) -> None:
+        super().clear()
+        self.validator.out.changes = {}
+
+
+class HostsNode(Node):
+    """Each host's HostConfig (`HostConfigs`). Reads the validated pool, and the raw one for
+    one rule: a network whose PIF on a host was rejected gets no internal bridge there."""
+
+    def __init__(self, intent: IntentNode, settings: HostSettings) -> None:
+        super().__init__("hosts", [intent, intent.pool])
+        self.intent = intent
+        self.configs = HostConfigs(intent.view, intent.pool.raw, settings)
+        self._intent_done = False
+        self.on(intent, self._intent_changed)
+        self.on(intent.pool, self._raw_changed)
+
+    def _intent_changed(self) -> bool:
+        self.configs.view = self.intent.view  # the validator may have rebuilt its view
+        self.configs.apply(self.intent.changes)
+        self._intent_done = True
+        return True
+
+    def _raw_changed(self) -> bool:
+        pifs = {obj.host for ref, before in self.intent.pool.previous.items()
+                for obj in (before, self.intent.pool.raw.pifs.get(ref))
+                if isinstance(obj, PIF)}
+        changed = set(self.configs.changed) if self._intent_done else set()
+        self.configs.rebuild(pifs)
+        self.configs.changed |= changed
+        self._intent_done = False
+        return True
+
+    def recompute(self) -> None:
+        self.configs.view = self.intent.view
+        self.configs.recompute()
+
+    def has_changed(self) -> bool:
+        return bool(self.configs.changed)
+
+    def clear(self) -> None:
+        super().clear()
+        self.configs.changed = set()
+
+
+class FlowsNode(Node):
+    """Every connected switch's desired table (`FlowTables`). A switch is one of the pool's
+    when its datapath id is that of a bridge some host's configuration holds (`hosts`)."""
+
+    def __init__(self, intent: IntentNode, hosts: HostsNode, switches: SwitchInput) -> None:
+        super().__init__("flows", [intent, hosts, switches])
+        self.intent, self.hosts, self.switches = intent, hosts, switches
+        self.tables = FlowTables(intent.view)
+        self.on(intent, self._intent_changed)
+        self.on(hosts, self._hosts_changed)
+        self.on(switches, self._switch_events)
+
+    def _hosts_changed(self) -> bool:
+        for host_ref in sorted(self.hosts.configs.changed):
+            self._identify(host_ref)
+        return True
+
+    def _identify(self, host_ref: str) -> None:
+        cfg = self.hosts.configs.config(host_ref)
+        bridges = cfg.bridge_names() if cfg is not None else ()
+        self.tables.set_host_bridges(host_ref, cfg.host_uuid if cfg else "", bridges)
+
+    def _intent_changed(self) -> bool:
+        if self.tables.view is not self.intent.view:
+            return False  # the validator rebuilt its view: start again from it
+        self.tables.apply(self.intent.changes)
+        return True
+
+    def _switch_events(self) -> bool:
+        for ev in self.switches.events:
+            if ev.kind == "connect":
+                self.tables.connect(ev.dpid, ev.names)
+            elif ev.kind == "gone":
+                self.tables.disconnect(ev.dpid)
+            else:
+                self.tables.port(ev.dpid, ev.name, ev.number)
+        return True
+
+    def recompute(self) -> None:
+        self.tables.view = self.intent.view
+        for host_ref in set(self.hosts.configs.hosts) | set(self.tables._host_dpids):
+            self._identify(host_ref)
+        self.tables.recompute()
+        self._switch_events()
+
+    def has_changed(self) -> bool:
+        return bool(self.tables.deltas)
+
+    def clear(self) -> None:
+        super().clear()
+        self.tables.deltas = {}
+
+
+class NetctlEngine:
+    """The assembled engine. Feed `xapi()` and `switch()`, then `run()`; read `hosts`,
+    `flows`, `problems()`; then `clear()` once the outputs are handed on."""
+
+    def __init__(self, settings: HostSettings | None = None) -> None:
+        self.pool = PoolInput()
+        self.switches = SwitchInput()
+        self.intent = IntentNode(self.pool)
+        self.hosts = HostsNode(self.intent, settings or HostSettings())
+        self.flows = FlowsNode(self.intent, self.hosts, self.switches)
+        self.graph = Engine([self.pool, self.switches, self.intent, self.hosts, self.flows])
+        self._started = False
+
+    @property
+    def view(self) -> LivePool:
+        return self.intent.view
+
+    def xapi(self, changes: Iterable[Change]) -> None:
+        self.pool.feed(changes)
+
+    def switch(self, event: SwitchEvent) -> None:
+        self.switches.feed(event)
+
+    def run(self) -> None:
+        if not self._started:
+            self._started = True
+            self.graph.run(force=True)
+        else:
+            self.graph.run()
+
+    def clear(self) -> None:
+        self.graph.clear()
+
+    def problems(self) -> list[Problem]:
+        seen: set[Problem] = set()
+        out: list[Problem] = []
+        for p in (*self.intent.validator.out.all_problems(), *self.hosts.configs.problems()):
+            if p not in seen:
+                seen.add(p)
+                out.append(p)
+        return out

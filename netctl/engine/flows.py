@@ -1,0 +1,518 @@
+"""Each connected bridge's desired flow table, kept up to date per change (the engine's `flows`
+node), as canonical (key, body) pairs — the form the OpenFlow sink diffs and sends.
+
+A table is the union of parts that change for different reasons (`flows.compile` defines the
+same union from scratch, and the property test holds the two equal):
+- the bridge's own flows (`base_flows`): its shape (external/private/internal, its VLANs) and
+  its non-VIF ports (uplink, tunnels, internal ports). Rebuilt when those change;
+- one part per local VIF (`local_vif_flows`): its classification, locking and forwarding.
+  A VIF event, or its port appearing, replaces that part only;
+- the flooding of a private or internal bridge (`flood_flows`): the list of local VIF ports;
+- the flows about VIFs on *other* hosts (`remote_vif_flows`): into the tunnel to their host,
+  or to a single-NIC uplink. These are not stored per switch: at 64 hosts x 1000 VIFs on one
+  network that would be millions of entries. They are generated from the network's placement
+  index (which VIF runs where, kept once for the pool) and the switch's port numbers, when a
+  switch must be diffed whole; a VIF that comes, goes or moves yields exactly its own remote
+  flows' changes on each other switch of its network (`Delta`).
+
+Changes are handed on as per-switch `Delta`s: key -> (new body or None, existed before), so the
+sink needs no copy of the installed table to know an add from a modify.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from flows.compile import (
+    BridgeIntent,
+    BridgePorts,
+    base_flows,
+    bridge_shape,
+    flood_flows,
+    local_vif_flows,
+    vif_ports,
+)
+from flows.pipeline import OFPP_LOCAL, Flow
+from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
+from netctl.engine.pool import LivePool
+from netctl.model import PIF, VIF, VLAN, VM, Bond, Host, Network, Tunnel, XapiObject
+from netctl.openflow.messages import Body, Key, canon_flow, remote_canon
+
+Entries = dict[Key, Body]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a VIF that other hosts forward to lives (active, not quarantined)."""
+
+    network: str
+    host: str
+    host_uuid: str
+    mac: str
+
+
+@dataclass
+class Delta:
+    """One switch's changes in a round: key -> (body, or None to delete; existed before)."""
+
+    ops: dict[Key, tuple[Body | None, bool]] = field(default_factory=dict)
+    full: bool = False  # the table was (re)built: the sink should diff it whole
+
+    def put(self, key: Key, body: Body | None, existed: bool) -> None:
+        prior = self.ops.get(key)
+        if prior is not None:
+            existed = prior[1]  # what the switch had before this round
+        if body is None and not existed:
+            self.ops.pop(key, None)
+        else:
+            self.ops[key] = (body, existed)
+
+
+@dataclass
+class SwitchTable:
+    dpid: int
+    host_ref: str
+    bridge: str
+    host_uuid: str
+    names: dict[str, int]  # port name -> ofport, as the switch reports them
+    shape: BridgeIntent = field(default_factory=lambda: BridgeIntent("none", False, {}, (), ()))
+    ports: BridgePorts = field(default_factory=BridgePorts)
+    base: Entries = field(default_factory=dict)
+    local: dict[str, Entries] = field(default_factory=dict)  # VIF ref -> its entries
+    taking: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports (VLAN 0)
+    disabled: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports
+    owners: dict[str, str] = field(default_factory=dict)  # port name -> local VIF ref
+    flood: Entries = field(default_factory=dict)
+    remote_port: dict[str, int] = field(default_factory=dict)  # peer host uuid -> tunnel port
+    remote_nets: dict[str, int] = field(default_factory=dict)  # network -> VLAN (remote flows)
+
+    def remote_entries(self, placements: dict[str, dict[str, Placement]]) -> Iterator[
+            tuple[Key, Body]]:
+        """The flows this switch holds for VIFs on other hosts (generated, not stored)."""
+        for net, vlan in self.remote_nets.items():
+            for p in placements.get(net, {}).values():
+                if p.host != self.host_ref:
+                    yield from self._remote(p, vlan)
+
+    def _remote(self, p: Placement, vlan: int) -> list[tuple[Key, Body]]:
+        kind = self.shape.kind
+        if kind == "private":
+            port = self.remote_port.get(p.host_uuid)
+        else:
+            port = self.ports.uplinks[0] if len(self.ports.uplinks) == 1 else None
+        if port is None:
+            return []
+        return remote_canon(kind, vlan, p.mac, port)
+
+    def stored(self) -> Iterator[tuple[Key, Body]]:
+        yield from self.base.items()
+        for entries in self.local.values():
+            yield from entries.items()
+        yield from self.flood.items()
+
+    def vif_ports(self) -> set[int]:
+        out: set[int] = set()
+        for name, _ref in self.owners.items():
+            no = self.names.get(name)
+            if no is not None:
+                out.add(no)
+        return out
+
+    def classified(self) -> set[int]:
+        """Ports whose frames the table knows what to do with (the rest go to the
+        controller, which holds them until their rules are in)."""
+        return self.vif_ports() | {*self.ports.uplinks, *self.ports.tunnels.values(),
+                                   *self.ports.internal,
+                                   *((OFPP_LOCAL,) if self.shape.kind != "external" else ())}
+
+    def disabled_ports(self) -> set[int]:
+        return {p for ports in self.disabled.values() for p in ports}
+
+
+class FlowTables:
+    """Desired tables of the connected switches, from the validated pool and their ports."""
+
+    def __init__(self, view: LivePool) -> None:
+        self.view = view
+        self.tables: dict[int, SwitchTable] = {}
+        self.identities: dict[int, tuple[str, str]] = {}  # dpid -> (host ref, bridge)
+        self.placements: dict[str, dict[str, Placement]] = {}  # network -> VIF ref -> place
+        self._placed: dict[str, Placement] = {}  # VIF ref -> placement
+        self._local_of: dict[str, int] = {}  # VIF ref -> dpid holding its local part
+        self._carrying: dict[str, set[int]] = {}  # network -> dpids with it in their shape
+        self._uuids: dict[str, set[str]] = {}  # VIF ref -> uuid its ports are filed under
+        self._host_dpids: dict[str, set[int]] = {}  # host ref -> its switches' dpids
+        self._waiting: dict[int, dict[str, int]] = {}  # connected, not (yet) the pool's
+        self.deltas: dict[int, Delta] = {}
+        self.rebuilds = 0  # switch tables rebuilt whole
+        self.recomputes = 0  # every table rebuilt at once (the counted fallback)
+        self.vif_updates = 0  # VIF parts replaced (the fast path)
+
+    # ------------------------------------------------------------------ identities
+    def set_host_bridges(self, host_ref: str, host_uuid: str, bridges: Iterable[str]) -> None:
+        """The bridges netctl builds on a host (from its HostConfig): the switches that may
+        connect as that host's, by datapath id (`flows.ports.datapath_id`). A connected switch
+        whose identity changes is rebuilt from its ports."""
+        for dpid in self._host_dpids.pop(host_ref, set()):
+            self.identities.pop(dpid, None)
+        dpids = set()
+        for bridge in bridges:
+            dpid = datapath_id(host_uuid, bridge)
+            self.identities[dpid] = (host_ref, bridge)
+            dpids.add(dpid)
+        if dpids:
+            self._host_dpids[host_ref] = dpids
+        for dpid, table in list(self.tables.items()):
+            if table.host_ref == host_ref or dpid in dpids:
+                if self.identities.get(dpid) != (table.host_ref, table.bridge) or \
+                        table.host_uuid != host_uuid:
+                    names = table.names
+                    self.disconnect(dpid)
+                    self.connect(dpid, names)
+        for dpid in dpids - set(self.tables):
+            if dpid in self._waiting:
+                self.connect(dpid, self._waiting.pop(dpid))
+
+    # ------------------------------------------------------------------ switch events
+    def connect(self, dpid: int, names: dict[str, int]) -> SwitchTable | None:
+        ident = self.identities.get(dpid)
+        if ident is None:
+            self.tables.pop(dpid, None)
+            self._waiting[dpid] = dict(names)  # not (yet) one of the pool's bridges
+            return None
+        self._waiting.pop(dpid, None)
+        host_ref, bridge = ident
+        host = self.view.hosts.get(host_ref)
+        table = SwitchTable(dpid, host_ref, bridge, host.uuid if host else "", dict(names))
+        old = self.tables.get(dpid)
+        if old is not None:
+            self._unregister(old)
+        self.tables[dpid] = table
+        self._build(table)
+        self.deltas[dpid] = Delta(full=True)
+        return table
+
+    def disconnect(self, dpid: int) -> None:
+        self._waiting.pop(dpid, None)
+        table = self.tables.pop(dpid, None)
+        if table is not None:
+            self._unregister(table)
+        self.deltas.pop(dpid, None)
+
+    def port(self, dpid: int, name: str, number: int | None) -> None:
+        """A port appeared (number) or went (None)."""
+        table = self.tables.get(dpid)
+        if table is None:
+            waiting = self._waiting.get(dpid)
+            if waiting is not None:
+                if number is None:
+                    waiting.pop(name, None)
+                else:
+                    waiting[name] = number
+            return
+        if number is None:
+            table.names.pop(name, None)
+        else:
+            table.names[name] = number
+        vif_ref = table.owners.get(name)
+        if vif_ref is not None:
+            self._local(table, vif_ref)
+            self._refresh_flood(table)
+            return
+        old, new = table.ports, self._roles(table)
+        if (new.uplinks, new.tunnels, new.internal) != (old.uplinks, old.tunnels, old.internal):
+            self._rebuild(table)  # reads the old roles first, for the difference
+
+    # ------------------------------------------------------------------ intent changes
+    def apply(self, changes: dict[str, tuple[XapiObject | None, XapiObject | None]]) -> None:
+        """React to the validated pool's changes of this round."""
+        view = self.view
+        rebuild: set[int] = set()
+        vifs: set[str] = set()
+        for ref, (old, new) in changes.items():
+            for obj in (old, new):
+                if obj is None:
+                    continue
+                if isinstance(obj, VIF):
+                    vifs.add(ref)
+                elif isinstance(obj, VM):
+                    vifs |= {v.ref for v in view.vm_vifs(ref)}
+                elif isinstance(obj, Host):
+                    rebuild |= set(self.tables)
+                elif isinstance(obj, Network):
+                    rebuild |= self._carrying.get(obj.ref, set())
+                    rebuild |= {d for d, t in self.tables.items() if t.bridge == obj.bridge}
+                    vifs |= {v.ref for v in view.network_vifs(obj.ref)}
+                elif isinstance(obj, PIF | Bond | VLAN):
+                    rebuild |= self._host_switches(self._hosts_of(obj))
+                elif isinstance(obj, Tunnel):
+                    rebuild |= self._host_switches(self._hosts_of(obj))
+                    access = view.pifs.get(obj.access_pif)
+                    if access is not None:
+                        rebuild |= self._carrying.get(access.network, set())
+        for dpid in sorted(rebuild):
+            table = self.tables.get(dpid)
+            if table is not None:
+                self._rebuild(table)
+        for ref in sorted(vifs):
+            self._vif(ref)
+
+    def recompute(self) -> None:
+        """Every table again (the counted fallback)."""
+        self.recomputes += 1
+        self.placements, self._placed = {}, {}
+        for vif in self.view.vifs.values():
+            self._place(vif.ref)
+        for dpid, table in list(self.tables.items()):
+            self.disconnect(dpid)
+            self.connect(dpid, table.names)
+
+    # ------------------------------------------------------------------ reading
+    def entries(self, dpid: int) -> Iterator[tuple[Key, Body]]:
+        """The switch's whole desired table (stored parts, then the generated remote ones)."""
+        table = self.tables[dpid]
+        yield from table.stored()
+        yield from table.remote_entries(self.placements)
+
+    def count(self, dpid: int) -> int:
+        return sum(1 for _ in self.entries(dpid))
+
+    def flows_of(self, dpid: int, key: Key) -> Flow | None:
+        """The compiled Flow behind a key (its note, for a Problem): recomputed, rarely."""
+        table = self.tables.get(dpid)
+        if table is None:
+            return None
+        candidates = list(base_flows(table.shape, table.ports))
+        for vref, entries in table.local.items():
+            if key in entries and vref in self.view.vifs:
+                candidates += local_vif_flows(self.view, table.shape, table.ports,
+                                              self.view.vifs[vref])
+        candidates += flood_flows(table.shape, table.ports, self._taking(table))
+        for f in candidates:
+            if canon_flow(f)[0] == key:
+                return f
+        return None
+
+    # ------------------------------------------------------------------ building
+    def _build(self, table: SwitchTable) -> None:
+        """The whole table of one switch from the validated pool (stored parts)."""
+        self.rebuilds += 1
+        view = self.view
+        self._unregister(table)
+        kind, bond, vlans = bridge_shape(view, table.host_ref, table.bridge)
+        table.shape = BridgeIntent(kind, bond, vlans, (), ())
+        self._refresh_ports(table)
+        table.base = _canon(base_flows(table.shape, table.ports))
+        table.local, table.taking, table.disabled, table.owners = {}, {}, {}, {}
+        for net in vlans:
+            self._carrying.setdefault(net, set()).add(table.dpid)
+        if kind != "none":
+            for net in vlans:
+                for vif in view.host_network_vifs(table.host_ref, net):
+                    if view.is_vif_active(vif):
+                        self._local(table, vif.ref, delta=False)
+        table.flood = _canon(flood_flows(table.shape, table.ports, self._taking(table)))
+        table.remote_nets = {}
+        if kind == "private" or (kind == "external" and not bond
+                                 and len(table.ports.uplinks) == 1):
+            table.remote_nets = dict(vlans)
+
+    def _rebuild(self, table: SwitchTable) -> None:
+        """Rebuild one switch and hand on the difference (stored and generated parts)."""
+        before = dict(table.stored())
+        remote_before = (dict(table.remote_nets), dict(table.remote_port),
+                         table.ports.uplinks, table.shape.kind)
+        old_remote = dict(table.remote_entries(self.placements))
+        self._build(table)
+        after = dict(table.stored())
+        remote_after = (dict(table.remote_nets), dict(table.remote_port),
+                        table.ports.uplinks, table.shape.kind)
+        if remote_before != remote_after:
+            before.update(old_remote)
+            after.update(table.remote_entries(self.placements))
+        delta = self.deltas.setdefault(table.dpid, Delta())
+        for key, body in after.items():
+            if before.get(key) != body:
+                delta.put(key, body, key in before)
+        for key in before:
+            if key not in after:
+                delta.put(key, None, True)
+
+    def _refresh_ports(self, table: SwitchTable) -> None:
+        table.ports = self._roles(table)
+        table.remote_port = dict(table.ports.tunnels)
+
+    def _roles(self, table: SwitchTable) -> BridgePorts:
+        """Port roles from the names the switch reports and what xapi intends."""
+        view = self.view
+        host, bridge, names = table.host_ref, table.bridge, table.names
+        uplinks = tuple(names[d] for d in uplink_devices(view, host, bridge) if d in names)
+        peers = tunnel_peers(view, host, bridge) if table.shape.kind == "private" else {}
+        tunnels = {peer: names[name] for name, peer in peers.items() if name in names}
+        internal: dict[int, int] = {}
+        if table.shape.kind == "external":
+            internal[OFPP_LOCAL] = 0
+            for net_ref, vlan in table.shape.vlans.items():
+                net = view.networks.get(net_ref)
+                if vlan and net is not None and net.bridge in names:
+                    internal[names[net.bridge]] = vlan  # a fake bridge's internal port
+        vifs, taps = {}, {}
+        for name, vref in table.owners.items():
+            vif = view.vifs.get(vref)
+            if vif is None or name not in names:
+                continue
+            if name.startswith("tap"):
+                taps[vif.uuid] = names[name]
+            else:
+                vifs[vif.uuid] = names[name]
+        return BridgePorts(vifs=vifs, taps=taps, uplinks=uplinks, tunnels=tunnels,
+                           internal=internal)
+
+    def _local(self, table: SwitchTable, vif_ref: str, delta: bool = True) -> None:
+        """Replace one VIF's part of a switch's table (its names, ports, entries)."""
+        view = self.view
+        vif = view.vifs.get(vif_ref)
+        old = table.local.pop(vif_ref, {})
+        for name in [n for n, r in table.owners.items() if r == vif_ref]:
+            del table.owners[name]
+        for uuid in {v.uuid for v in (vif,) if v is not None} | self._uuids.pop(vif_ref, set()):
+            table.ports.vifs.pop(uuid, None)  # type: ignore[attr-defined]
+            table.ports.taps.pop(uuid, None)  # type: ignore[attr-defined]
+        table.taking.pop(vif_ref, None)
+        table.disabled.pop(vif_ref, None)
+        self._local_of.pop(vif_ref, None)
+        new: Entries = {}
+        if vif is not None and view.is_vif_active(vif) and view.vif_host(vif) == table.host_ref \
+                and vif.network in table.shape.vlans and table.shape.kind != "none":
+            ports = table.ports
+            for name, role in ((vif_port_name(view, vif), ports.vifs),
+                               (tap_port_name(view, vif), ports.taps)):
+                if name is not None:
+                    table.owners[name] = vif_ref
+                    if name in table.names:
+                        role[vif.uuid] = table.names[name]  # type: ignore[index]
+            self._uuids[vif_ref] = {vif.uuid}
+            taking: dict[int, list[int]] = {}
+            new = _canon(local_vif_flows(view, table.shape, ports, vif, taking))
+            table.local[vif_ref] = new
+            table.taking[vif_ref] = tuple(taking.get(0, ()))
+            if view.enforced_locking_mode(vif) == "disabled":
+                table.disabled[vif_ref] = vif_ports(ports, vif)
+            self._local_of[vif_ref] = table.dpid
+            self.vif_updates += 1
+        if delta:
+            d = self.deltas.setdefault(table.dpid, Delta())
+            for key, body in new.items():
+                if old.get(key) != body:
+                    d.put(key, body, key in old)
+            for key in old:
+                if key not in new:
+                    d.put(key, None, True)
+
+    def _taking(self, table: SwitchTable) -> list[int]:
+        return sorted({p for ports in table.taking.values() for p in ports})
+
+    def _refresh_flood(self, table: SwitchTable) -> None:
+        new = _canon(flood_flows(table.shape, table.ports, self._taking(table)))
+        if new == table.flood:
+            return
+        d = self.deltas.setdefault(table.dpid, Delta())
+        for key, body in new.items():
+            if table.flood.get(key) != body:
+                d.put(key, body, key in table.flood)
+        for key in table.flood:
+            if key not in new:
+                d.put(key, None, True)
+        table.flood = new
+
+    def _vif(self, vif_ref: str) -> None:
+        """A VIF changed: its local part where it runs (and where it ran), and its remote
+        flows on every other switch of its network (old placement out, new one in)."""
+        view = self.view
+        vif = view.vifs.get(vif_ref)
+        old_dpid = self._local_of.get(vif_ref)
+        new_dpid = None
+        if vif is not None and view.is_vif_active(vif):
+            host = view.vif_host(vif)
+            new_dpid = next((d for d in self._carrying.get(vif.network, ())
+                             if self.tables[d].host_ref == host), None)
+        for dpid in {old_dpid, new_dpid} - {None}:
+            table = self.tables.get(dpid)
+            if table is not None:
+                self._local(table, vif_ref)
+                self._refresh_flood(table)
+        old_p = self._placed.get(vif_ref)
+        new_p = self._place(vif_ref)
+        if old_p == new_p:
+            return
+        dpids = set()
+        for p in (old_p, new_p):
+            if p is not None:
+                dpids |= self._carrying.get(p.network, set())
+        for dpid in sorted(dpids):
+            table = self.tables[dpid]
+            before = dict(self._remote_of(table, old_p))
+            after = dict(self._remote_of(table, new_p))
+            if before == after:
+                continue
+            d = self.deltas.setdefault(dpid, Delta())
+            for key, body in after.items():
+                if before.get(key) != body:
+                    d.put(key, body, key in before)
+            for key in before:
+                if key not in after:
+                    d.put(key, None, True)
+
+    @staticmethod
+    def _remote_of(table: SwitchTable, p: Placement | None) -> list[tuple[Key, Body]]:
+        if p is None or p.host == table.host_ref or p.network not in table.remote_nets:
+            return []
+        return table._remote(p, table.remote_nets[p.network])
+
+    def _place(self, vif_ref: str) -> Placement | None:
+        view = self.view
+        old = self._placed.pop(vif_ref, None)
+        if old is not None:
+            bucket = self.placements.get(old.network)
+            if bucket is not None:
+                bucket.pop(vif_ref, None)
+        vif = view.vifs.get(vif_ref)
+        if vif is None or not view.is_vif_active(vif) or vif_ref in view.quarantined:
+            return None
+        host_ref = view.vif_host(vif)
+        host = view.hosts.get(host_ref) if host_ref else None
+        if host is None:
+            return None
+        p = Placement(vif.network, host_ref, host.uuid, vif.mac.lower())
+        self._placed[vif_ref] = p
+        self.placements.setdefault(vif.network, {})[vif_ref] = p
+        return p
+
+    # ------------------------------------------------------------------ small helpers
+    def _unregister(self, table: SwitchTable) -> None:
+        for dpids in self._carrying.values():
+            dpids.discard(table.dpid)
+        for vref in list(table.local):
+            if self._local_of.get(vref) == table.dpid:
+                del self._local_of[vref]
+
+    def _host_switches(self, hosts: set[str]) -> set[int]:
+        return {d for d, t in self.tables.items() if t.host_ref in hosts}
+
+    def _hosts_of(self, obj: XapiObject) -> set[str]:
+        view = self.view
+        refs: tuple[str, ...] = ()
+        if isinstance(obj, PIF):
+            return {obj.host}
+        if isinstance(obj, Bond):
+            refs = (obj.master, *obj.slaves)
+        elif isinstance(obj, VLAN):
+            refs = (obj.tagged_pif, obj.untagged_pif)
+        elif isinstance(obj, Tunnel):
+            refs = (obj.access_pif, obj.transport_pif)
+        return {view.pifs[r].host for r in refs if r in view.pifs}
+
+
+def _canon(flows: list[Flow]) -> Entries:
+    return dict(canon_flow(f) for f in flows)

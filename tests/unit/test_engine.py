@@ -1,0 +1,151 @@
+"""The engine's incremental result equals a from-scratch compile of the same state (issue 9):
+host configurations, and every connected switch's flow table — both the table the engine
+holds and the one a switch would hold after receiving exactly the engine's deltas — after
+every step of random change sequences, with switches connecting, ports coming and going."""
+
+from __future__ import annotations
+
+import os
+import random
+import zlib
+
+import pytest
+
+from flows.compile import BridgePorts, bridge_intent, compile_bridge
+from flows.pipeline import OFPP_LOCAL
+from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
+from netctl.engine.core import NetctlEngine, SwitchEvent
+from netctl.engine.hosts import HostSettings, with_datapath_ids
+from netctl.model import PoolState
+from netctl.openflow.messages import canon_flow
+from tests.unit.engine_cases import mutate, topology_state
+from vlan.checks import check_host_networking
+from vlan.host import compile_host
+
+SETTINGS = HostSettings(controllers=("tcp:192.0.2.1:6653",), datapath_type="netdev")
+
+
+def port_number(name: str) -> int:
+    return zlib.crc32(name.encode()) % 60000 + 1
+
+
+class FakeSwitches:
+    """What the pool's hosts would show the controller: a switch per bridge netctl builds,
+    with the ports OVSDB and the hypervisor put on it (NICs, bond members, tunnels, fake
+    bridges, VIF ports). `installed` is each switch's table, changed only by the deltas."""
+
+    def __init__(self) -> None:
+        self.names: dict[int, dict[str, int]] = {}
+        self.installed: dict[int, dict] = {}
+
+    def wanted(self, raw: PoolState, kept: PoolState, rng: random.Random
+               ) -> dict[int, tuple[str, str, dict]]:
+        out = {}
+        for host in kept.hosts.values():
+            cfg = compile_host(raw, host.ref, controllers=SETTINGS.controllers)
+            for br in cfg.bridges:
+                names = {p.name for p in br.ports} | {i.name for p in br.ports
+                                                      for i in p.interfaces}
+                names.discard(br.name)
+                intent = bridge_intent(kept, host.ref, br.name)
+                for vif in intent.local_vifs:
+                    name = vif_port_name(kept, vif)
+                    if name is not None and rng.random() < 0.85:
+                        names.add(name if rng.random() < 0.9 else tap_port_name(kept, vif))
+                out[datapath_id(host.uuid, br.name)] = (host.ref, br.name,
+                                                        {n: port_number(n) for n in names})
+        return out
+
+    def sync(self, engine: NetctlEngine, wanted: dict) -> None:
+        self.last = {d: (h, b) for d, (h, b, _n) in wanted.items()}
+        for dpid in list(self.names):
+            if dpid not in wanted:
+                engine.switch(SwitchEvent("gone", dpid))
+                del self.names[dpid]
+                self.installed.pop(dpid, None)
+        for dpid, (_h, _b, names) in wanted.items():
+            if dpid not in self.names:
+                self.names[dpid] = dict(names)
+                engine.switch(SwitchEvent("connect", dpid, names=dict(names)))
+                continue
+            have = self.names[dpid]
+            for name in sorted(have.keys() - names.keys()):
+                engine.switch(SwitchEvent("port", dpid, name=name, number=None))
+                del have[name]
+            for name in sorted(names.keys() - have.keys()):
+                engine.switch(SwitchEvent("port", dpid, name=name, number=names[name]))
+                have[name] = names[name]
+
+    def apply(self, engine: NetctlEngine) -> None:
+        for dpid, delta in engine.flows.tables.deltas.items():
+            if dpid not in engine.flows.tables.tables:
+                continue
+            if delta.full:
+                self.installed[dpid] = dict(engine.flows.tables.entries(dpid))
+                continue
+            table = self.installed.setdefault(dpid, {})
+            for key, (body, existed) in delta.ops.items():
+                assert (key in table) == existed, f"delta says existed={existed} for {key}"
+                if body is None:
+                    del table[key]
+                else:
+                    table[key] = body
+
+
+def scratch_ports(kept: PoolState, host: str, bridge: str, names: dict[str, int]) -> BridgePorts:
+    """Port roles from names, as the controller has always read them."""
+    intent = bridge_intent(kept, host, bridge)
+    vifs, taps = {}, {}
+    for vif in intent.local_vifs:
+        for name, role in ((vif_port_name(kept, vif), vifs), (tap_port_name(kept, vif), taps)):
+            if name in names:
+                role[vif.uuid] = names[name]
+    uplinks = tuple(names[d] for d in uplink_devices(kept, host, bridge) if d in names)
+    tunnels = {peer: names[n] for n, peer in tunnel_peers(kept, host, bridge).items()
+               if n in names} if intent.kind == "private" else {}
+    internal = {}
+    if intent.kind == "external":
+        internal[OFPP_LOCAL] = 0
+        for net_ref, vlan in intent.vlans.items():
+            net = kept.networks.get(net_ref)
+            if vlan and net is not None and net.bridge in names:
+                internal[names[net.bridge]] = vlan
+    return BridgePorts(vifs=vifs, taps=taps, uplinks=uplinks, tunnels=tunnels,
+                       internal=internal)
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("ENGINE_SEEDS", "8"))))
+def test_the_engine_equals_a_from_scratch_compile(seed):
+    rng = random.Random(seed)
+    objs = {o.ref: o for o in topology_state().objects()}
+    engine = NetctlEngine(SETTINGS)
+    engine.xapi((r, None, o) for r, o in objs.items())
+    switches = FakeSwitches()
+    removed: dict = {}
+    for step in range(30):
+        if step:
+            changed = mutate(objs, rng, removed)
+            engine.xapi((r, None, objs.get(r)) for r in changed)
+        engine.run()
+        raw = PoolState.build(objs.values())
+        kept, _problems = check_host_networking(raw, engine.intent.validator.winners())
+        switches.apply(engine)
+        engine.clear()
+        # switches follow what netctl built (and which VIF ports the hypervisor plugged)
+        switches.sync(engine, switches.wanted(raw, kept, rng))
+        engine.run()
+        switches.apply(engine)
+        engine.clear()
+        where = f"seed {seed} step {step}"
+        for host in kept.hosts:
+            want = with_datapath_ids(compile_host(raw, host, controllers=SETTINGS.controllers,
+                                                  datapath_type=SETTINGS.datapath_type))
+            assert engine.hosts.configs.config(host) == want, where
+        for dpid, names in switches.names.items():
+            assert dpid in engine.flows.tables.identities, (where, dpid, switches.last.get(dpid))
+            host, bridge = engine.flows.tables.identities[dpid]
+            ports = scratch_ports(kept, host, bridge, names)
+            want = dict(canon_flow(f) for f in compile_bridge(kept, host, bridge, ports))
+            have = dict(engine.flows.tables.entries(dpid))
+            assert have == want, f"{where}: {bridge} on {kept.hosts[host].name_label}"
+            assert switches.installed[dpid] == want, f"{where}: deltas, {bridge}"
