@@ -545,32 +545,34 @@ class Lab:
                 lost.append(device)
         for device in lost:
             self.unplug_vif(vm, device)
-        moved = []
-        for spec in ready:
-            old_port = f"vif{old_domid}.{spec.device}"
-            self.ovs(old_host).vsctl("--if-exists", "del-port", old_port)
-            tmp = f"mv{next(_MOVE_COUNTER) % 10**9}"[:15]
+        moved = [(spec, f"mv{next(_MOVE_COUNTER) % 10**9}") for spec in ready]
+        if moved:
+            old_ports = [f"vif{old_domid}.{spec.device}" for spec, _ in moved]
+            self.ovs(old_host).vsctl(*_each("--if-exists", "del-port", old_ports))
             with NetNS(self.ns(old_host)) as ipr:
-                idx = ipr.link_lookup(ifname=old_port)[0]
-                ipr.link("set", index=idx, state="down")
-                ipr.link("set", index=idx, ifname=tmp)
-                if host != old_host:
-                    ipr.link("set", index=idx, net_ns_fd=self.ns(host))
-            moved.append((spec, tmp))
+                for (_, tmp), old_port in zip(moved, old_ports, strict=True):
+                    idx = ipr.link_lookup(ifname=old_port)[0]
+                    ipr.link("set", index=idx, state="down")
+                    ipr.link("set", index=idx, ifname=tmp)
+                    if host != old_host:
+                        ipr.link("set", index=idx, net_ns_fd=self.ns(host))
         self.state.vm_host[vm] = host
         self.state.vm_domid[vm] = domid
         self.state.save()
-        for spec, tmp in moved:
-            port = f"vif{domid}.{spec.device}"
-            with NetNS(self.ns(host)) as ipr:
-                idx = ipr.link_lookup(ifname=tmp)[0]
-                ipr.link("set", index=idx, ifname=port)
-                ipr.link("set", index=idx, mtu=spec.mtu, state="up")
-            self.ovs(host).vsctl("--may-exist", "add-port", spec.bridge, port,
-                                 *_iface_ids(port, spec))
-            self.announce(vm, spec.device)
         if moved:
-            time.sleep(0.15)  # the guest's gratuitous ARPs are out before anything else
+            args: list[str] = []
+            with NetNS(self.ns(host)) as ipr:
+                for spec, tmp in moved:
+                    port = f"vif{domid}.{spec.device}"
+                    idx = ipr.link_lookup(ifname=tmp)[0]
+                    ipr.link("set", index=idx, ifname=port)
+                    ipr.link("set", index=idx, mtu=spec.mtu, state="up")
+                    args += ["--", "--may-exist", "add-port", spec.bridge, port,
+                             *_iface_ids(port, spec)]
+            self.ovs(host).vsctl(*args[1:])  # every port in one transaction
+            for spec, _ in moved:
+                self.announce(vm, spec.device)
+            time.sleep(0.1)  # the guest's announcements are out before anything else
         return lost
 
     def announce(self, vm: str, device: int) -> None:
@@ -593,13 +595,13 @@ class Lab:
                     break
                 time.sleep(0.01)
         if address is not None:
-            # A gratuitous ARP, as netfront sends, then two ARP probes (RFC 5227, sender
-            # 0.0.0.0): OVS's MAC learning may hold a just-moved MAC against gratuitous ARPs,
-            # never against a probe, and locked VIFs let both out. arping counts its
+            # An ARP probe (RFC 5227, sender 0.0.0.0), a gratuitous ARP as netfront sends,
+            # another probe: OVS's MAC learning may hold a just-moved MAC against gratuitous
+            # ARPs, never against a probe, and locked VIFs let both out. arping counts its
             # intervals in whole seconds and lingers a second: run them in the background.
             arp = f"arping -q -c 1 -I {ifname}"
-            self.popen(vm, ["sh", "-c", f"{arp} -U {address} & sleep 0.05; "
-                                        f"{arp} -D {address} & sleep 0.05; "
+            self.popen(vm, ["sh", "-c", f"{arp} -D {address} & sleep 0.03; "
+                                        f"{arp} -U {address} & sleep 0.03; "
                                         f"{arp} -D {address} &"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -642,6 +644,16 @@ class Lab:
                 return True
             time.sleep(0.2)
         return False
+
+
+def _each(*command_and_names: str) -> list[str]:
+    """One ovs-vsctl transaction running `command` for each name: ("del-port", [a, b]) ->
+    del-port a -- del-port b."""
+    *command, names = command_and_names
+    out: list[str] = []
+    for name in names:
+        out += ["--", *command, name]
+    return out[1:]
 
 
 def _iface_ids(port: str, spec: VifSpec) -> list[str]:
