@@ -11,7 +11,10 @@ bond masters `bond<N>` with the primary (first) member's MAC; VLAN PIFs with the
 device and MAC `fe:ff:ff:ff:ff:ff`; tunnel access PIFs `tunnel<N>`; xapi's `IPv6=[""]` quirk
 on VLAN/bond/tunnel PIFs. The management PIF of a host is its first bond, else its first NIC
 with a network; its IP is the topology address on that network (the lab's management link is not a
-xapi PIF). Every host gets a running control domain (domid 0) and host_metrics live=true.
+xapi PIF). Every host gets a running control domain (domid 0) and host_metrics live=true;
+every VM a VM_metrics. The pool also gets one template, `netctl lab guest` (a default
+template: it can be cloned, copied and provisioned, not started or destroyed), that an
+operator makes new VMs from (`VM.clone`, `VM.provision`, `VIF.create`, `VM.start`).
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ XenAPI client (the lab's agent plays xenopsd from xapi, as real hosts would):
    the pool's template: each network reaches its own, never the other's;
 3. the new VIF locked to its addresses: legitimate traffic passes, a spoofed source does not;
 4. a live migration of the VM: its traffic on the new network recovers (timed);
-5. the GRE VMs, created and started through XenAPI and reached above, are stopped (one
-   through `Async.`) and destroyed: nothing of them is left in the lab.
+5. a new VIF unplugged and destroyed: it leaves the VM and the bridge;
+6. the GRE VMs, created and started through XenAPI and reached above, are stopped (one
+   through `Async.`), started again, stopped and destroyed: nothing of them is left.
 The guests' addresses are the operator's, given with `netctl lab exec VM -- ip addr ...`.
 """
 
@@ -211,16 +212,31 @@ def test_operator_day(pool):
     assert not reaches(pool, "vm1", "10.70.0.2", "-I", "10.70.0.111", count=2), \
         "the lock did not follow the VIF to host2"
 
-    # 5. The GRE VMs stop (red1 through Async) and are destroyed: nothing of them is left.
+    # 5. vm2's blue VIF unplugged, then destroyed: its eth1 and its port go.
+    port = pool.lab.reload().vif_port("vm2", 1)
+    x.VIF.unplug(blue_vifs["vm2"])
+    assert until(lambda: not has_link(pool, "vm2", "eth1")), "VIF.unplug left eth1 in vm2"
+    assert port not in pool.lab.ovs("host2").vsctl("list-ports", pool.lab.vif_spec(
+        "vm1", 1).bridge).split()
+    x.VIF.destroy(blue_vifs["vm2"])
+
+    # 6. The GRE VMs stop (red1 through Async), red1 starts again (with nothing configured:
+    # its addresses were the guest's), and both are destroyed: nothing of them is left.
     red_uuids = [x.VM.get_uuid(ref) for ref in red_refs.values()]
     task = x.Async.VM.clean_shutdown(red_refs["red1"])
     x.VM.hard_shutdown(red_refs["red2"])
     assert until(lambda: x.task.get_status(task) != "pending", timeout=10)
     assert x.task.get_status(task) == "success"
     x.task.destroy(task)
-    for name, ref in red_refs.items():
+    for name in red_refs:
         assert until(lambda name=name: name not in pool.lab.reload().state.vm_host), name
         assert not netns.exists(f"{PREFIX}-{name}")
+    x.VM.start(red_refs["red1"], False, False)
+    assert until(lambda: has_link(pool, "red1", "eth0")), "VM.start did not bring red1 back"
+    assert "10.70.0.1" not in pool.lab.reload().exec("red1", ["ip", "addr"]).stdout
+    x.VM.hard_shutdown(red_refs["red1"])
+    for name, ref in red_refs.items():
+        assert until(lambda name=name: name not in pool.lab.reload().state.vm_host), name
         x.VM.destroy(ref)
     lab = pool.lab.reload()
     for host in ("host1", "host2"):
