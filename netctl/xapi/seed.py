@@ -12,7 +12,7 @@ device and MAC `fe:ff:ff:ff:ff:ff`; tunnel access PIFs `tunnel<N>`; xapi's `IPv6
 on VLAN/bond/tunnel PIFs. The management PIF of a host is its first bond, else its first NIC
 with a network; its IP is the topology address on that network (the lab's management link is not a
 xapi PIF). Every host gets a running control domain (domid 0) and host_metrics live=true;
-every VM a VM_metrics. The pool also gets one template, `netctl lab guest` (a default
+every VM a VM_metrics. The pool also gets one template, `Lab guest (netctl)` (a default
 template: it can be cloned, copied and provisioned, not started or destroyed), that an
 operator makes new VMs from (`VM.clone`, `VM.provision`, `VIF.create`, `VM.start`).
 """
@@ -27,7 +27,7 @@ from netctl.xapi.methods import LACP_DEFAULTS, VLAN_PIF_MAC
 from netctl.xapi.store import Store, new_ref
 
 GiB = 1 << 30
-GUEST_TEMPLATE = "netctl lab guest"  # the template the seed provides for new VMs
+GUEST_TEMPLATE = "Lab guest (netctl)"  # the template the seed provides for new VMs
 SOFTWARE_VERSION = {"product_brand": "XCP-ng", "product_version": "8.3.0", "platform_name":
                     "XCP", "xapi": "26.21", "network_backend": "openvswitch",
                     "hostname": "netctl-sim"}
@@ -60,7 +60,7 @@ def seed(store: Store, topology: Topology) -> None:  # noqa: C901 - one pass ove
                 "uuid": n.uuid, "name_label": n.name, "bridge": n.bridge, "MTU": n.mtu,
                 "default_locking_mode": n.default_locking_mode,
                 "other_config": dict(n.other_config),
-                "name_description": f"netctl lab network {n.name} ({n.kind})"})
+                "name_description": f"{n.kind} network {n.name} of the lab pool"})
         bridges = {n.bridge for n in topology.networks}
         nic_nets: dict[str, str] = {}  # pool-wide network of a device that has none of its own
 

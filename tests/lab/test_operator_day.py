@@ -137,7 +137,7 @@ def test_operator_day(pool):
     # 2. A GRE private network with the same addresses, between two VMs made from the
     # template, one on each host.
     red = private_network(x, "red", "gre")
-    template = x.VM.get_by_name_label("netctl lab guest")[0]
+    template = x.VM.get_by_name_label("Lab guest (netctl)")[0]
     red_refs = {}
     for name, host in (("red1", "host1"), ("red2", "host2")):
         ref = x.VM.clone(template, name)
