@@ -53,20 +53,32 @@ def show_lab(running) -> None:  # noqa: ANN001 - a Lab
         cabling.add_row(f"{o.name} (outside)", f"o-{o.name}"[:15], f"access {o.vlan}", "-")
     console.print(cabling)
 
-    vms = Table(title="VMs")
+    vms = Table(title="VMs (as the lab runs them: the topology's and any xapi started)")
     for col in ("VM", "host", "port", "network", "MAC", "addresses"):
         vms.add_column(col)
-    for vm in topo.vms:
-        for vif in vm.vifs:
-            plugged = vif.device in running.state.plugged.get(vm.name, [])
-            vms.add_row(
-                vm.name,
-                running.vm_host(vm.name),
-                running.vif_port(vm.name, vif.device) if plugged else "(unplugged)",
-                vif.network,
-                vif.mac,
-                " ".join(vif.ipv4 + vif.ipv6),
-            )
+    names = {n.uuid: f"{n.name} ({n.bridge})" for n in topo.networks}
+    topology_vms = {v.name: v for v in topo.vms}
+
+    def vif_row(vm: str, host: str, port: str, spec) -> None:  # noqa: ANN001 - a VifSpec
+        vms.add_row(vm, host, port, names.get(spec.network_uuid, spec.bridge), spec.mac,
+                    " ".join(spec.addresses) or "(the guest's own)")
+
+    for vm, host in running.state.vm_host.items():
+        plugged = sorted(running.state.plugged.get(vm, []))
+        for device in plugged:
+            vif_row(vm, host, running.vif_port(vm, device), running.vif_spec(vm, device))
+        seeded = topology_vms.get(vm)
+        unplugged = [v.device for v in seeded.vifs if v.device not in plugged] if seeded else []
+        for device in unplugged:  # the topology's VIF, not plugged now
+            vif_row(vm, host, "(not plugged)", running.topology_vif_spec(vm, device))
+        if not plugged and not unplugged:
+            vms.add_row(vm, host, "(no VIF)", "-", "-", "-")
+    for v in topo.vms:  # a topology VM that does not run now (xapi has it halted, or gone)
+        if v.name not in running.state.vm_host:
+            for vif in v.vifs:
+                vif_row(v.name, "-", "(VM stopped)", running.topology_vif_spec(v.name, vif.device))
+            if not v.vifs:
+                vms.add_row(v.name, "-", "(VM stopped)", "-", "-", "-")
     console.print(vms)
 
 

@@ -9,7 +9,9 @@ XenAPI client (the lab's agent plays xenopsd from xapi, as real hosts would):
 4. a live migration of the VM: its traffic on the new network recovers (timed);
 5. a new VIF unplugged and destroyed: it leaves the VM and the bridge;
 6. the GRE VMs, created and started through XenAPI and reached above, are stopped (one
-   through `Async.`), started again, stopped and destroyed: nothing of them is left.
+   through `Async.`), started again, stopped and destroyed: nothing of them is left;
+7. `netctl lab show` lists what the lab runs (the XenAPI-made VMs while they run, a halted
+   topology VM as stopped).
 The guests' addresses are the operator's, given with `netctl lab exec VM -- ip addr ...`.
 """
 
@@ -64,6 +66,19 @@ def lab_exec(*argv: str) -> subprocess.CompletedProcess:
                            *argv], capture_output=True, text=True, timeout=30, cwd=ROOT)
 
 
+def lab_show_rows() -> dict[str, list[str]]:
+    """`netctl lab show --lab tops`: the VM table's rows by VM, each row's text."""
+    out = subprocess.run([sys.executable, "-m", "netctl.cli", "lab", "show", "--lab", PREFIX],
+                         capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    rows: dict[str, list[str]] = {}
+    for line in out.stdout.split("VMs (", 1)[1].splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) == 6 and cells[0] not in ("VM", ""):
+            rows.setdefault(cells[0], []).append(" ".join(cells))
+    return rows
+
+
 def reaches(pool, vm: str, address: str, *extra: str, count: int = 3) -> bool:
     """At least one echo reply (the first request may wait for neighbour discovery)."""
     family = "-6" if ":" in address else "-4"
@@ -73,8 +88,12 @@ def reaches(pool, vm: str, address: str, *extra: str, count: int = 3) -> bool:
 
 
 def has_link(pool, vm: str, ifname: str) -> bool:
+    """The VIF is plugged: the lab recorded it (after MAC, addresses and port), not merely
+    that `ifname` exists (it does before its MAC is set)."""
     lab = pool.lab.reload()
-    return vm in lab.state.vm_host and netns.link_exists(lab.ns(vm), ifname)
+    device = int(ifname.removeprefix("eth"))
+    return (device in lab.state.plugged.get(vm, [])
+            and netns.link_exists(lab.ns(vm), ifname))
 
 
 def configure(vm: str, ifname: str, addresses: tuple[str, ...]) -> None:
@@ -149,6 +168,13 @@ def test_operator_day(pool):
         assert until(lambda name=name: has_link(pool, name, "eth0")), f"{name} did not start"
         configure(name, "eth0", RED[name])
     assert pool.lab.reload().vm_host("red2") == "host2"
+    # `netctl lab show` lists what the lab runs, the VMs made through XenAPI included.
+    rows = lab_show_rows()
+    for name, host in (("red1", "host1"), ("red2", "host2")):
+        mac = x.VIF.get_MAC(x.VM.get_VIFs(red_refs[name])[0])
+        port = pool.lab.vif_port(name, 0)
+        assert any(r.startswith(f"{name} {host} {port} ") and mac in r for r in rows[name]), rows
+    assert any(x.VIF.get_MAC(blue_vifs["vm1"]) in r and "vif" in r for r in rows["vm1"]), rows
     assert until(lambda: reaches(pool, "red1", "10.70.0.2")), "red IPv4"
     assert until(lambda: reaches(pool, "red1", "fd70::2")), "red IPv6"
     red2_mac = x.VIF.get_MAC(x.VM.get_VIFs(red_refs["red2"])[0])
@@ -244,3 +270,12 @@ def test_operator_day(pool):
         assert not any(uuid in interfaces for uuid in red_uuids), host
     out = lab_exec("red1", "--", "true")
     assert out.returncode != 0 and "red1" in out.stderr
+
+    # 7. A topology VM halted through XenAPI shows as stopped; xapi's VMs that no longer run
+    # are no longer listed.
+    x.VM.hard_shutdown(vm_refs["vm2"])
+    assert until(lambda: "vm2" not in pool.lab.reload().state.vm_host), "vm2 still runs"
+    rows = lab_show_rows()
+    assert "red1" not in rows and "red2" not in rows, rows
+    assert rows["vm2"] and all(r.startswith("vm2 - (VM stopped) ") for r in rows["vm2"]), rows
+    assert any(r.startswith("vm1 host2 vif") for r in rows["vm1"]), rows
