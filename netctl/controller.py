@@ -1,8 +1,8 @@
 """`netctl run`: the reconcile loop that ties xapi (intent) to every host's OVSDB and OpenFlow.
 
-    xapi -> XapiSync -> PoolState -> validate -+-> compile_host -> HostWorker -> each OVSDB
-                                                +-> FlowController -> os-ken -> each bridge
-                                                +-> tunnel.status back to xapi
+    xapi -> XapiSync -> change sets ─┐                      ┌─> HostWorker -> each OVSDB
+    switches -> os-ken -> events ────┴─> Reconciler (engine) ┼─> FlowController -> each bridge
+                                                             └─> tunnel.status back to xapi
 
 Each host has its own worker thread holding the latest desired HostConfig: a host whose OVSDB
 is down never delays the others; when it comes back (or its ovsdb-server restarted) the worker
@@ -15,18 +15,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from flows.ports import datapath_id_text
 from netctl.config import Config
+from netctl.engine.core import NetctlEngine
+from netctl.engine.hosts import HostSettings
+from netctl.engine.pool import LivePool
 from netctl.hostconfig import HostConfig
 from netctl.metrics import Metrics
-from netctl.model import PoolState, Problem, validate
+from netctl.model import Problem
 from netctl.openflow.core import FlowController
-from netctl.openflow.service import incumbents
 from netctl.ovsdb import HostOvsdb, SslFiles
+from netctl.reconcile import Reconciler
 from netctl.xapi.sync import XapiSync
-from vlan.host import compile_host
 
 LOG = logging.getLogger("netctl.run")
 
@@ -62,9 +63,13 @@ class HostWorker:
         self.desired = config
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop the worker. `wait=False` (the reconcile thread) returns at once: the worker
+        ends on its own and closes its session."""
         self._stop.set()
         self._wake.set()
+        if not wait:
+            return
         self.thread.join(5)
         if self.db is not None:
             self.db.close()
@@ -86,6 +91,9 @@ class HostWorker:
                     self.db.close()
                     self.db = None
                 self._stop.wait(1.0)
+        if self.db is not None:  # stopped without waiting: close the session here
+            self.db.close()
+            self.db = None
 
     def _step(self) -> None:
         if self.db is None:
@@ -117,136 +125,130 @@ class HostWorker:
                 LOG.info("host %s: %d OVSDB operations", self.status.name, result.count)
 
 
-def with_datapath_ids(cfg: HostConfig) -> HostConfig:
-    """Give every bridge the datapath id the OpenFlow side derives from (host, bridge), so a
-    connecting switch is known without asking OVSDB (`flows.ports.datapath_id`)."""
-    bridges = tuple(
-        replace(
-            b,
-            other_config=b.other_config.merged(
-                {"datapath-id": datapath_id_text(cfg.host_uuid, b.name)}
-            ),
-        )
-        for b in cfg.bridges
-    )
-    return replace(cfg, bridges=bridges)
-
-
 class Run:
-    """The whole controller process state (everything `netctl status` shows)."""
+    """The whole controller process (everything `netctl status` shows): the engine on its
+    reconcile thread, fed by the xapi sync and the switches; per-host OVSDB workers; the
+    tunnel.status writer; metrics."""
 
     def __init__(self, config: Config, xapi_url: str, user: str, password: str) -> None:
         self.config = config
         self.metrics = Metrics()
         self.core = FlowController(on_converged=self._converged,
                                    audit_interval=config.audit_interval)
+        self.engine = NetctlEngine(HostSettings(controllers=(config.target,),
+                                                datapath_type=config.datapath_type))
+        self.reconciler = Reconciler(self.engine, self.core, on_hosts=self._hosts_changed,
+                                     on_round=self._after_round)
         self.sync = XapiSync(xapi_url, user, password, timeout=config.xapi_event_timeout,
                              rpc_timeout=config.xapi_rpc_timeout, ca_file=config.xapi_ca_file,
-                             ignore_ssl=config.xapi_insecure)
+                             ignore_ssl=config.xapi_insecure,
+                             on_changes=self._xapi_changes)
         self.workers: dict[str, HostWorker] = {}
-        self.problems: list[Problem] = []
-        self.state: PoolState | None = None
-        self.tunnel_keys: dict[str, int] = {}
+        self.tunnels: dict[str, TunnelWant] = {}  # tunnel uuid -> what its status should say
         self.started = time.time()
         self._lock = threading.Lock()
+        self._seen_engine: dict[tuple[str, str], int] = {}
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.reconciler.problems
+
+    @property
+    def view(self) -> LivePool:
+        return self.engine.view
 
     # ------------------------------------------------------------------ intent in
-    def handle(self, state: PoolState, changed: set[str] | None) -> None:
-        received = time.monotonic()
-        kept, problems = validate(state, incumbents=incumbents(self.state))
-        configs = {}
-        for host_ref in kept.hosts:
-            cfg = compile_host(
-                kept,
-                host_ref,
-                controllers=[self.config.target],
-                datapath_type=self.config.datapath_type,
-            )
-            configs[host_ref] = cfg = with_datapath_ids(cfg)
-            problems += [p for p in cfg.problems if p not in problems]
+    def _xapi_changes(self, changes) -> None:  # noqa: ANN001 - a ChangeSet
+        self.metrics.xapi_events.inc(len(changes))
+        self.reconciler.submit_xapi(changes)
+
+    # ------------------------------------------------------------------ results out (engine)
+    def _hosts_changed(self, configs: dict[str, HostConfig | None]) -> None:
+        """New host configurations (reconcile thread): to each host's OVSDB worker; and what
+        the tunnels' status should say, from the configurations that list them."""
+        view = self.engine.view
         with self._lock:
-            self.state, self.problems = kept, problems
-            self.metrics.problems.set(len(problems))
-            self._hosts(kept, configs)
-        self.core.set_state(kept, changed, since=received)
-        self._tunnel_status(kept, configs)
+            for ref, cfg in configs.items():
+                host = view.hosts.get(ref)
+                worker = self.workers.get(ref)
+                if cfg is None or host is None:
+                    if worker is not None:
+                        LOG.info("host %s left the pool", worker.status.name)
+                        self.workers.pop(ref).stop(wait=False)
+                    continue
+                endpoint = self.config.endpoint(host.name_label, host.uuid, host.address)
+                if worker is not None and worker.status.endpoint != endpoint:
+                    worker.stop(wait=False)
+                    worker = None
+                if worker is None:
+                    worker = HostWorker(HostStatus(host.name_label, host.uuid, endpoint),
+                                        self.config, self.metrics)
+                    self.workers[ref] = worker
+                worker.want(cfg)
+            self.tunnels = self._tunnel_wants()
 
-    def _hosts(self, state: PoolState, configs: dict[str, HostConfig]) -> None:
-        for ref, host in state.hosts.items():
-            endpoint = self.config.endpoint(host.name_label, host.uuid, host.address)
-            worker = self.workers.get(ref)
-            if worker is not None and worker.status.endpoint != endpoint:
-                worker.stop()
-                worker = None
-            if worker is None:
-                worker = HostWorker(
-                    HostStatus(host.name_label, host.uuid, endpoint), self.config, self.metrics
-                )
-                self.workers[ref] = worker
-            worker.want(configs[ref])
-        for ref in set(self.workers) - set(state.hosts):
-            LOG.info("host %s left the pool", self.workers[ref].status.name)
-            self.workers.pop(ref).stop()
-
-    def _tunnel_status(self, state: PoolState, configs: dict[str, HostConfig]) -> None:
-        """tunnel.status (owned by the controller): key, and active once its ports exist."""
-        built: dict[str, tuple[int, bool]] = {}
-        for ref, cfg in configs.items():
-            worker = self.workers.get(ref)
-            applied = worker is not None and worker.status.applied == cfg
+    def _tunnel_wants(self) -> dict[str, TunnelWant]:
+        hosts = self.engine.hosts.configs
+        wants: dict[str, TunnelWant] = {}
+        for ref in list(hosts.hosts):
+            cfg = hosts.config(ref)
+            if cfg is None:
+                continue
             for link in cfg.tunnels:
-                key, ok = built.get(link.tunnel_uuid, (link.key, True))
-                built[link.tunnel_uuid] = (key, ok and applied)
-        bad = {p.uuid: p.message for p in self.problems if p.object_class == "tunnel"}
-        for tun in state.tunnels.values():
-            key, active = built.get(tun.uuid, (None, False))
-            error = bad.get(tun.uuid)
-            try:
-                self.sync.write_tunnel_status(
-                    tun.uuid, active=active and error is None, key=key, error=error
-                )
-            except Exception as exc:  # noqa: BLE001 - xapi may be away; next round retries
-                LOG.info("tunnel.status not written: %s", exc)
+                want = wants.setdefault(link.tunnel_uuid, TunnelWant(link.key))
+                want.hosts.add(ref)
+        for tun in self.engine.view.tunnels.values():
+            wants.setdefault(tun.uuid, TunnelWant(None))
+        return wants
+
+    def _after_round(self, reconciler: Reconciler) -> None:
+        self.metrics.problems.set(len(reconciler.problems))
 
     def _converged(self, sw, seconds: float) -> None:  # noqa: ANN001 - a core Switch
         self.metrics.convergence.observe(seconds)
 
     # ------------------------------------------------------------------ loop
     def feed(self) -> None:
-        """Consume xapi updates forever (run on a hub thread)."""
+        """Start the sync and the reconcile thread, then keep the tunnel status and the
+        gauges up to date (runs on a hub thread)."""
         from netctl.openflow.launcher import wait_listening
-        from netctl.openflow.service import changed_refs
 
         # Bridges are told to connect here as soon as they exist: be listening first, or OVS
         # backs off (up to 8 s) before it tries again.
         host, _, port = self.config.openflow_listen.rpartition(":")
         wait_listening(host, int(port), timeout=30)
+        self.reconciler.start()
         self.sync.start()
-        ticker = threading.Thread(target=self._tick, name="netctl-tick", daemon=True)
-        ticker.start()
-        for state, changes in self.sync.updates():
-            self.metrics.xapi_events.inc(len(changes))
-            try:
-                self.handle(state, changed_refs(changes))
-            except Exception:  # noqa: BLE001 - one bad batch must not stop the controller
-                self.core.stats.errors += 1
-                LOG.exception("applying a xapi update failed")
-
-    def _tick(self) -> None:
-        """Once a second: the tunnel status follows the hosts' apply results; gauges."""
         while True:
             time.sleep(1.0)
-            state = self.state
-            self.metrics.xapi_connected.set(1 if self.sync._session is not None else 0)
-            with self.core.lock:
-                self.metrics.openflow_switches.set(len(self.core.switches))
-            if state is not None:
-                configs = {r: w.desired for r, w in self.workers.items() if w.desired}
-                try:
-                    self._tunnel_status(state, configs)
-                except Exception:  # noqa: BLE001
-                    LOG.exception("tunnel status round failed")
-            self._sync_counters()
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - the next second tries again
+                LOG.exception("status round failed")
+
+    def _tick(self) -> None:
+        """Once a second: tunnel.status follows the hosts' apply results; gauges, counters."""
+        self.metrics.xapi_connected.set(1 if self.sync._session is not None else 0)
+        self.metrics.openflow_switches.set(len(self.core.summary))
+        self._tunnel_status()
+        self._sync_counters()
+
+    def _tunnel_status(self) -> None:
+        """tunnel.status (owned by the controller): key, and active once every host that
+        should hold its ports has applied them; the error when the tunnel is a Problem."""
+        with self._lock:
+            wants = dict(self.tunnels)
+            applied = {ref: w.status.applied is not None and w.status.applied == w.desired
+                       for ref, w in self.workers.items()}
+        bad = {p.uuid: p.message for p in self.problems if p.object_class == "tunnel"}
+        for uuid, want in wants.items():
+            active = bool(want.hosts) and all(applied.get(h, False) for h in want.hosts)
+            error = bad.get(uuid)
+            try:
+                self.sync.write_tunnel_status(uuid, active=active and error is None,
+                                              key=want.key, error=error)
+            except Exception as exc:  # noqa: BLE001 - xapi may be away; next round retries
+                LOG.info("tunnel.status not written: %s", exc)
 
     def _sync_counters(self) -> None:
         stats = self.core.stats
@@ -261,15 +263,23 @@ class Run:
             if value > seen:
                 counter.inc(value - seen)
                 setattr(self, f"_seen_{name}", value)
-        for kind in ("full", "incremental"):
-            value = getattr(stats, f"{kind}_recomputes")
-            seen = getattr(self, f"_seen_{kind}", 0)
-            if value > seen:
-                self.metrics.recomputes.labels(kind).inc(value - seen)
-                setattr(self, f"_seen_{kind}", value)
+        for node, st in self.engine.graph.stats().items():
+            for kind, value in (("recompute", st.recomputes), ("handled", st.handled)):
+                seen = self._seen_engine.get((node, kind), 0)
+                if value > seen:
+                    self.metrics.engine.labels(node, kind).inc(value - seen)
+                    self.metrics.recomputes.labels(
+                        "full" if kind == "recompute" else "incremental").inc(value - seen)
+                    self._seen_engine[(node, kind)] = value
 
     # ------------------------------------------------------------------ status out
     def status(self) -> dict:
         from netctl.status import snapshot
 
         return snapshot(self)
+
+
+@dataclass
+class TunnelWant:
+    key: int | None
+    hosts: set[str] = field(default_factory=set)

@@ -32,8 +32,12 @@ class Metrics:
         self.flow_mods = Counter("netctl_flow_mods_total", "Flow-mods sent", registry=r)
         self.ovsdb_operations = Counter("netctl_ovsdb_operations_total",
                                         "OVSDB operations sent", registry=r)
-        self.recomputes = Counter("netctl_recomputes_total", "Flow table recomputes",
-                                  ["kind"], registry=r)
+        self.recomputes = Counter("netctl_recomputes_total", "Engine rounds by how a node "
+                                  "took a change: full (a recompute) or incremental (a change "
+                                  "handler)", ["kind"], registry=r)
+        self.engine = Counter("netctl_engine_node_total", "Per engine node: changes taken by a "
+                              "handler (handled) or by a recompute (recompute)",
+                              ["node", "kind"], registry=r)
         self.problems = Gauge("netctl_problems", "Current problems in xapi intent", registry=r)
         self.xapi_events = Counter("netctl_xapi_events_total", "xapi objects changed",
                                    registry=r)

@@ -6,19 +6,26 @@ from typing import Any
 
 from flows.locking import locking_of
 from flows.ports import vif_port_name
-from netctl.model import PoolState
-from netctl.openflow.messages import key_in_port
+from netctl.model import NULL_REF, PoolQueries
 
 
 def snapshot(run: Any) -> dict:
-    """The whole status of a `netctl.controller.Run`, as plain data."""
-    state: PoolState | None = run.state
+    """The whole status of a `netctl.controller.Run`, as plain data. Read from the HTTP
+    thread while the reconcile thread works: only copies of its collections are walked (a
+    C-level copy of a dict is atomic under the GIL) and published snapshots are read."""
+    state = _Copy(run.view)
+    engine = run.engine
     out: dict[str, Any] = {
         "xapi": {"url": run.sync.url, "connected": run.sync._session is not None,
                  "full_syncs": run.sync.full_syncs, "reconnects": run.sync.reconnects},
         "hosts": [], "bonds": [], "tunnels": [], "vifs": [], "switches": [],
-        "problems": [str(p) for p in [*run.problems, *run.core.problems()]],
+        "problems": [str(p) for p in run.problems],
         "flows": dict(vars(run.core.stats)),
+        "engine": {"nodes": {name: dict(vars(st)) for name, st in engine.graph.stats().items()},
+                   "rounds": dict(vars(run.reconciler.stats)),
+                   "hosts_rebuilt": engine.hosts.configs.rebuilds,
+                   "bridges_rebuilt": engine.flows.tables.rebuilds,
+                   "vif_updates": engine.flows.tables.vif_updates},
     }
     for worker in list(run.workers.values()):
         st = worker.status
@@ -26,8 +33,6 @@ def snapshot(run: Any) -> dict:
                              "connected": st.connected, "error": st.last_error,
                              "bridges": st.bridges, "applies": st.applies,
                              "operations": st.operations})
-    if state is None:
-        return out
     names = {h.ref: h.name_label for h in state.hosts.values()}
     members = _member_state(run)
     for bond in state.bonds.values():
@@ -45,7 +50,7 @@ def snapshot(run: Any) -> dict:
         out["tunnels"].append({"host": names.get(access.host, "?") if access else "?",
                                "network": net.name_label if net else "?",
                                "protocol": tun.protocol, "status": dict(tun.status)})
-    flows_by_port = _flows_per_port(run)
+    flows_by_vif = _flows_per_vif(run)
     for vif in state.vifs.values():
         vm = state.vms.get(vif.vm)
         if vm is None or not vm.is_guest:
@@ -56,31 +61,45 @@ def snapshot(run: Any) -> dict:
         out["vifs"].append({"vm": vm.name_label, "device": vif.device, "host": host,
                             "network": net.name_label if net else "?", "port": port,
                             "mac": vif.mac, "locking": locking_of(state, vif).mode,
-                            "flows": flows_by_port.get((host, port), 0) if port else 0})
-    with run.core.lock:
-        for dpid, sw in sorted(run.core.switches.items()):
-            out["switches"].append({"dpid": f"{dpid:016x}", "host": names.get(sw.host_ref, "?"),
-                                    "bridge": sw.bridge, "ports": len(sw.ports),
-                                    "flows": None if sw.installed is None else
-                                    len(sw.installed)})
+                            "flows": flows_by_vif.get(vif.ref, 0) if port else 0})
+    for sw in run.core.summary:
+        out["switches"].append({"dpid": f"{sw['dpid']:016x}",
+                                "host": names.get(sw["host"], "?"), "bridge": sw["bridge"],
+                                "ports": sw["ports"], "flows": sw["flows"]})
     return out
 
 
-def _flows_per_port(run: Any) -> dict[tuple[str, str], int]:
-    """(host name, port name) -> netctl flows matching that port (in_port)."""
-    state = run.state
-    names = {h.ref: h.name_label for h in state.hosts.values()}
-    counts: dict[tuple[str, str], int] = {}
-    with run.core.lock:
-        for sw in run.core.switches.values():
-            if sw.installed is None:
-                continue
-            by_no = {no: name for name, no in sw.ports.items()}
-            for flow_key in sw.installed:
-                port = key_in_port(flow_key)
-                if port in by_no:
-                    key = (names.get(sw.host_ref, "?"), by_no[port])
-                    counts[key] = counts.get(key, 0) + 1
+class _Copy:
+    """A pool's collections copied once (for a consistent read from another thread), with
+    the queries status needs."""
+
+    def __init__(self, view: Any) -> None:
+        self.pool = view.pool
+        for name in ("hosts", "networks", "pifs", "bonds", "vlans", "tunnels", "vifs", "vms"):
+            setattr(self, name, dict(getattr(view, name)))
+        self.quarantined = set(view.quarantined)
+
+    def bond_slaves(self, bond: Any) -> tuple:
+        return tuple(self.pifs[s] for s in bond.slaves if s in self.pifs)
+
+    def is_vif_active(self, vif: Any) -> bool:
+        vm = self.vms.get(vif.vm)
+        return (vif.currently_attached and vm is not None and vm.power_state == "Running"
+                and vm.resident_on != NULL_REF)
+
+    def enforced_locking_mode(self, vif: Any) -> str:
+        return PoolQueries.enforced_locking_mode(self, vif)  # type: ignore[arg-type]
+
+    def effective_locking_mode(self, vif: Any) -> str:
+        return PoolQueries.effective_locking_mode(self, vif)  # type: ignore[arg-type]
+
+
+def _flows_per_vif(run: Any) -> dict[str, int]:
+    """VIF ref -> the flows its own part of its bridge's table holds."""
+    counts: dict[str, int] = {}
+    for table in list(run.engine.flows.tables.tables.values()):
+        for ref, entries in list(table.local.items()):
+            counts[ref] = counts.get(ref, 0) + len(entries)
     return counts
 
 

@@ -166,9 +166,22 @@ def show_status(data: dict) -> None:
                   v["locking"], str(v["flows"]))
     console.print(t)
     f = data["flows"]
-    console.print(f"flow-mods sent {f['flow_mods']} in {f['bundles']} bundles; recomputes "
-                  f"full {f['full_recomputes']}, incremental {f['incremental_recomputes']}; "
+    console.print(f"flow-mods sent {f['flow_mods']} in {f['bundles']} bundles; audits "
+                  f"{f['audits']}, repairs {f['repairs']}, refused {f['refused']}; "
                   f"errors {f['errors']}")
+    engine = data.get("engine")
+    if engine:
+        t = Table(title="Engine (changes taken by a handler, or by a recompute)")
+        for col in ("node", "rounds", "handled", "recomputes"):
+            t.add_column(col)
+        for name, st in engine["nodes"].items():
+            t.add_row(name, str(st["runs"]), str(st["handled"]), str(st["recomputes"]))
+        console.print(t)
+        r = engine["rounds"]
+        console.print(f"{r['rounds']} rounds ({r['xapi_objects']} xapi objects, "
+                      f"{r['switch_events']} switch events), last {r['last_round_ms']:.1f} ms; "
+                      f"hosts rebuilt {engine['hosts_rebuilt']}, bridges rebuilt "
+                      f"{engine['bridges_rebuilt']}, VIF parts updated {engine['vif_updates']}")
     if data["problems"]:
         console.print("[yellow]Problems:[/yellow]")
         for p in data["problems"]:

@@ -143,6 +143,8 @@ class FlowTables:
         self._carrying: dict[str, set[int]] = {}  # network -> dpids with it in their shape
         self._uuids: dict[str, set[str]] = {}  # VIF ref -> uuid its ports are filed under
         self._host_dpids: dict[str, set[int]] = {}  # host ref -> its switches' dpids
+        self._part_net: dict[str, str] = {}  # VIF ref -> network of its local part
+        self.partial_rebuilds = 0  # switches whose shape or ports changed, rebuilt in part
         self._waiting: dict[int, dict[str, int]] = {}  # connected, not (yet) the pool's
         self.deltas: dict[int, Delta] = {}
         self.rebuilds = 0  # switch tables rebuilt whole
@@ -155,7 +157,8 @@ class FlowTables:
         connect as that host's, by datapath id (`flows.ports.datapath_id`). A connected switch
         whose identity changes is rebuilt from its ports."""
         for dpid in self._host_dpids.pop(host_ref, set()):
-            self.identities.pop(dpid, None)
+            if self.identities.get(dpid, (None,))[0] == host_ref:  # not taken over meanwhile
+                del self.identities[dpid]
         dpids = set()
         for bridge in bridges:
             dpid = datapath_id(host_uuid, bridge)
@@ -244,7 +247,9 @@ class FlowTables:
                     rebuild |= self._carrying.get(obj.ref, set())
                     rebuild |= {d for d, t in self.tables.items() if t.bridge == obj.bridge}
                     vifs |= {v.ref for v in view.network_vifs(obj.ref)}
-                elif isinstance(obj, PIF | Bond | VLAN):
+                elif isinstance(obj, PIF):
+                    rebuild |= self._pif_switches(obj)
+                elif isinstance(obj, Bond | VLAN):
                     rebuild |= self._host_switches(self._hosts_of(obj))
                 elif isinstance(obj, Tunnel):
                     rebuild |= self._host_switches(self._hosts_of(obj))
@@ -319,7 +324,97 @@ class FlowTables:
             table.remote_nets = dict(vlans)
 
     def _rebuild(self, table: SwitchTable) -> None:
-        """Rebuild one switch and hand on the difference (stored and generated parts)."""
+        """A switch's shape or non-VIF ports changed: rebuild what depends on them and hand on
+        the difference. Same kind of bridge: the bridge's own flows and the flooding are
+        recomputed; a local VIF's part only when its network's VLAN on the bridge changed;
+        remote flows only for the networks and peer hosts whose mapping changed. Another
+        kind: everything (a counted whole rebuild)."""
+        view = self.view
+        kind, bond, vlans = bridge_shape(view, table.host_ref, table.bridge)
+        old = table.shape
+        if (kind, bond) != (old.kind, old.bond) or kind == "none":
+            self._rebuild_whole(table)
+            return
+        self.partial_rebuilds += 1
+        delta = self.deltas.setdefault(table.dpid, Delta())
+        old_remote_nets, old_remote_port = dict(table.remote_nets), dict(table.remote_port)
+        old_uplinks = table.ports.uplinks
+        moved = {n for n in old.vlans.keys() | vlans.keys() if old.vlans.get(n) != vlans.get(n)}
+        # the VIF parts of networks whose VLAN changed go, with the old shape
+        leaving = [r for r in table.local if (v := view.vifs.get(r)) is None
+                   or v.network in moved or self._part_net.get(r) in moved]
+        for net in moved - vlans.keys():
+            self._carrying.get(net, set()).discard(table.dpid)
+        table.shape = BridgeIntent(kind, bond, dict(vlans), (), ())
+        for net in vlans:
+            self._carrying.setdefault(net, set()).add(table.dpid)
+        ports = self._roles(table)
+        ports.vifs.update(table.ports.vifs)  # type: ignore[attr-defined]
+        ports.taps.update(table.ports.taps)  # type: ignore[attr-defined]
+        table.ports = ports
+        table.remote_port = dict(ports.tunnels)
+        self._diff_into(delta, table.base, _canon(base_flows(table.shape, table.ports)))
+        table.base = _canon(base_flows(table.shape, table.ports))
+        for ref in leaving:
+            self._local(table, ref)
+        for net in sorted(moved & vlans.keys()):
+            for vif in view.host_network_vifs(table.host_ref, net):
+                if view.is_vif_active(vif):
+                    self._local(table, vif.ref)
+        self._refresh_flood(table)
+        table.remote_nets = {}
+        if kind == "private" or (kind == "external" and not bond and len(ports.uplinks) == 1):
+            table.remote_nets = dict(vlans)
+        # remote flows: whole networks whose mapping changed; else only the peers whose
+        # tunnel port changed (or every peer when the uplink changed)
+        nets = old_remote_nets.keys() | table.remote_nets.keys()
+        for net in sorted(nets):
+            before_vlan, after_vlan = old_remote_nets.get(net), table.remote_nets.get(net)
+            if before_vlan != after_vlan or old_uplinks != ports.uplinks:
+                peers = None  # all
+            else:
+                peers = {h for h in old_remote_port.keys() | table.remote_port.keys()
+                         if old_remote_port.get(h) != table.remote_port.get(h)}
+                if not peers:
+                    continue
+            before, after = {}, {}
+            for p in self._placements_of(net, peers):
+                if p.host == table.host_ref:
+                    continue
+                if before_vlan is not None:
+                    before.update(self._remote_with(table, p, before_vlan, old_remote_port,
+                                                    old_uplinks))
+                if after_vlan is not None:
+                    after.update(table._remote(p, after_vlan))
+            self._diff_into(delta, before, after)
+
+    def _placements_of(self, net: str, peers: set[str] | None) -> list[Placement]:
+        bucket = self.placements.get(net, {})
+        if peers is None:
+            return list(bucket.values())
+        return [p for p in bucket.values() if p.host_uuid in peers]
+
+    @staticmethod
+    def _remote_with(table: SwitchTable, p: Placement, vlan: int, ports: dict[str, int],
+                     uplinks: tuple[int, ...]) -> list[tuple[Key, Body]]:
+        """Remote flows as they were with the old port numbers."""
+        if table.shape.kind == "private":
+            port = ports.get(p.host_uuid)
+        else:
+            port = uplinks[0] if len(uplinks) == 1 else None
+        return [] if port is None else remote_canon(table.shape.kind, vlan, p.mac, port)
+
+    @staticmethod
+    def _diff_into(delta: Delta, before: Entries, after: Entries) -> None:
+        for key, body in after.items():
+            if before.get(key) != body:
+                delta.put(key, body, key in before)
+        for key in before:
+            if key not in after:
+                delta.put(key, None, True)
+
+    def _rebuild_whole(self, table: SwitchTable) -> None:
+        """Rebuild one switch whole and hand on the difference (stored and generated)."""
         before = dict(table.stored())
         remote_before = (dict(table.remote_nets), dict(table.remote_port),
                          table.ports.uplinks, table.shape.kind)
@@ -331,13 +426,7 @@ class FlowTables:
         if remote_before != remote_after:
             before.update(old_remote)
             after.update(table.remote_entries(self.placements))
-        delta = self.deltas.setdefault(table.dpid, Delta())
-        for key, body in after.items():
-            if before.get(key) != body:
-                delta.put(key, body, key in before)
-        for key in before:
-            if key not in after:
-                delta.put(key, None, True)
+        self._diff_into(self.deltas.setdefault(table.dpid, Delta()), before, after)
 
     def _refresh_ports(self, table: SwitchTable) -> None:
         table.ports = self._roles(table)
@@ -400,6 +489,7 @@ class FlowTables:
             if view.enforced_locking_mode(vif) == "disabled":
                 table.disabled[vif_ref] = vif_ports(ports, vif)
             self._local_of[vif_ref] = table.dpid
+            self._part_net[vif_ref] = vif.network
             self.vif_updates += 1
         if delta:
             d = self.deltas.setdefault(table.dpid, Delta())
@@ -496,6 +586,24 @@ class FlowTables:
         for vref in list(table.local):
             if self._local_of.get(vref) == table.dpid:
                 del self._local_of[vref]
+
+    def _pif_switches(self, pif: PIF) -> set[int]:
+        """The switches a PIF can shape: its host's bridge of its network, or the bridge that
+        carries that network (a VLAN's parent), and, for a bond member, its bond's bridge."""
+        nets = {pif.network}
+        for pool in (self.view,):
+            for bond_ref in (pif.bond_slave_of,):
+                bond = pool.bonds.get(bond_ref)
+                master = pool.pifs.get(bond.master) if bond is not None else None
+                if master is not None:
+                    nets.add(master.network)
+            vlan = pool.vlans.get(pif.vlan_master_of)
+            tagged = pool.pifs.get(vlan.tagged_pif) if vlan is not None else None
+            if tagged is not None:
+                nets.add(tagged.network)
+        bridges = {n.bridge for ref in nets if (n := self.view.networks.get(ref)) is not None}
+        return {d for d, t in self.tables.items() if t.host_ref == pif.host
+                and (t.bridge in bridges or nets & t.shape.vlans.keys())}
 
     def _host_switches(self, hosts: set[str]) -> set[int]:
         return {d for d, t in self.tables.items() if t.host_ref in hosts}

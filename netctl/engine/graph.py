@@ -8,7 +8,7 @@ DAG), and for each (node, input) pair maybe a change handler. A round:
   returns True, or returns False (it cannot) — and then, as when there is no handler, the
   node recomputes from all its inputs. Recomputes are counted per node: the fast path is the
   rule, the fallback always correct, and a person can see which one ran (`netctl status`,
-  `netctl_engine_recomputes_total{node}`).
+  `netctl_engine_node_total{node,kind}`).
 A node's data is read-only to the handlers of the nodes that depend on it.
 """
 

@@ -81,6 +81,11 @@ class NetctlApp(app_manager.OSKenApp):
         more = bool(msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
         self.core.flow_stats(msg.datapath, msg.body, more)
 
+    @set_ev_cls(ofp_event.EventOFPAggregateStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def aggregate(self, ev: Any) -> None:
+        self.core.aggregate(ev.msg.datapath, ev.msg.body.flow_count)
+
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
     def port_status(self, ev: Any) -> None:

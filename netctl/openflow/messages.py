@@ -22,7 +22,7 @@ from flows.pipeline import COOKIE, COOKIE_MASK, Flow, Output, PopVlan, PushVlan
 ETH_8021Q = 0x8100
 OFP_VERSION = 0x04
 OFPT_EXPERIMENTER, OFPT_FLOW_MOD = 4, 14
-OFPFC_DELETE_STRICT = 4
+OFPFC_MODIFY_STRICT, OFPFC_DELETE_STRICT = 2, 4
 OFP_NO_BUFFER = 0xFFFFFFFF
 OFPP_ANY = OFPG_ANY = 0xFFFFFFFF
 OFPCML_NO_BUFFER = 0xFFFF
@@ -171,10 +171,12 @@ def key_in_port(key: Key) -> int | None:
 
 
 def flow_mod_bytes(key: Key, body: Body, command: int, xid: int) -> bytes:
-    """An add or modify-strict flow-mod, from a flow's canonical form."""
+    """An add or modify-strict flow-mod, from a flow's canonical form. A modify is
+    cookie-masked: it changes netctl's flow, never another owner's that took its match."""
     table, priority, match = key
     instructions, cookie = body
-    fixed = struct.pack("!QQBBHHHIIIH2x", cookie, 0, table, command, 0, 0, priority,
+    mask = COOKIE_MASK if command == OFPFC_MODIFY_STRICT else 0
+    fixed = struct.pack("!QQBBHHHIIIH2x", cookie, mask, table, command, 0, 0, priority,
                         OFP_NO_BUFFER, 0, 0, 0)
     length = 8 + len(fixed) + len(match) + len(instructions)
     return struct.pack("!BBHI", OFP_VERSION, OFPT_FLOW_MOD, length, xid) + fixed + match + \

@@ -22,44 +22,27 @@ from pathlib import Path
 
 from netctl.openflow.core import AUDIT_INTERVAL, FlowController
 from netctl.openflow.launcher import TlsFiles, prepare
+from netctl.reconcile import Reconciler
 
 LOG = logging.getLogger("netctl.openflow")
-TICK_SECONDS = 0.25  # how often back-off retries and audits are looked at
 
 
-def changed_refs(changes) -> set[str] | None:  # noqa: ANN001 - netctl.xapi.sync.ChangeSet
-    if changes.full:
-        return None
-    refs: set[str] = set()
-    for part in (changes.added, changes.modified, changes.removed):
-        for cls_refs in part.values():
-            refs |= set(cls_refs)
-    return refs
-
-
-def incumbents(state) -> frozenset[str]:  # noqa: ANN001 - a PoolState or None
-    """VIFs that held their MAC in the last applied state (they keep it over a newcomer with
-    the same MAC: `netctl.model.duplicate_macs`)."""
-    if state is None:
-        return frozenset()
-    return frozenset(r for r, v in state.vifs.items()
-                     if r not in state.quarantined and state.is_vif_active(v))
-
-
-def status(core: FlowController) -> dict:
-    problems = [str(p) for p in core.problems()]
-    with core.lock:
-        return {
-            "time": time.time(),
-            "problems": problems,
-            "stats": dict(vars(core.stats)),
-            "switches": [
-                {"dpid": f"{dpid:016x}", "host": sw.host_ref, "bridge": sw.bridge,
-                 "flows": None if sw.installed is None else len(sw.installed),
-                 "ports": len(sw.ports)}
-                for dpid, sw in sorted(core.switches.items())
-            ],
-        }
+def status(core: FlowController, reconciler: Reconciler | None = None) -> dict:
+    """What the standalone controller writes to its status file (and tests read)."""
+    out = {
+        "time": time.time(),
+        "problems": [str(p) for p in (reconciler.problems if reconciler else core.problems())],
+        "stats": dict(vars(core.stats)),
+        "switches": [{"dpid": f"{sw['dpid']:016x}", "host": sw["host"], "bridge": sw["bridge"],
+                      "flows": sw["flows"], "ports": sw["ports"]} for sw in core.summary],
+    }
+    if reconciler is not None:
+        engine = reconciler.engine
+        out["engine"] = {"nodes": {n: dict(vars(st)) for n, st in engine.graph.stats().items()},
+                         "rounds": dict(vars(reconciler.stats)),
+                         "bridges_rebuilt": engine.flows.tables.rebuilds,
+                         "vif_updates": engine.flows.tables.vif_updates}
+    return out
 
 
 def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
@@ -76,18 +59,9 @@ def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
         LOG.info("signal %d: stopping (flows stay installed)", signum)
         os._exit(0)  # the dataplane keeps its flows; nothing to undo
 
-    def timers() -> None:
-        while True:
-            try:
-                core.tick()
-            except Exception:  # noqa: BLE001 - the timers must outlive one bad round
-                core.stats.errors += 1
-                LOG.exception("controller timers failed")
-            oshub.sleep(TICK_SECONDS)
-
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for feeder in (*feeders, timers):
+    for feeder in feeders:
         oshub.spawn(feeder)
     LOG.info("OpenFlow controller on %s:%d (%s hub)", listen_host, port, hub)
     manager.run_apps(["netctl.openflow.app"])
@@ -97,24 +71,19 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
           hub: str = "native", status_file: str | None = None,
           tls: TlsFiles | None = None, audit_interval: float = AUDIT_INTERVAL,
           xapi_ca: str | None = None, xapi_insecure: bool = False) -> None:
-    """The standalone OpenFlow controller: xapi intent in, flow tables out."""
-    from netctl.model import validate
+    """The standalone OpenFlow controller: xapi intent in, flow tables out (the bridges are
+    someone else's to build: no OVSDB)."""
+    from netctl.engine.core import NetctlEngine
     from netctl.xapi.sync import XapiSync
 
     core = FlowController(audit_interval=audit_interval)
-    sync = XapiSync(xapi_url, user, password, ca_file=xapi_ca, ignore_ssl=xapi_insecure)
+    reconciler = Reconciler(NetctlEngine(), core)
+    sync = XapiSync(xapi_url, user, password, ca_file=xapi_ca, ignore_ssl=xapi_insecure,
+                    on_changes=reconciler.submit_xapi)
 
     def feed() -> None:
+        reconciler.start()
         sync.start()
-        for state, changes in sync.updates():
-            try:
-                kept, problems = validate(state, incumbents=incumbents(core.state))
-                for problem in problems:
-                    LOG.warning("problem: %s", problem)
-                core.set_state(kept, changed_refs(changes))
-            except Exception:  # noqa: BLE001 - one bad batch must not stop the controller
-                core.stats.errors += 1
-                LOG.exception("applying a xapi update failed")
 
     def write_status() -> None:
         from os_ken.lib import hub as oshub
@@ -122,7 +91,7 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
         path = Path(status_file or "")
         while status_file:
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(status(core)))
+            tmp.write_text(json.dumps(status(core, reconciler)))
             tmp.replace(path)
             oshub.sleep(0.2)
 

@@ -64,6 +64,9 @@ class ChangeSet:
     modified: Mapping[str, frozenset[str]] = field(default_factory=dict)
     removed: Mapping[str, frozenset[str]] = field(default_factory=dict)
     full: bool = False  # a full (re)sync: consumers may prefer a full recompute
+    # ref -> (model object before, after) for every change: what an incremental consumer
+    # (the engine) applies without ever looking at a whole-pool snapshot
+    objects: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
 
     def changed(self, cls: str) -> frozenset[str]:
         """Refs of `cls` added, modified or removed."""
@@ -90,14 +93,18 @@ class _Builder:
         self.added: dict[str, set[str]] = {}
         self.modified: dict[str, set[str]] = {}
         self.removed: dict[str, set[str]] = {}
+        self.objects: dict[str, tuple[Any, Any]] = {}
 
-    def note(self, kind: str, cls: str, ref: str) -> None:
+    def note(self, kind: str, cls: str, ref: str, before: Any = None, after: Any = None) -> None:
         getattr(self, kind).setdefault(cls, set()).add(ref)
+        first = self.objects.get(ref)
+        self.objects[ref] = (first[0] if first is not None else before, after)
 
     def build(self, full: bool = False) -> ChangeSet:
         def freeze(d: dict[str, set[str]]) -> dict[str, frozenset[str]]:
             return {k: frozenset(v) for k, v in d.items() if v}
-        return ChangeSet(freeze(self.added), freeze(self.modified), freeze(self.removed), full)
+        return ChangeSet(freeze(self.added), freeze(self.modified), freeze(self.removed), full,
+                         dict(self.objects))
 
 
 class XapiSync:
@@ -108,7 +115,8 @@ class XapiSync:
                  rpc_timeout: float = 30.0, dump_timeout: float = 600.0,
                  originator: str = "netctl",
                  backoff_initial: float = 0.1, backoff_max: float = 10.0,
-                 on_update: Callable[[PoolState, ChangeSet], None] | None = None) -> None:
+                 on_update: Callable[[PoolState, ChangeSet], None] | None = None,
+                 on_changes: Callable[[ChangeSet], None] | None = None) -> None:
         """`timeout`: how long one `event.from` waits on the server for changes.
         `rpc_timeout`: how long any call may go without an answer beyond that (a silent,
         half-open connection is given up after `timeout + rpc_timeout`, then the sync logs in
@@ -123,8 +131,10 @@ class XapiSync:
         self.originator = originator
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.on_update = on_update
+        self.on_changes = on_changes  # per batch, without building a snapshot
         self.token = ""
-        self.state = PoolState()
+        self._pool: Pool | None = None
+        self._snapshot: PoolState | None = PoolState()
         self.full_syncs = 0  # how many times a full dump was read (first sync included)
         self.reconnects = 0
         self._records: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in SYNC_CLASSES}
@@ -136,6 +146,18 @@ class XapiSync:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> PoolState:
+        """The latest snapshot, built when asked for (the sync itself keeps objects per class
+        and never copies the pool per batch: at 64 hosts x 1000 VIFs that copy would cost more
+        than the batch)."""
+        snap = self._snapshot
+        if snap is None:
+            snap = self._snapshot = PoolState(
+                pool=self._pool, **{STATE_FIELD[c]: FrozenRefMap(objs)
+                                    for c, objs in self._objects.items()})
+        return snap
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -183,7 +205,7 @@ class XapiSync:
 
     def _wake_server(self) -> None:
         """Unblock our pending event.from: inject an event on the pool (xapi's barrier)."""
-        pool = self.state.pool
+        pool = self._pool
         if pool is None:
             return
         try:
@@ -295,8 +317,7 @@ class XapiSync:
             for href, rec in self._records["host"].items():
                 if rec.get("metrics") in metrics:
                     touched.setdefault("host", set()).add(href)
-        new_state = self.state
-        changes: dict[str, Any] = {}
+        dirty = False
         for cls, refs in touched.items():
             if cls == "pool":
                 pools = self._records["pool"]
@@ -304,28 +325,36 @@ class XapiSync:
                 if pools:
                     pref, prec = next(iter(pools.items()))
                     pool = to_model("pool", pref, prec)  # type: ignore[assignment]
-                changes["pool"] = pool
+                old_pool = self._pool
                 for ref in refs:
-                    builder.note(self._kind(new_state.pool, ref, pools), "pool", ref)
+                    kind = self._kind(old_pool, ref, pools)
+                    builder.note(kind, "pool", ref,
+                                 old_pool if old_pool is not None and old_pool.ref == ref
+                                 else None, pool if pool is not None and pool.ref == ref
+                                 else None)
+                self._pool = pool
+                dirty = True
                 continue
             objs = self._objects[cls]
             for ref in refs:
                 rec = self._records[cls].get(ref)
+                old = objs.get(ref)
                 if rec is None:
                     if objs.pop(ref, None) is not None:
-                        builder.note("removed", cls, ref)
+                        builder.note("removed", cls, ref, old, None)
+                        dirty = True
                     continue
                 obj = to_model(cls, ref, rec, self._records["host_metrics"])
-                old = objs.get(ref)
                 if old is None:
-                    builder.note("added", cls, ref)
+                    builder.note("added", cls, ref, None, obj)
                 elif old != obj:
-                    builder.note("modified", cls, ref)
+                    builder.note("modified", cls, ref, old, obj)
+                else:
+                    continue
                 objs[ref] = obj
-            changes[STATE_FIELD[cls]] = FrozenRefMap(objs)
-        if changes:
-            new_state = new_state.replace(**changes)
-        self.state = new_state
+                dirty = True
+        if dirty:
+            self._snapshot = None
 
     @staticmethod
     def _kind(old_pool: Pool | None, ref: str, pools: Mapping[str, Any]) -> str:
@@ -334,9 +363,12 @@ class XapiSync:
         return "modified" if old_pool is not None and old_pool.ref == ref else "added"
 
     def _publish(self, changes: ChangeSet) -> None:
-        state = self.state
         with self._cond:
             self._cond.notify_all()
+        if self.on_changes is not None:
+            self.on_changes(changes)
+            return  # an incremental consumer: no snapshots, no queue
+        state = self.state
         self._queue.put((state, changes))
         if self.on_update is not None:
             self.on_update(state, changes)
@@ -388,11 +420,12 @@ class XapiSync:
         if error:
             status["error"] = error
         ref = tunnel
+        tunnels = self._objects["tunnel"]
         if not tunnel.startswith("OpaqueRef:"):
-            found = self.state.by_uuid(tunnel)
+            found = next((t for t in tunnels.values() if t.uuid == tunnel), None)
             ref = found.ref if found is not None else \
                 self._call_writer(lambda s: s.xenapi.tunnel.get_by_uuid(tunnel))
-        current = self.state.tunnels.get(ref)
+        current = tunnels.get(ref)
         if current is not None and dict(current.status) == status:
             return False
         if ref == NULL_REF:

@@ -191,7 +191,10 @@ def test_netctl_run_on_the_eventlet_hub(pool):
         pool.session.xenapi.VIF.set_locking_mode(vif, "disabled")
         try:
             assert until(lambda: not ping_ok(pool.lab, "vm1", "10.10.0.13"), 15)
-            assert pool.status()["flows"]["full_recomputes"] == st["flows"]["full_recomputes"]
+            now = pool.status()["engine"]
+            assert [n["recomputes"] for n in now["nodes"].values()] == \
+                [n["recomputes"] for n in st["engine"]["nodes"].values()]
+            assert now["bridges_rebuilt"] == st["engine"]["bridges_rebuilt"]
         finally:
             pool.session.xenapi.VIF.set_locking_mode(vif, "network_default")
         assert until(lambda: reaches(pool.lab, "vm1", "10.10.0.13"), 15)

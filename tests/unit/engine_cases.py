@@ -99,7 +99,10 @@ def _vm_move(objs, rng):
                                    key=lambda o: o.uuid)]
     if vm is None or vm.is_control_domain or not hosts:
         return []
-    return _put(objs, replace(vm, resident_on=rng.choice(hosts), domid=rng.randrange(1, 99)))
+    host = rng.choice(hosts)
+    taken = {o.domid for o in objs.values() if isinstance(o, VM) and o.resident_on == host}
+    domid = rng.choice([d for d in range(1, 99) if d not in taken])  # xapi: unique per host
+    return _put(objs, replace(vm, resident_on=host, domid=domid))
 
 
 def _vm_power(objs, rng):

@@ -149,3 +149,50 @@ def test_the_engine_equals_a_from_scratch_compile(seed):
             have = dict(engine.flows.tables.entries(dpid))
             assert have == want, f"{where}: {bridge} on {kept.hosts[host].name_label}"
             assert switches.installed[dpid] == want, f"{where}: deltas, {bridge}"
+
+
+def renamed(state: PoolState) -> PoolState:
+    """The same pool with every ref new (what a restarted xapi serves: refs are per process)."""
+    from dataclasses import fields, replace
+
+    from netctl.model import FrozenMap
+
+    mapping = {o.ref: f"OpaqueRef:restarted-{i}" for i, o in enumerate(state.objects())}
+
+    def remap(value):  # noqa: ANN001, ANN202
+        if isinstance(value, str):
+            return mapping.get(value, value)
+        if isinstance(value, tuple):
+            return tuple(remap(v) for v in value)
+        if isinstance(value, FrozenMap):
+            return value
+        return value
+
+    return PoolState.build(replace(o, **{f.name: remap(getattr(o, f.name)) for f in fields(o)})
+                           for o in state.objects())
+
+
+def test_a_restarted_xapi_with_new_refs_rebuilds_identities_and_tables():
+    rng = random.Random(1)
+    state = topology_state()
+    engine = NetctlEngine(SETTINGS)
+    engine.xapi((o.ref, None, o) for o in state.objects())
+    switches = FakeSwitches()
+    engine.run()
+    switches.sync(engine, switches.wanted(state, state, rng))
+    engine.run()
+    switches.apply(engine)
+    engine.clear()
+    fresh = renamed(state)
+    engine.xapi([(o.ref, o, None) for o in state.objects()] +
+                [(o.ref, None, o) for o in fresh.objects()])
+    engine.run()
+    switches.apply(engine)
+    engine.clear()
+    for dpid, names in switches.names.items():
+        assert dpid in engine.flows.tables.identities
+        host, bridge = engine.flows.tables.identities[dpid]
+        assert host.startswith("OpaqueRef:restarted-")
+        ports = scratch_ports(fresh, host, bridge, names)
+        want = dict(canon_flow(f) for f in compile_bridge(fresh, host, bridge, ports))
+        assert dict(engine.flows.tables.entries(dpid)) == want

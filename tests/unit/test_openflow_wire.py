@@ -36,8 +36,10 @@ def oskens_flow_mod(dp, flow, command: int):
         return parser.OFPFlowMod(dp, cookie=messages.COOKIE, cookie_mask=messages.COOKIE_MASK,
                                  table_id=flow.table, command=command, priority=flow.priority,
                                  out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=match)
-    return parser.OFPFlowMod(dp, cookie=flow.cookie, table_id=flow.table, command=command,
-                             priority=flow.priority, match=match, instructions=instructions)
+    mask = messages.COOKIE_MASK if command == ofp.OFPFC_MODIFY_STRICT else 0
+    return parser.OFPFlowMod(dp, cookie=flow.cookie, cookie_mask=mask, table_id=flow.table,
+                             command=command, priority=flow.priority, match=match,
+                             instructions=instructions)
 
 
 class _Datapath:

@@ -4,11 +4,22 @@ that leaves loses it, and an unreachable host is reported without delaying the o
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 from netctl.config import load
 from netctl.controller import Run
-from netctl.model import FrozenRefMap
+from netctl.model import FrozenRefMap, PoolState
 from tests.unit.test_flows import pool_state
+
+
+def feed(run: Run, old: PoolState | None, new: PoolState) -> None:
+    """What xapi's change set from `old` to `new` does to a running netctl (one round)."""
+    before = {o.ref: o for o in old.objects()} if old is not None else {}
+    after = {o.ref: o for o in new.objects()}
+    objects = {r: (before.get(r), after.get(r)) for r in before.keys() | after.keys()
+               if before.get(r) != after.get(r)}
+    run.reconciler.submit_xapi(SimpleNamespace(objects=objects))
+    run.reconciler.round()
 
 
 def wait(predicate, timeout: float = 10.0) -> bool:
@@ -31,19 +42,19 @@ def test_hosts_joining_and_leaving_the_pool(tmp_path):
     without_host3 = state.replace(hosts=FrozenRefMap(
         {r: h for r, h in state.hosts.items() if h.name_label != "host3"}))
     try:
-        run.handle(without_host3, None)
+        feed(run, None, without_host3)
         assert {w.status.name for w in run.workers.values()} == {"host1", "host2"}
-        run.handle(state, None)  # host3 joins
+        feed(run, without_host3, state)  # host3 joins
         assert set(run.workers) == set(state.hosts)
         assert wait(lambda: all(w.status.last_error for w in run.workers.values()))
         snapshot = run.status()
         assert {h["name"] for h in snapshot["hosts"]} == {"host1", "host2", "host3"}
         assert not any(h["connected"] for h in snapshot["hosts"])
         leaving = run.workers[by_name["host2"]]
-        run.handle(state.replace(hosts=FrozenRefMap(
-            {r: h for r, h in state.hosts.items() if h.name_label != "host2"})), None)
+        feed(run, state, state.replace(hosts=FrozenRefMap(
+            {r: h for r, h in state.hosts.items() if h.name_label != "host2"})))
         assert by_name["host2"] not in run.workers
-        assert not leaving.thread.is_alive()
+        assert wait(lambda: not leaving.thread.is_alive())  # stopped without blocking netctl
     finally:
         for worker in run.workers.values():
             worker.stop()

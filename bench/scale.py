@@ -1,0 +1,358 @@
+"""Benchmark (prints figures, not a test): netctl's reconcile path at pool sizes up to 64 hosts
+x 1000 VIFs (issue 9).
+
+    .venv/bin/python -m bench.scale [--sizes 1x100,8x100,64x100,64x1000] [--samples 20]
+    .venv/bin/python -m bench.scale --smoke         # 2x20, a few samples (seconds)
+
+The real path, minus sockets to switches: a xapi simulator seeded with a synthetic pool
+(`harness.synthetic`: VMs with realistic records, 1-3 VIFs each over an external network on an
+LACP bond, a VLAN network and a VXLAN private network; every 4th VIF locked) served on
+loopback -> `XapiSync` (the product's client) -> `NetctlEngine` (the product's engine) ->
+recording targets (`harness.engine_rig`): a switch per bridge of every host, with a port per
+running VIF, that takes the engine's flow deltas and counts flow-mods; OVSDB changes counted as
+the rows a transaction would change between two host configurations.
+
+Per size it prints:
+- full sync: `XapiSync.connect()` (login + `event.from("")` + conversion), seconds;
+- cold compile: the engine's first round over the whole pool (validation, every host's
+  configuration) plus every switch connecting (every table built), seconds;
+- RSS of this process after the cold compile, and its peak (VmHWM);
+- per event kind, over --samples changes made through XenAPI: the processing time from the
+  xapi change set received by the client (`XapiSync.step()` returned it) to every delta handed
+  to its target (the engine's round, done) — p50/p99 in ms — with flow-mods and OVSDB rows;
+- a boot storm: 1000 VIF plugs (unplugged first) issued through XenAPI within 10 s while the
+  sync and the engine run, and the time from the last plug to the last one applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import XenAPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.engine_rig import RecordingSwitches, config_ops  # noqa: E402
+from harness.synthetic import PoolSpec, simulator  # noqa: E402
+from netctl.engine.core import NetctlEngine  # noqa: E402
+from netctl.engine.hosts import HostSettings  # noqa: E402
+from netctl.xapi.server import serve  # noqa: E402
+from netctl.xapi.sync import XapiSync  # noqa: E402
+
+SMOKE_FIGURES = (
+    r"^size +2 x 20: full sync +[\d.]+ s, cold compile +[\d.]+ s",
+    r"^  locking change +p50 +[\d.]+ ms",
+    r"^  new private network",
+    r"^  boot storm: \d+ plugs",
+)
+USER, PASSWORD = "root", "scale"
+SETTINGS = HostSettings(controllers=("tcp:198.51.100.1:6653",), datapath_type="netdev")
+
+
+def rss_mib() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process, MiB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines()
+                  if ":" in line)
+    def kib(name: str) -> float:
+        return float(fields[name].split()[0]) / 1024
+    return kib("VmRSS"), kib("VmHWM")
+
+
+@dataclass
+class Kind:
+    name: str
+    times: list[float] = field(default_factory=list)  # ms per sample
+    flow_mods: list[int] = field(default_factory=list)
+    ovsdb: list[int] = field(default_factory=list)
+    hosts_with_network: int = 0
+
+    def line(self) -> str:
+        if not self.times:
+            return f"  {self.name:<26} (no samples)"
+        t = sorted(self.times)
+        p99 = t[min(len(t) - 1, max(0, round(0.99 * len(t)) - 1))]
+        fm = statistics.median(self.flow_mods)
+        return (f"  {self.name:<26} p50 {statistics.median(t):8.2f} ms  p99 {p99:8.2f} ms  "
+                f"flow-mods {fm:7.0f}  OVSDB rows {statistics.median(self.ovsdb):5.0f}  "
+                f"({len(t)} samples)")
+
+
+class Bench:
+    def __init__(self, hosts: int, vifs: int) -> None:
+        self.spec = PoolSpec(hosts=hosts, vifs_per_host=vifs)
+        self.sim, self.pool = simulator(self.spec, users={USER: PASSWORD}, event_delay=0.0)
+        self.server = serve(self.sim, "127.0.0.1", 0)
+        self.x = XenAPI.Session(self.server.url)
+        self.x.xenapi.login_with_password(USER, PASSWORD, "1.0", "bench-scale")
+        self.engine = NetctlEngine(SETTINGS)
+        self.switches = RecordingSwitches()
+        self.received: list = []  # change sets as the sync published them
+        self.sync = XapiSync(self.server.url, USER, PASSWORD, timeout=0.02,
+                             on_changes=self.received.append)
+        self.configs: dict = {}
+
+    def close(self) -> None:
+        try:
+            self.x.xenapi.session.logout()
+        except Exception:  # noqa: BLE001
+            pass
+        self.sync.stop()
+        self.server.stop()
+
+    # ------------------------------------------------------------------ phases
+    def cold(self) -> tuple[float, float]:
+        start = time.perf_counter()
+        self.sync.connect()
+        changes = self.received.pop()
+        full_sync = time.perf_counter() - start
+        start = time.perf_counter()
+        self.engine.xapi((r, b, a) for r, (b, a) in changes.objects.items())
+        self.engine.run()
+        self._take_hosts()
+        self.engine.clear()
+        self.switches.connect_all(self.engine)
+        self.engine.run()
+        self.switches.apply(self.engine)
+        self.engine.clear()
+        return full_sync, time.perf_counter() - start
+
+    def _take_hosts(self) -> int:
+        ops = 0
+        configs = self.engine.hosts.configs
+        for ref in configs.changed:
+            new = configs.config(ref)
+            ops += config_ops(self.configs.get(ref), new)
+            self.configs[ref] = new
+        return ops
+
+    def settle(self, kind: Kind | None, until: Callable[[], bool] | None = None,
+               wait: float = 2.0) -> None:
+        """Read xapi's change sets until `until()` (or quiet), each through one engine round;
+        the processing time is the sum of the rounds (from each set received to its deltas)."""
+        deadline = time.monotonic() + wait
+        spent, mods, ops, seen = 0.0, 0, 0, False
+        while time.monotonic() < deadline:
+            changes = self.sync.step()
+            if not changes:
+                if seen and (until is None or until()):
+                    break
+                continue
+            seen = True
+            received = time.perf_counter()
+            m, o = self._round(changes)
+            mods, ops = mods + m, ops + o
+            spent += time.perf_counter() - received
+            if until is not None and until():
+                break
+        if kind is not None:
+            kind.times.append(spent * 1000)
+            kind.flow_mods.append(mods)
+            kind.ovsdb.append(ops)
+
+    def _round(self, changes) -> tuple[int, int]:  # noqa: ANN001 - a ChangeSet
+        """One engine round for a change set, then (as OVS would, once the OVSDB side applied
+        the new host configurations) new bridges and ports appear, in a second round.
+        Returns (flow-mods, OVSDB rows)."""
+        self.engine.xapi((r, b, a) for r, (b, a) in changes.objects.items())
+        self.engine.run()
+        changed = set(self.engine.hosts.configs.changed)
+        ops = self._take_hosts()
+        mods = self.switches.apply(self.engine).flow_mods
+        self.engine.clear()
+        if changed and self.switches.follow(self.engine, changed):
+            self.engine.run()
+            mods += self.switches.apply(self.engine).flow_mods
+            self.engine.clear()
+        return mods, ops
+
+    def port_event(self, kind: Kind | None, vif: str, up: bool) -> None:
+        """The hypervisor plugs the VIF's port: that switch event through one round."""
+        view = self.engine.view
+        v = view.vifs[vif]
+        vm = view.vms[v.vm]
+        dpid = next(d for d, t in self.engine.flows.tables.tables.items()
+                    if t.host_ref == vm.resident_on and v.network in t.shape.vlans)
+        start = time.perf_counter()
+        self.switches.port(self.engine, dpid, f"vif{vm.domid}.{v.device}", up)
+        self.engine.run()
+        mods = self.switches.apply(self.engine).flow_mods
+        if kind is not None:
+            kind.times.append((time.perf_counter() - start) * 1000)
+            kind.flow_mods.append(mods)
+            kind.ovsdb.append(self._take_hosts())
+        self.engine.clear()
+
+    # ------------------------------------------------------------------ event kinds
+    def run_kinds(self, samples: int, network_samples: int) -> list[Kind]:
+        x = self.x.xenapi
+        pool = self.pool
+        kinds = {n: Kind(n) for n in ("locking change", "VIF unplug", "VIF plug",
+                                      "VIF port appears", "new VIF", "live migration",
+                                      "new VLAN network", "new private network",
+                                      "one PIF changed")}
+        hosts = pool.hosts
+        locked = [v for v in pool.locked if pool.vifs.get(hosts[0]) and v in pool.vifs[hosts[0]]]
+        locked = locked or pool.locked
+        self.settle(None, wait=0.3)
+        for i in range(samples):
+            vif = locked[i % len(locked)]
+            x.VIF.set_locking_mode(vif, "unlocked" if i % 2 == 0 else "locked")
+            self.settle(kinds["locking change"])
+        vifs = pool.vifs[hosts[-1]]
+        for i in range(samples):
+            vif = vifs[(i * 7) % len(vifs)]
+            x.VIF.unplug(vif)
+            self.settle(kinds["VIF unplug"])
+            self.port_event(None, vif, False)  # the hypervisor removes the port
+            x.VIF.plug(vif)
+            self.settle(kinds["VIF plug"])
+            self.port_event(kinds["VIF port appears"], vif, True)
+        private = pool.network["private"]
+        for i in range(samples):
+            host = hosts[i % len(hosts)]
+            vm = pool.vms[host][i % len(pool.vms[host])]
+            device = str(10 + i // len(hosts))
+            ref = x.VIF.create({"device": device, "network": private, "VM": vm,
+                                "MAC": f"02:fe:00:00:{i // 256:02x}:{i % 256:02x}",
+                                "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
+                                "qos_algorithm_params": {}, "locking_mode": "network_default",
+                                "ipv4_allowed": [], "ipv6_allowed": []})
+            x.VIF.plug(ref)
+            self.settle(kinds["new VIF"],
+                        until=lambda r=ref: self.engine.view.vifs.get(r) is not None)
+        if len(hosts) > 1:
+            for i in range(samples):
+                vm = pool.vms[hosts[0]][i % len(pool.vms[hosts[0]])]
+                target = hosts[1 + i % (len(hosts) - 1)]
+                x.VM.pool_migrate(vm, target, {})
+                self.settle(kinds["live migration"])
+                x.VM.pool_migrate(vm, hosts[0], {})
+                self.settle(None)
+        external_pif = x.network.get_PIFs(pool.network["external"])[0]
+        kinds["new VLAN network"].hosts_with_network = len(hosts)
+        for i in range(network_samples):
+            net = x.network.create({"name_label": f"bench-vlan-{i}", "name_description": "",
+                                    "MTU": "1500", "other_config": {}})
+            x.pool.create_VLAN_from_PIF(external_pif, net, 200 + i)
+            self.settle(kinds["new VLAN network"],
+                        until=lambda n=net: len(self.engine.view.network_pifs(n)) >= len(hosts))
+        for i in range(network_samples):
+            net = x.network.create({"name_label": f"bench-private-{i}", "name_description": "",
+                                    "MTU": "1450", "other_config": {}})
+            for host in hosts:
+                x.tunnel.create(pool.management_pif[host], net, "vxlan")
+            self.settle(kinds["new private network"],
+                        until=lambda n=net: len(self.engine.view.network_pifs(n)) >= len(hosts))
+        for i in range(network_samples):
+            pif = pool.management_pif[hosts[i % len(hosts)]]
+            x.PIF.add_to_other_config(pif, "bench", str(i)) if i % 2 == 0 else \
+                x.PIF.remove_from_other_config(pif, "bench")
+            self.settle(kinds["one PIF changed"])
+        return list(kinds.values())
+
+    def boot_storm(self, plugs: int, seconds: float) -> tuple[int, float, float]:
+        """`plugs` VIF plugs issued within `seconds` (after unplugging them, untimed) while
+        the sync and the engine run; returns (plugs, last plug at, drained after last plug)."""
+        x = self.x.xenapi
+        pool = self.pool
+        candidates = [v for h in pool.hosts for v in pool.vifs[h]]
+        chosen = candidates[:: max(1, len(candidates) // plugs)][:plugs]
+        for vif in chosen:
+            x.VIF.unplug(vif)
+        self.settle(None, wait=5.0,
+                    until=lambda: not any(self.engine.view.vifs[v].currently_attached
+                                          for v in chosen[-5:]))
+        done = threading.Event()
+        last_plug = [0.0]
+
+        def writer() -> None:
+            session = XenAPI.Session(self.server.url)
+            session.xenapi.login_with_password(USER, PASSWORD, "1.0", "bench-storm")
+            start = time.monotonic()
+            for i, vif in enumerate(chosen):
+                due = start + seconds * i / len(chosen)
+                delay = due - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                session.xenapi.VIF.plug(vif)
+            last_plug[0] = time.monotonic()
+            done.set()
+
+        thread = threading.Thread(target=writer, daemon=True)
+        start = time.monotonic()
+        thread.start()
+        applied_at = 0.0
+        while True:
+            changes = self.sync.step()
+            if changes:
+                self._round(changes)
+                applied_at = time.monotonic()
+            view = self.engine.view
+            if done.is_set() and all(view.vifs[v].currently_attached for v in chosen):
+                break
+            if time.monotonic() - start > seconds * 10 + 60:
+                break
+        thread.join()
+        return len(chosen), last_plug[0] - start, max(0.0, applied_at - last_plug[0])
+
+
+def run_size(hosts: int, vifs: int, samples: int, network_samples: int, storm: int,
+             storm_seconds: float) -> None:
+    gc.collect()
+    started = time.perf_counter()
+    bench = Bench(hosts, vifs)
+    seeded = time.perf_counter() - started
+    try:
+        full_sync, cold = bench.cold()
+        rss, peak = rss_mib()
+        tables = bench.engine.flows.tables
+        print(f"size {hosts:3d} x {vifs}: full sync {full_sync:7.2f} s, cold compile "
+              f"{cold:7.2f} s ({len(tables.tables)} switches, "
+              f"{bench.switches.counts.full} tables), RSS {rss:7.0f} MiB, peak {peak:7.0f} "
+              f"MiB (simulator seeded in {seeded:.1f} s)", flush=True)
+        for kind in bench.run_kinds(samples, network_samples):
+            print(kind.line(), flush=True)
+        n, spread, drained = bench.boot_storm(storm, storm_seconds)
+        rss, peak = rss_mib()
+        print(f"  boot storm: {n} plugs issued within {spread:.1f} s, the last applied "
+              f"{drained:.2f} s after the last plug; RSS {rss:.0f} MiB, peak {peak:.0f} MiB",
+              flush=True)
+        stats = bench.engine.graph.stats()
+        print("  engine: " + ", ".join(f"{n} {s.handled} handled/{s.recomputes} recomputes"
+                                       for n, s in stats.items()), flush=True)
+    finally:
+        bench.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1x100,8x100,64x100,64x1000",
+                        help="comma-separated HOSTSxVIFS_PER_HOST")
+    parser.add_argument("--samples", type=int, default=20, help="changes per VIF event kind")
+    parser.add_argument("--network-samples", type=int, default=3,
+                        help="changes per network-wide event kind")
+    parser.add_argument("--storm", type=int, default=1000, help="VIF plugs in the boot storm")
+    parser.add_argument("--storm-seconds", type=float, default=10.0)
+    parser.add_argument("--smoke", action="store_true", help="2x20, a few samples")
+    args = parser.parse_args()
+    if args.smoke:
+        args.sizes, args.samples, args.network_samples = "2x20", 3, 1
+        args.storm, args.storm_seconds = 20, 1.0
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    for size in args.sizes.split(","):
+        hosts, vifs = (int(v) for v in size.lower().split("x"))
+        run_size(hosts, vifs, args.samples, args.network_samples, args.storm,
+                 args.storm_seconds)
+
+
+if __name__ == "__main__":
+    main()
