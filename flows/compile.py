@@ -18,6 +18,7 @@ the VLANs listed in its `VIF.trunks`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -150,7 +151,7 @@ def base_flows(shape: BridgeIntent, ports: BridgePorts) -> list[Flow]:
     if shape.kind != "external":
         known.add(OFPP_LOCAL)  # the host's own port on a private bridge takes no part
     for port in sorted(known):
-        flows.append(flow(CLASSIFY, 10, "a known port, nothing matched: drop", in_port=port))
+        flows.append(known_port_drop(port))
     for port, vlan in ports.internal.items():
         flows.append(flow(CLASSIFY, 100, "from the host (internal port)", in_port=port,
                           write_metadata=_meta(vlan), goto=FORWARD))
@@ -166,9 +167,20 @@ def base_flows(shape: BridgeIntent, ports: BridgePorts) -> list[Flow]:
                           actions=(NORMAL,)))
     elif shape.kind == "private":
         for peer, port in sorted(ports.tunnels.items()):
-            flows.append(flow(CLASSIFY, 100, f"from the tunnel to {peer}", in_port=port,
-                              write_metadata=_meta(0, tunnel=True), goto=FORWARD))
+            flows.append(from_tunnel(peer, port))
     return flows
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def known_port_drop(port: int) -> Flow:
+    """(Shared: the same few port numbers recur on every bridge of a pool.)"""
+    return flow(CLASSIFY, 10, "a known port, nothing matched: drop", in_port=port)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def from_tunnel(peer: str, port: int) -> Flow:
+    return flow(CLASSIFY, 100, f"from the tunnel to {peer}", in_port=port,
+                write_metadata=_meta(0, tunnel=True), goto=FORWARD)
 
 
 def flood_flows(shape: BridgeIntent, ports: BridgePorts, taking: Iterable[int]) -> list[Flow]:
@@ -212,7 +224,7 @@ def local_vif_flows(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts
     locking = locking_of(state, vif)
     mac = vif.mac.lower()
     for port in vif_ports(ports, vif):
-        out.append(flow(CLASSIFY, 10, "a known port, nothing matched: drop", in_port=port))
+        out.append(known_port_drop(port))
         out.append(flow(CLASSIFY, 100, f"from VIF {vif.uuid}", in_port=port, vlan_vid=0,
                         write_metadata=_meta(vlan), goto=PORT_SECURITY))
         out += port_security_flows(port, mac, locking)

@@ -25,6 +25,7 @@ other_config:mtu else network.MTU) on its NICs and its own device.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,7 +55,7 @@ from netctl.model import (
     describe,
 )
 from vlan.checks import check_host_networking
-from vlan.tunnels import allocate_tunnel_keys, endpoint, tunnel_port_name
+from vlan.tunnels import allocate_tunnel_keys, endpoint, tunnel_port_name_for
 
 MAC_TABLE_SIZE = "10000"
 
@@ -204,15 +205,10 @@ def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping
                 continue
             peer_host = kept.hosts.get(peer_access.host)
             peer_uuid = peer_host.uuid if peer_host else peer_access.host
-            name = tunnel_port_name(tun.protocol, net, peer_uuid)
-            key = keys[net.ref]
-            br.ports.append(PortConfig(
-                name, (InterfaceConfig(name, type=tun.protocol, options=FrozenMap(
-                    {"remote_ip": peer_transport.ip, "key": str(key)})),),
-                external_ids=FrozenMap({"xs-network-uuid": net.uuid, "netctl-tunnel": tun.uuid,
-                                        "netctl-peer-host": peer_uuid})))
-            tunnels.append(TunnelLink(tun.uuid, net.uuid, name, tun.protocol, key,
-                                      peer_transport.ip, peer_uuid))
+            port, link = _tunnel_port(tun.protocol, net.uuid, tun.uuid, peer_uuid,
+                                      peer_transport.ip, keys[net.ref])
+            br.ports.append(port)
+            tunnels.append(link)
 
     # Networks with running VIFs here but no PIF on this host: xapi makes an internal bridge.
     for net_ref in sorted(vif_networks, key=lambda r: kept.networks[r].bridge
@@ -231,6 +227,21 @@ def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping
         tunnel_keys=tuple(sorted((kept.networks[r].uuid, k) for r, k in keys.items()
                                  if r in kept.networks)),
         problems=tuple(problems))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _tunnel_port(protocol: str, network_uuid: str, tunnel_uuid: str, peer_uuid: str,
+                 remote_ip: str, key: int) -> tuple[PortConfig, TunnelLink]:
+    """One tunnel port of a mesh (shared: a 64-host mesh has 4032 of them, and a host rebuilt
+    reuses those of its ports that did not change)."""
+    name = tunnel_port_name_for(protocol, network_uuid, peer_uuid)
+    port = PortConfig(
+        name, (InterfaceConfig(name, type=protocol, options=FrozenMap(
+            {"remote_ip": remote_ip, "key": str(key)})),),
+        external_ids=FrozenMap({"xs-network-uuid": network_uuid, "netctl-tunnel": tunnel_uuid,
+                                "netctl-peer-host": peer_uuid}))
+    return port, TunnelLink(tunnel_uuid, network_uuid, name, protocol, key, remote_ip,
+                            peer_uuid)
 
 
 def _has_any_pif(state: PoolQueries, network: str, host: str) -> bool:

@@ -11,6 +11,7 @@ Keys are 24-bit (1..16777215) so the same key is valid as a VXLAN VNI and as a G
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from netctl.model import PIF, Network, PoolState, Tunnel
@@ -66,7 +67,12 @@ def allocate_tunnel_keys(state: PoolState) -> dict[str, int]:
 def tunnel_port_name(protocol: str, network: Network, peer_host_uuid: str) -> str:
     """A port name unique on the host (<= 15 characters, the Linux limit) and stable: it depends
     only on the protocol, the network and the peer host."""
-    digest = hashlib.sha1(f"{network.uuid}/{peer_host_uuid}".encode()).hexdigest()[:10]
+    return tunnel_port_name_for(protocol, network.uuid, peer_host_uuid)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def tunnel_port_name_for(protocol: str, network_uuid: str, peer_host_uuid: str) -> str:
+    digest = hashlib.sha1(f"{network_uuid}/{peer_host_uuid}".encode()).hexdigest()[:10]
     return f"{'gre' if protocol == 'gre' else 'vxl'}{digest}"
 
 

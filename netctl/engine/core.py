@@ -151,6 +151,8 @@ class HostsNode(Node):
                 for obj in (before, self.intent.pool.raw.pifs.get(ref))
                 if isinstance(obj, PIF)}
         changed = set(self.configs.changed) if self._intent_done else set()
+        if not self._intent_done:
+            self.configs._built = set()
         self.configs.rebuild(pifs)
         self.configs.changed |= changed
         self._intent_done = False

@@ -248,12 +248,12 @@ class FlowTables:
                     rebuild |= {d for d, t in self.tables.items() if t.bridge == obj.bridge}
                     vifs |= {v.ref for v in view.network_vifs(obj.ref)}
                 elif isinstance(obj, PIF):
-                    rebuild |= self._pif_switches(obj)
+                    if _shaping(old) != _shaping(new):  # not its IP, say: nothing here
+                        rebuild |= self._pif_switches(obj)
                 elif isinstance(obj, Bond | VLAN):
                     rebuild |= self._host_switches(self._hosts_of(obj))
-                elif isinstance(obj, Tunnel):
-                    rebuild |= self._host_switches(self._hosts_of(obj))
-                    access = view.pifs.get(obj.access_pif)
+                elif isinstance(obj, Tunnel):  # the mesh of its network, nothing else
+                    access = view.pifs.get(obj.access_pif)  # gone: its ports' events do it
                     if access is not None:
                         rebuild |= self._carrying.get(access.network, set())
         for dpid in sorted(rebuild):
@@ -620,6 +620,15 @@ class FlowTables:
         elif isinstance(obj, Tunnel):
             refs = (obj.access_pif, obj.transport_pif)
         return {view.pifs[r].host for r in refs if r in view.pifs}
+
+
+def _shaping(obj: XapiObject | None) -> tuple | None:
+    """What of a PIF a bridge's flows depend on (its shape, uplink and mesh ports): not its
+    addresses, nor the tunnels it carries as a transport."""
+    if not isinstance(obj, PIF):
+        return None
+    return (obj.host, obj.network, obj.device, obj.type, obj.bond_slave_of, obj.vlan_master_of,
+            obj.tunnel_access_pif_of, obj.currently_attached)
 
 
 def _canon(flows: list[Flow]) -> Entries:

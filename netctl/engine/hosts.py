@@ -78,6 +78,7 @@ class HostConfigs:
         self._home: dict[str, str] = {}  # VIF ref -> host it is counted on (running VIFs)
         self._vif_net: dict[str, str] = {}  # VIF ref -> network it is counted in
         self._need_rebuild: set[str] = set()  # hosts whose VIF networks changed
+        self._built: set[str] = set()  # hosts rebuilt in this round
         self.changed: set[str] = set()
         self.rebuilds = 0  # hosts built (structural changes)
         self.recomputes = 0  # every host rebuilt at once (the counted fallback)
@@ -101,6 +102,7 @@ class HostConfigs:
     def apply(self, changes: dict[str, tuple[XapiObject | None, XapiObject | None]]) -> None:
         """React to the validated pool's changes of this round."""
         self.changed = set()
+        self._built = set()
         rebuild: set[str] = set()
         vif_dirty: set[str] = set()
         keys_dirty = False
@@ -114,6 +116,8 @@ class HostConfigs:
                     rebuild.add(obj.ref)
                 elif isinstance(obj, PIF):
                     rebuild.add(obj.host)
+                    if _mesh_view(old) == _mesh_view(new):
+                        continue  # nothing another host's mesh reads of this PIF changed
                     if obj.tunnel_access_pif_of:
                         keys_dirty = True
                         rebuild |= self._mesh_hosts(obj.network)
@@ -164,8 +168,8 @@ class HostConfigs:
 
     def rebuild(self, hosts: Iterable[str]) -> None:
         """Rebuild these hosts (a raw PIF of theirs changed: it may decide an internal
-        bridge even while invalid)."""
-        for ref in sorted(set(hosts) - {NULL_REF}):
+        bridge even while invalid) — those not already rebuilt in this round."""
+        for ref in sorted(set(hosts) - {NULL_REF} - self._built):
             old = self.config(ref)
             self._build(ref)
             self._refresh_fail_problems(ref, force=True)
@@ -262,6 +266,7 @@ class HostConfigs:
             self.hosts.pop(host_ref, None)
             return
         self.rebuilds += 1
+        self._built.add(host_ref)
         s = self.settings
         base = build_host(view, self.raw, host_ref, self.keys, vif_ports=(),
                           vif_networks=list(st.vif_networks), controllers=s.controllers,
@@ -297,3 +302,11 @@ class HostConfigs:
             return
         if force or any(b.fail_mode == "standalone" for b in st.base.bridges):
             st.fail_problems = tuple(fail_mode_problems(self.view, host_ref, st.base.bridges))
+
+
+def _mesh_view(obj: XapiObject | None) -> tuple | None:
+    """What other hosts' tunnel meshes read of a PIF (`vlan.tunnels.endpoint`)."""
+    if not isinstance(obj, PIF):
+        return None
+    return (obj.host, obj.network, obj.currently_attached, obj.ip,
+            obj.ip_configuration_mode, obj.tunnel_access_pif_of, obj.tunnel_transport_pif_of)

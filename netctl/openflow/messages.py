@@ -117,7 +117,14 @@ def instruction_bytes(actions: bytes, metadata: tuple[int, int] | None,
     return out
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def canon_flow(flow: Flow) -> tuple[Key, Body]:
+    """(Cached: shared flows — per-port drops, tunnel entries, the table-miss entries — are
+    canonicalised once.)"""
+    return _canon_flow(flow)
+
+
+def _canon_flow(flow: Flow) -> tuple[Key, Body]:
     actions = b""
     for a in flow.actions:
         if isinstance(a, Output):
