@@ -115,6 +115,7 @@ class Bench:
         changes = self.received.pop()
         full_sync = time.perf_counter() - start
         start = time.perf_counter()
+        gc.disable()  # as netctl's reconcile thread does for its first round
         self.engine.xapi((r, b, a) for r, (b, a) in changes.objects.items())
         self.engine.run()
         self._take_hosts()
@@ -123,7 +124,11 @@ class Bench:
         self.engine.run()
         self.switches.apply(self.engine)
         self.engine.clear()
-        return full_sync, time.perf_counter() - start
+        cold = time.perf_counter() - start
+        gc.enable()
+        gc.collect()
+        gc.freeze()  # as netctl's reconcile thread does after its first round
+        return full_sync, cold
 
     def _take_hosts(self) -> int:
         ops = 0

@@ -14,6 +14,7 @@ owns the thread; the callbacks it is given own their I/O.
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -113,15 +114,27 @@ class Reconciler:
             events += 1
         self.stats.switch_events += events
         if fed or events or not self.stats.rounds:
-            self.engine.run()
+            cold = fed and not self.ready.is_set()
+            if cold:
+                gc.disable()  # the first read builds millions of long-lived objects at once
+            try:
+                self.engine.run()
+            finally:
+                if cold:
+                    gc.enable()
             hosts = self.engine.hosts.configs
             if hosts.changed and self.on_hosts is not None:
                 self.on_hosts({ref: hosts.config(ref) for ref in sorted(hosts.changed)})
             self.sink.flush(self.engine.flows.tables.deltas, since)
             self.problems = self.engine.problems() + self.sink.problems()
             self.engine.clear()
-            if fed:
+            if fed and not self.ready.is_set():
                 self.ready.set()
+                # The pool as first read lives as long as the process: move it out of the
+                # cyclic collector's way, or every full collection walks millions of objects
+                # (seconds, in the middle of a boot storm).
+                gc.collect()
+                gc.freeze()
         now = time.monotonic()
         if now - self._last_tick >= TICK_SECONDS:
             self._last_tick = now

@@ -83,6 +83,7 @@ class SwitchTable:
     taking: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports (VLAN 0)
     disabled: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports
     owners: dict[str, str] = field(default_factory=dict)  # port name -> local VIF ref
+    names_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # VIF ref -> its names
     flood: Entries = field(default_factory=dict)
     remote_port: dict[str, int] = field(default_factory=dict)  # peer host uuid -> tunnel port
     remote_nets: dict[str, int] = field(default_factory=dict)  # network -> VLAN (remote flows)
@@ -310,6 +311,7 @@ class FlowTables:
         self._refresh_ports(table)
         table.base = _canon(base_flows(table.shape, table.ports))
         table.local, table.taking, table.disabled, table.owners = {}, {}, {}, {}
+        table.names_of = {}
         for net in vlans:
             self._carrying.setdefault(net, set()).add(table.dpid)
         if kind != "none":
@@ -463,8 +465,9 @@ class FlowTables:
         view = self.view
         vif = view.vifs.get(vif_ref)
         old = table.local.pop(vif_ref, {})
-        for name in [n for n, r in table.owners.items() if r == vif_ref]:
-            del table.owners[name]
+        for name in table.names_of.pop(vif_ref, ()):
+            if table.owners.get(name) == vif_ref:
+                del table.owners[name]
         for uuid in {v.uuid for v in (vif,) if v is not None} | self._uuids.pop(vif_ref, set()):
             table.ports.vifs.pop(uuid, None)  # type: ignore[attr-defined]
             table.ports.taps.pop(uuid, None)  # type: ignore[attr-defined]
@@ -475,13 +478,16 @@ class FlowTables:
         if vif is not None and view.is_vif_active(vif) and view.vif_host(vif) == table.host_ref \
                 and vif.network in table.shape.vlans and table.shape.kind != "none":
             ports = table.ports
+            names = []
             for name, role in ((vif_port_name(view, vif), ports.vifs),
                                (tap_port_name(view, vif), ports.taps)):
                 if name is not None:
                     table.owners[name] = vif_ref
+                    names.append(name)
                     if name in table.names:
                         role[vif.uuid] = table.names[name]  # type: ignore[index]
             self._uuids[vif_ref] = {vif.uuid}
+            table.names_of[vif_ref] = tuple(names)
             taking: dict[int, list[int]] = {}
             new = _canon(local_vif_flows(view, table.shape, ports, vif, taking))
             table.local[vif_ref] = new

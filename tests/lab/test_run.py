@@ -121,6 +121,34 @@ def test_bad_intent_is_a_problem_and_the_rest_keeps_working(pool):
     assert until(lambda: pool.status()["problems"] == [])
 
 
+def test_vif_plug_unplug_locking_and_migration_cause_no_recompute(pool):
+    """The common changes take the engine's fast path: a VIF's own part of its bridge's
+    table, its remote flows elsewhere; no node recomputes, no bridge is rebuilt (issue 9)."""
+    x = pool.session.xenapi
+    before = pool.status()["engine"]
+    vif, vm3 = pool.vif_ref("vm3", 0), pool.ref("VM", pool.topology.vm("vm3").uuid)
+    host2 = x.VM.get_resident_on(vm3)
+    host3 = next(h for h in x.host.get_all() if x.host.get_name_label(h) == "host3")
+    x.VIF.unplug(vif)
+    assert until(lambda: not ping_ok(pool.lab, "vm1", "10.10.0.13"), 15)
+    x.VIF.plug(vif)
+    assert until(lambda: reaches(pool.lab, "vm1", "10.10.0.13"), 15)
+    x.VIF.set_locking_mode(vif, "disabled")
+    assert until(lambda: not ping_ok(pool.lab, "vm1", "10.10.0.13"), 15)
+    x.VIF.set_locking_mode(vif, "network_default")
+    assert until(lambda: reaches(pool.lab, "vm1", "10.10.0.13"), 15)
+    for target in (host3, host2):
+        x.VM.pool_migrate(vm3, target, {})
+        assert until(lambda: reaches(pool.lab, "vm1", "10.10.0.13"), 15)
+        assert until(lambda: reaches(pool.lab, "vm1", "10.40.0.13"), 15)  # priva, tunnels
+    after = pool.status()["engine"]
+    assert {n: s["recomputes"] for n, s in after["nodes"].items()} == \
+        {n: s["recomputes"] for n, s in before["nodes"].items()}
+    assert after["bridges_rebuilt"] == before["bridges_rebuilt"]
+    assert after["vif_updates"] > before["vif_updates"]
+    assert after["hosts_rebuilt"] == before["hosts_rebuilt"]
+
+
 def test_netctl_run_restart_keeps_traffic_and_changes_nothing(pool):
     ping = pool.lab.popen("vm1", ["ping", "-n", "-q", "-i", "0.01", "-c", "500", "10.10.0.13"])
     time.sleep(0.5)
