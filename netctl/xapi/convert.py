@@ -3,6 +3,15 @@
 Why a separate module: the model must not know the wire. Over XML-RPC ints arrive as decimal
 strings (`'1500'`), over JSON-RPC as numbers; both become Python ints here. Field names are
 lower-cased to the model's names (`MAC` -> `mac`, `VLAN_master_of` -> `vlan_master_of`).
+
+`FIELDS` lists, per xapi class, the record fields the converters read, and `project` cuts a
+record down to them. A xapi record carries every datamodel field (a VM ~100 of them, netctl
+reads 9): the sync keeps only the projection, so a 64-host x 1000-VIF pool costs what the
+model needs, not what xapi stores. `tests/xapi/test_convert.py` checks that the converters
+read nothing outside `FIELDS`.
+
+The helpers take the common case first (a JSON int is already an int, most maps are empty):
+a full sync converts ~100k records, so per-field work is what its time is made of.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from netctl.model import (
+    EMPTY,
     NULL_REF,
     PIF,
     VIF,
@@ -29,8 +39,43 @@ from netctl.model import (
 
 Record = Mapping[str, Any]
 
+# The fields each converter reads, by xapi class name (host also reads its host_metrics).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "pool": ("uuid", "name_label", "master", "other_config", "vswitch_controller",
+             "igmp_snooping_enabled"),
+    "host": ("uuid", "name_label", "hostname", "address", "enabled", "control_domain",
+             "software_version", "other_config", "metrics"),
+    "host_metrics": ("live",),
+    "network": ("uuid", "name_label", "bridge", "MTU", "managed", "default_locking_mode",
+                "other_config", "purpose", "tags"),
+    "PIF": ("uuid", "device", "host", "network", "MAC", "MTU", "VLAN", "physical",
+            "currently_attached", "management", "managed", "disallow_unplug",
+            "ip_configuration_mode", "IP", "netmask", "gateway", "DNS",
+            "ipv6_configuration_mode", "IPv6", "ipv6_gateway", "primary_address_type",
+            "bond_master_of", "bond_slave_of", "VLAN_master_of", "VLAN_slave_of",
+            "tunnel_access_PIF_of", "tunnel_transport_PIF_of", "sriov_physical_PIF_of",
+            "sriov_logical_PIF_of", "properties", "other_config"),
+    "Bond": ("uuid", "master", "slaves", "mode", "properties", "primary_slave", "links_up",
+             "auto_update_mac", "other_config"),
+    "VLAN": ("uuid", "tagged_PIF", "untagged_PIF", "tag", "other_config"),
+    "tunnel": ("uuid", "access_PIF", "transport_PIF", "protocol", "status", "other_config"),
+    "VIF": ("uuid", "device", "network", "VM", "MAC", "MTU", "currently_attached",
+            "locking_mode", "ipv4_allowed", "ipv6_allowed", "trunks", "qos_algorithm_type",
+            "qos_algorithm_params", "other_config"),
+    "VM": ("uuid", "name_label", "power_state", "resident_on", "domid", "is_control_domain",
+           "is_a_template", "is_a_snapshot", "other_config"),
+    "SDN_controller": ("uuid", "protocol", "address", "port"),
+}
+
+
+def project(cls: str, record: Record) -> dict[str, Any]:
+    """`record` cut to the fields netctl reads (`FIELDS[cls]`); converts to the same object."""
+    return {k: record[k] for k in FIELDS[cls] if k in record}
+
 
 def _int(value: Any, default: int = 0) -> int:
+    if type(value) is int:
+        return value
     if value is None or value == "":
         return default
     try:
@@ -40,17 +85,23 @@ def _int(value: Any, default: int = 0) -> int:
 
 
 def _bool(value: Any) -> bool:
+    if value is True or value is False:
+        return value
     if isinstance(value, str):
         return value.lower() == "true"
     return bool(value)
 
 
 def _map(value: Any) -> FrozenMap:
-    return FrozenMap({str(k): str(v) for k, v in (value or {}).items()})
+    if not value:
+        return EMPTY
+    return FrozenMap({str(k): str(v) for k, v in value.items()})
 
 
 def _strs(value: Any) -> tuple[str, ...]:
-    return tuple(str(v) for v in (value or ()))
+    if not value:
+        return ()
+    return tuple(str(v) for v in value)
 
 
 def pool(ref: str, r: Record) -> Pool:
@@ -134,10 +185,16 @@ def vif(ref: str, r: Record) -> VIF:
                locking_mode=r.get("locking_mode", "network_default"),
                ipv4_allowed=_strs(r.get("ipv4_allowed")),
                ipv6_allowed=_strs(r.get("ipv6_allowed")),
-               trunks=tuple(sorted(_int(t) for t in (r.get("trunks") or ()))),
+               trunks=_trunks(r.get("trunks")),
                qos_algorithm_type=r.get("qos_algorithm_type", ""),
                qos_algorithm_params=_map(r.get("qos_algorithm_params")),
                other_config=_map(r.get("other_config")))
+
+
+def _trunks(value: Any) -> tuple[int, ...]:
+    if not value:
+        return ()
+    return tuple(sorted(_int(t) for t in value))
 
 
 def vm(ref: str, r: Record) -> VM:

@@ -8,7 +8,9 @@ Threaded (an `event.from` long-poll must not block other calls), HTTP/1.1 keep-a
 official client reuses one connection), optional TLS. `serve(sim, host, port)` runs it on a
 daemon thread and returns a `RunningServer` with `.url`, `.stop()` and `.restart()`; stop
 closes the listening socket *and* every open client connection, which is what a client sees
-when xapi goes away.
+when xapi goes away. `jsonrpc=False` serves as a xapi from before JSON-RPC: `/jsonrpc` is not
+registered, so it falls to `/` (XML-RPC) and a JSON body there is a malformed request (HTTP
+500, HTML) — what a client probing for JSON-RPC meets on such a pool master.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ from netctl.xapi.sim import Simulator
 ROUTES = {"/": "xml", "/RPC2": "xml", "/json": "xml", "/jsonrpc": "json"}
 
 
-def route(path: str) -> str:
+XML_ONLY = {p: kind for p, kind in ROUTES.items() if kind == "xml"}
+
+
+def route(path: str, routes: dict[str, str] = ROUTES) -> str:
     """The handler of a request path: its longest registered prefix (every path starts with
     `/`, so there is always one)."""
-    best = max((p for p in ROUTES if path.startswith(p)), key=len, default="/")
-    return ROUTES[best]
+    best = max((p for p in routes if path.startswith(p)), key=len, default="/")
+    return routes[best]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -93,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         sim = self.server.sim
         try:
-            if route(path) == "xml":
+            if route(path, self.server.routes) == "xml":
                 method, params = codec.parse_xml_request(body)
                 try:
                     value = sim.call(method, params)
@@ -121,9 +126,10 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, addr: tuple[str, int], sim: Simulator,
-                 tls: ssl.SSLContext | None) -> None:
+                 tls: ssl.SSLContext | None, routes: dict[str, str]) -> None:
         self.sim = sim
         self.tls = tls
+        self.routes = routes
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         super().__init__(addr, _Handler)
@@ -152,9 +158,10 @@ class RunningServer:
     """A simulator served on a thread. `url` ends with `/` (XML-RPC on the root path)."""
 
     def __init__(self, sim: Simulator, host: str, port: int, certfile: str | None = None,
-                 keyfile: str | None = None) -> None:
+                 keyfile: str | None = None, jsonrpc: bool = True) -> None:
         self.sim = sim
         self.host = host
+        self.routes = ROUTES if jsonrpc else XML_ONLY
         self.tls: ssl.SSLContext | None = None
         if certfile:
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -175,7 +182,7 @@ class RunningServer:
 
     def start(self) -> None:
         self.sim.reopen()
-        self._server = _Server((self.host, self.port), self.sim, self.tls)
+        self._server = _Server((self.host, self.port), self.sim, self.tls, self.routes)
         self.port = self._server.server_address[1]  # the real port when 0 was asked for
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
@@ -209,6 +216,8 @@ class RunningServer:
 
 
 def serve(sim: Simulator, host: str = "127.0.0.1", port: int = 0, *,
-          certfile: str | None = None, keyfile: str | None = None) -> RunningServer:
-    """Serve `sim` on host:port (port 0 = an ephemeral port) in a background thread."""
-    return RunningServer(sim, host, port, certfile, keyfile)
+          certfile: str | None = None, keyfile: str | None = None,
+          jsonrpc: bool = True) -> RunningServer:
+    """Serve `sim` on host:port (port 0 = an ephemeral port) in a background thread;
+    `jsonrpc=False`: no `/jsonrpc` endpoint (an older xapi)."""
+    return RunningServer(sim, host, port, certfile, keyfile, jsonrpc)

@@ -11,6 +11,11 @@ for up to its own timeout, so its caller raises the socket timeout above that fi
 TLS is verified by default (the system's CAs, or `ca_file` for a pool master's self-signed
 certificate, as `/etc/stunnel/xapi-pool-ca-bundle.pem` on a host); `insecure=True` is the
 explicit, logged way out.
+
+`struct_hook` (optional) is applied to every struct as the reply is parsed, as `json.loads`'s
+`object_hook` is in `netctl.xapi.jsonrpc`: the sync cuts each `event.from` snapshot to the
+fields it reads there, so a full dump over XML-RPC (~4x its size as Python objects) never
+exists whole in memory.
 """
 
 from __future__ import annotations
@@ -19,16 +24,43 @@ import http.client
 import logging
 import ssl
 import xmlrpc.client
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+StructHook = Callable[[dict[str, Any]], Any]
+
+
+class _HookedUnmarshaller(xmlrpc.client.Unmarshaller):
+    """xmlrpc.client's unmarshaller, passing each struct through a hook once it is built."""
+
+    dispatch = dict(xmlrpc.client.Unmarshaller.dispatch)
+
+    def __init__(self, struct_hook: StructHook) -> None:
+        super().__init__()
+        self._struct_hook = struct_hook
+
+    def end_struct(self, data: str) -> None:
+        xmlrpc.client.Unmarshaller.end_struct(self, data)
+        self._stack[-1] = self._struct_hook(self._stack[-1])
+
+    dispatch["struct"] = end_struct
 
 
 class _Timeouts:
     """The socket timeout of this transport's one connection, changeable between calls."""
 
     timeout: float
+    struct_hook: StructHook | None = None
     _connection: tuple[Any, http.client.HTTPConnection | None]
+
+    def getparser(self) -> tuple[Any, Any]:
+        if self.struct_hook is None:
+            return super().getparser()  # type: ignore[misc]
+        target = _HookedUnmarshaller(self.struct_hook)
+        return xmlrpc.client.ExpatParser(target), target
 
     def set_timeout(self, seconds: float) -> None:
         self.timeout = seconds
@@ -69,7 +101,12 @@ def tls_context(ca_file: str | None = None, insecure: bool = False) -> ssl.SSLCo
 
 
 def make_transport(url: str, timeout: float, ca_file: str | None = None,
-                   insecure: bool = False) -> TimeoutTransport | SafeTimeoutTransport:
+                   insecure: bool = False, struct_hook: StructHook | None = None
+                   ) -> TimeoutTransport | SafeTimeoutTransport:
+    transport: TimeoutTransport | SafeTimeoutTransport
     if url.lower().startswith("https:"):
-        return SafeTimeoutTransport(timeout, tls_context(ca_file, insecure))
-    return TimeoutTransport(timeout)
+        transport = SafeTimeoutTransport(timeout, tls_context(ca_file, insecure))
+    else:
+        transport = TimeoutTransport(timeout)
+    transport.struct_hook = struct_hook
+    return transport

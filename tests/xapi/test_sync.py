@@ -1,4 +1,8 @@
-"""The sync client against the simulator: full sync, increments, lost deletes, restarts."""
+"""The sync client against the simulator: full sync, increments, lost deletes, restarts.
+
+Each runs over both wires (`protocol`: JSON-RPC, what netctl uses, and XML-RPC through the
+official client, its fallback): the sync must behave the same on either.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +27,18 @@ def make_sync(srv, **kw) -> XapiSync:
     return XapiSync(srv.url, USER, PASSWORD, backoff_initial=0.01, backoff_max=0.2, **kw)
 
 
+@pytest.fixture(params=["jsonrpc", "xmlrpc"])
+def protocol(request) -> str:
+    return request.param
+
+
 @pytest.mark.parametrize("name", ["mini", "demo"])
-def test_full_sync_is_the_simulators_truth_and_valid(name, request):
+def test_full_sync_is_the_simulators_truth_and_valid(name, protocol, request):
     srv = start(request.getfixturevalue(name))
     try:
-        sync = make_sync(srv)
+        sync = make_sync(srv, protocol=protocol)
         sync.connect()
+        assert sync.wire == protocol
         assert sync.state == truth(srv.sim)
         kept, problems = validate(sync.state)
         assert problems == [] and kept == sync.state
@@ -40,8 +50,8 @@ def test_full_sync_is_the_simulators_truth_and_valid(name, request):
         srv.stop()
 
 
-def test_increment_carries_only_what_changed(demo_server, demo):
-    sync = make_sync(demo_server)
+def test_increment_carries_only_what_changed(demo_server, demo, protocol):
+    sync = make_sync(demo_server, protocol=protocol)
     sync.connect()
     x = login(demo_server).xenapi
     vif = x.VIF.get_by_uuid(demo.vm("vm2").vifs[0].uuid)
@@ -57,10 +67,10 @@ def test_increment_carries_only_what_changed(demo_server, demo):
     assert sync.state == truth(demo_server.sim)
 
 
-def test_lost_deletes_force_a_full_resync(mini):
+def test_lost_deletes_force_a_full_resync(mini, protocol):
     srv = start(mini, tombstone_cap=6, tombstone_keep=3)
     try:
-        sync = make_sync(srv)
+        sync = make_sync(srv, protocol=protocol)
         sync.connect()
         x = login(srv).xenapi
         net = x.network.create({"name_label": "many", "other_config": {}})
@@ -80,8 +90,8 @@ def test_lost_deletes_force_a_full_resync(mini):
         srv.stop()
 
 
-def test_background_sync_survives_stale_sessions_and_restarts(demo_server, demo):
-    sync = make_sync(demo_server).start()
+def test_background_sync_survives_stale_sessions_and_restarts(demo_server, demo, protocol):
+    sync = make_sync(demo_server, protocol=protocol).start()
     try:
         sim = demo_server.sim
         sync.wait_for(lambda s: s == truth(sim) and len(s.vifs) == 11, 10)

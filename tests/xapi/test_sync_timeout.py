@@ -80,11 +80,12 @@ class StallingProxy:
                     pass
 
 
-def test_a_silent_xapi_is_noticed_and_the_sync_resumes_with_a_resync(mini):
+@pytest.mark.parametrize("protocol", ["jsonrpc", "xmlrpc"])
+def test_a_silent_xapi_is_noticed_and_the_sync_resumes_with_a_resync(mini, protocol):
     srv = start(mini)
     proxy = StallingProxy(("127.0.0.1", int(srv.url.rsplit(":", 1)[1].strip("/"))))
     sync = XapiSync(proxy.url, USER, PASSWORD, timeout=1.0, rpc_timeout=1.5,
-                    backoff_initial=0.05, backoff_max=0.5)
+                    backoff_initial=0.05, backoff_max=0.5, protocol=protocol)
     try:
         sync.start()
         sync.wait_for(lambda st: len(st.vifs) > 0, timeout=10)
@@ -123,22 +124,25 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
     return key, cert
 
 
-def test_https_pool_master_verified_against_its_ca_or_refused(mini, certificate):
+@pytest.mark.parametrize("protocol", ["jsonrpc", "xmlrpc"])
+def test_https_pool_master_verified_against_its_ca_or_refused(mini, certificate, protocol):
     key, cert = certificate
     sim = Simulator.from_topology(mini, users={USER: PASSWORD}, event_delay=0.0)
     srv = serve(sim, "127.0.0.1", 0, certfile=str(cert), keyfile=str(key))
     url = srv.url
     try:
         assert url.startswith("https://")
-        verified = XapiSync(url, USER, PASSWORD, timeout=0.5, ca_file=str(cert))
+        verified = XapiSync(url, USER, PASSWORD, timeout=0.5, ca_file=str(cert),
+                            protocol=protocol)
         verified.connect()
-        assert verified.state.vifs
+        assert verified.state.vifs and verified.wire == protocol
         verified.stop()
-        with pytest.raises(ssl.SSLCertVerificationError):
-            XapiSync(url, USER, PASSWORD, timeout=0.5).connect()  # system CAs: unknown CA
-        insecure = XapiSync(url, USER, PASSWORD, timeout=0.5, ignore_ssl=True)
+        with pytest.raises(ssl.SSLCertVerificationError):  # system CAs: unknown CA
+            XapiSync(url, USER, PASSWORD, timeout=0.5, protocol=protocol).connect()
+        insecure = XapiSync(url, USER, PASSWORD, timeout=0.5, ignore_ssl=True,
+                            protocol=protocol)
         insecure.connect()
-        assert insecure.state.vifs
+        assert insecure.state.vifs and insecure.wire == protocol
         insecure.stop()
     finally:
         srv.stop()
