@@ -30,7 +30,8 @@ connection.
 
 `object_hook` is handed to `json.loads` for every reply: the sync uses it to cut each
 `event.from` snapshot down to the fields it reads while the reply is decoded, so a full dump
-never exists in memory with every field of every record.
+never exists in memory with every field of every record. A large reply is decoded with the
+cyclic GC paused (`transport.gc_paused`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from typing import Any
 
 import XenAPI
 
-from netctl.xapi.transport import tls_context
+from netctl.xapi.transport import LARGE_REPLY, gc_paused, tls_context
 
 JSONRPC_PATH = "/jsonrpc"
 # errors on a reused keep-alive connection that mean "the server closed it while idle":
@@ -226,7 +227,11 @@ class JsonRpcSession:
             # decode to str first and drop the bytes: a full dump is ~150 MiB of each
             text = data.decode("utf-8")
             del data
-            doc = json.loads(text, object_hook=self.object_hook)
+            if len(text) < LARGE_REPLY:
+                doc = json.loads(text, object_hook=self.object_hook)
+            else:
+                with gc_paused():
+                    doc = json.loads(text, object_hook=self.object_hook)
         except (UnicodeDecodeError, ValueError) as exc:
             raise JsonRpcUnavailable(self.transport.url, 200, f"not JSON: {exc}", {}) from None
         if not isinstance(doc, dict) or doc.get("id") != ident:

@@ -14,20 +14,22 @@ Or without a thread: `sync.connect()` then `sync.step()` (one `event.from` round
 `sync.state` is always the latest snapshot, `sync.wait_for(predicate, timeout)` waits for one.
 
 Wire: JSON-RPC on `/jsonrpc` (`netctl.xapi.jsonrpc`) by default, because it measures several
-times faster than XML-RPC for a full dump (bench/xapi_sync.py); `protocol="auto"` falls back
+times faster than XML-RPC for a full dump (bench/xapi_sync.py: a third of the bytes, decoded
+in C instead of one Python callback per XML tag); `protocol="auto"` falls back
 to XML-RPC through the official `XenAPI` client when the first call finds no JSON-RPC
 endpoint (an older xapi), `protocol="jsonrpc"` / `"xmlrpc"` forces one. Both sessions behave
 the same to the sync (same calls, `XenAPI.Failure`, SESSION_INVALID re-login, timeouts, TLS).
 
 Why a full sync of a big pool is cheap: each `event.from` snapshot is cut to the fields the
-model reads (`convert.project`; over JSON-RPC while the reply is decoded), and the cyclic
-garbage collector is paused while the dump is decoded and converted (hundreds of thousands of
-new containers would otherwise trigger full collections that cost more than the work itself).
+model reads (`convert.project`, applied while the reply is decoded on either wire), and the
+cyclic garbage collector is paused while the dump is decoded and converted (hundreds of
+thousands of new containers would otherwise trigger collections that cost more than the work
+itself).
 
 How it stays right (spec §2.5): the first `event.from(classes, "", t)` is the full dump; then it
-loops on the returned token. Every call has a socket timeout (`netctl.xapi.transport`): a
-half-open connection is noticed after event.from's own wait plus `rpc_timeout`, and handled
-like a lost one. The official `XenAPI.Session` re-logs in by itself on
+loops on the returned token. Every call has a socket timeout (`netctl.xapi.transport`,
+`netctl.xapi.jsonrpc`): a half-open connection is noticed after event.from's own wait plus
+`rpc_timeout`, and handled like a lost one. Both sessions re-log in by themselves on
 `SESSION_INVALID` and the token stays valid, so a stale session costs nothing. When the server
 goes away (connection refused/reset), it reconnects with exponential backoff and does a full
 resync, because a restarted xapi may not know the old token. After every batch it compares
@@ -39,7 +41,6 @@ the tombstone cap since the token), and it resyncs from "". A resync yields a Ch
 from __future__ import annotations
 
 import contextlib
-import gc
 import http.client
 import logging
 import queue
@@ -55,7 +56,7 @@ import XenAPI
 from netctl.model import NULL_REF, FrozenRefMap, Pool, PoolState
 from netctl.xapi.convert import CONVERTERS, project, to_model
 from netctl.xapi.jsonrpc import JsonRpcSession, JsonRpcUnavailable
-from netctl.xapi.transport import make_transport
+from netctl.xapi.transport import gc_paused, make_transport
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +84,6 @@ def _shrink_event(obj: dict[str, Any]) -> dict[str, Any]:
         if cls is not None:
             obj["snapshot"] = project(cls, snap)
     return obj
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while a full dump is decoded and converted: it allocates ~1M
-    containers that all survive, so the collector would rescan the growing heap again and
-    again (measured: 2-3x the time of the work at 64 hosts x 1000 VIFs). Nothing there makes
-    reference cycles, and refcounting still frees everything dropped."""
-    if not gc.isenabled():  # someone else paused it: leave it to them
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 @dataclass(frozen=True)
@@ -362,9 +347,9 @@ class XapiSync:
     def _resync(self, builder: _Builder | None = None) -> ChangeSet:
         """Read everything again (token "") and publish the difference to what we had."""
         builder = builder or _Builder()
-        with _gc_paused():
-            result = self._event_from("", 0.0)
-            self.full_syncs += 1
+        result = self._event_from("", 0.0)  # decoded with the GC paused by the session
+        self.full_syncs += 1
+        with gc_paused():
             fresh: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in SYNC_CLASSES}
             for ev in result["events"]:
                 cls = _BY_LOWER.get(ev["class"])
