@@ -238,11 +238,14 @@ class Run:
         should hold its ports has applied them; the error when the tunnel is a Problem."""
         with self._lock:
             wants = dict(self.tunnels)
-            applied = {ref: w.status.applied is not None and w.status.applied == w.desired
-                       for ref, w in self.workers.items()}
+            built = {ref: {link.tunnel_uuid for link in w.status.applied.tunnels}
+                     if w.status.applied is not None else set()
+                     for ref, w in self.workers.items()}
         bad = {p.uuid: p.message for p in self.problems if p.object_class == "tunnel"}
         for uuid, want in wants.items():
-            active = bool(want.hosts) and all(applied.get(h, False) for h in want.hosts)
+            # active once every host that should hold its ports has applied them (another
+            # change of those hosts' configuration in flight does not make it inactive)
+            active = bool(want.hosts) and all(uuid in built.get(h, ()) for h in want.hosts)
             error = bad.get(uuid)
             try:
                 self.sync.write_tunnel_status(uuid, active=active and error is None,

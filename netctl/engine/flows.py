@@ -35,6 +35,7 @@ from flows.compile import (
 )
 from flows.pipeline import OFPP_LOCAL, Flow
 from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
+from netctl.engine.hosts import _status_only
 from netctl.engine.pool import LivePool
 from netctl.model import PIF, VIF, VLAN, VM, Bond, Host, Network, Tunnel, XapiObject
 from netctl.openflow.messages import Body, Key, canon_flow, remote_canon
@@ -254,6 +255,8 @@ class FlowTables:
                 elif isinstance(obj, Bond | VLAN):
                     rebuild |= self._host_switches(self._hosts_of(obj))
                 elif isinstance(obj, Tunnel):  # the mesh of its network, nothing else
+                    if _status_only(old, new):
+                        continue  # netctl's own tunnel.status write-back
                     access = view.pifs.get(obj.access_pif)  # gone: its ports' events do it
                     if access is not None:
                         rebuild |= self._carrying.get(access.network, set())

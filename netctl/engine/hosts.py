@@ -130,6 +130,8 @@ class HostConfigs:
                 elif isinstance(obj, VLAN):
                     rebuild |= self._pif_hosts((obj.tagged_pif, obj.untagged_pif))
                 elif isinstance(obj, Tunnel):
+                    if _status_only(old, new):
+                        continue  # netctl's own tunnel.status write-back (active, error)
                     keys_dirty = True
                     rebuild |= self._tunnel_hosts(obj.ref)
                 elif isinstance(obj, Network):
@@ -214,7 +216,8 @@ class HostConfigs:
                 st.vif_networks[old_net] -= 1
                 if st.vif_networks[old_net] <= 0:
                     del st.vif_networks[old_net]
-                    self._need_rebuild.add(old_home)
+                    if self._internal(old_net, old_home):
+                        self._need_rebuild.add(old_home)
             touched.add(old_home)
             del self._home[vif_ref]
         if home is not None and vif is not None:
@@ -222,13 +225,18 @@ class HostConfigs:
             st = self.hosts.setdefault(home, _Host())
             st.vif_ports[vif_ref] = VifPortConfig(f"vif{vm.domid}.{vif.device}", vif.uuid,
                                                   tuple(sorted(set(vif.trunks))))
-            if st.vif_networks[vif.network] == 0:
+            if st.vif_networks[vif.network] == 0 and self._internal(vif.network, home):
                 self._need_rebuild.add(home)
             st.vif_networks[vif.network] += 1
             self._vif_net[vif_ref] = vif.network
             self._home[vif_ref] = home
             touched.add(home)
         return touched
+
+    def _internal(self, network: str, host: str) -> bool:
+        """Whether running VIFs decide a bridge for this network on this host: only when it
+        has no PIF there (`vlan.build_host`'s internal bridges)."""
+        return self.raw.pif_of(network, host) is None
 
     def _pif_hosts(self, refs: Iterable[str]) -> set[str]:
         out = set()
@@ -310,3 +318,12 @@ def _mesh_view(obj: XapiObject | None) -> tuple | None:
         return None
     return (obj.host, obj.network, obj.currently_attached, obj.ip,
             obj.ip_configuration_mode, obj.tunnel_access_pif_of, obj.tunnel_transport_pif_of)
+
+
+def _status_only(old: XapiObject | None, new: XapiObject | None) -> bool:
+    """A tunnel whose change is only in `status`, and not in the key it states (the key is
+    read by the key allocation; `active` and `error` are netctl's own write-back)."""
+    if not isinstance(old, Tunnel) or not isinstance(new, Tunnel):
+        return False
+    return replace(old, status=new.status) == new and \
+        old.status.get("key") == new.status.get("key")
