@@ -501,13 +501,7 @@ class FlowTables:
             self._part_net[vif_ref] = vif.network
             self.vif_updates += 1
         if delta:
-            d = self.deltas.setdefault(table.dpid, Delta())
-            for key, body in new.items():
-                if old.get(key) != body:
-                    d.put(key, body, key in old)
-            for key in old:
-                if key not in new:
-                    d.put(key, None, True)
+            self._diff_into(self.deltas.setdefault(table.dpid, Delta()), old, new)
 
     def _taking(self, table: SwitchTable) -> list[int]:
         return sorted({p for ports in table.taking.values() for p in ports})
@@ -516,13 +510,7 @@ class FlowTables:
         new = _canon(flood_flows(table.shape, table.ports, self._taking(table)))
         if new == table.flood:
             return
-        d = self.deltas.setdefault(table.dpid, Delta())
-        for key, body in new.items():
-            if table.flood.get(key) != body:
-                d.put(key, body, key in table.flood)
-        for key in table.flood:
-            if key not in new:
-                d.put(key, None, True)
+        self._diff_into(self.deltas.setdefault(table.dpid, Delta()), table.flood, new)
         table.flood = new
 
     def _vif(self, vif_ref: str) -> None:
@@ -555,13 +543,7 @@ class FlowTables:
             after = dict(self._remote_of(table, new_p))
             if before == after:
                 continue
-            d = self.deltas.setdefault(dpid, Delta())
-            for key, body in after.items():
-                if before.get(key) != body:
-                    d.put(key, body, key in before)
-            for key in before:
-                if key not in after:
-                    d.put(key, None, True)
+            self._diff_into(self.deltas.setdefault(dpid, Delta()), before, after)
 
     @staticmethod
     def _remote_of(table: SwitchTable, p: Placement | None) -> list[tuple[Key, Body]]:
