@@ -316,6 +316,16 @@ def run(args: argparse.Namespace, ns: str, workdir: Path, procs: list) -> int:
     print(f"\n{expected} flows, median of {args.runs}: netctl {n:.2f}s, "
           f"ovs-ofctl --bundle add-flows {o:.2f}s -> ratio {n / o:.1f}x "
           f"(target <= 2x: {'MET' if n / o <= 2 else 'NOT MET'}; naive os-ken loop ~10x)")
+    # The engine keeps a switch's table across reconnects: run 1 builds it (controller and
+    # switch both starting), later runs only send it (OVS restarted, controller kept running).
+    print(f"run 1 (the table built, as when netctl starts too): netctl {netctl_s[0]:.2f}s, "
+          f"ratio {netctl_s[0] / ofctl_s[0]:.1f}x", end="")
+    if len(netctl_s) > 1:
+        later, later_o = statistics.median(netctl_s[1:]), statistics.median(ofctl_s[1:])
+        print(f"; runs 2-{len(netctl_s)} (the table already built, as when only OVS "
+              f"restarts): netctl {later:.2f}s, ratio {later / later_o:.1f}x")
+    else:
+        print()
     print("netctl breakdown (median s; compile = the engine building the table; canon = "
           "canon_flow, each flow's wire bytes = the diff's canonical form; send = bundle "
           "framing + socket writes; switch+wait = the rest until the barrier reply: OVS "

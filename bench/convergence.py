@@ -178,6 +178,20 @@ class Sample:
         }
 
 
+def work(status: dict) -> dict[str, int]:
+    """What the controller did so far, from its status file: flow-mods sent, and the
+    recomputes it counts (the engine's per-node fallbacks, or the older full recomputes)."""
+    out = {"flow-mods": int(status.get("stats", {}).get("flow_mods", 0))}
+    engine = status.get("engine")
+    if engine:
+        out["engine recomputes"] = sum(int(n.get("recomputes", 0))
+                                       for n in engine.get("nodes", {}).values())
+        out["bridges rebuilt"] = int(engine.get("bridges_rebuilt", 0))
+    elif "full_recomputes" in status.get("stats", {}):
+        out["full recomputes"] = int(status["stats"]["full_recomputes"] or 0)
+    return out
+
+
 def report(title: str, samples: list[Sample], seconds: float, extra: str = "") -> bool:
     """Print the table for one mode; True if the headline interval had no failed sample."""
     print(f"\n{title}: {len(samples)} plugs in {seconds:.0f}s{extra}")
@@ -491,14 +505,13 @@ def run_scenario(args: argparse.Namespace, load: bool) -> bool:
                 marks.pin = None
             else:
                 raise ValueError(f"unknown mode {mode!r} (static, guest)")
-            flow_mods0 = pool.controller.status().get("stats", {}).get("flow_mods", 0)
+            before = work(pool.controller.status())
             t1 = time.monotonic()
             samples = measure(args, lab, prober, marks, watch, args.count)
             seconds = time.monotonic() - t1
-            stats = pool.controller.status().get("stats", {})
-            mods = stats.get("flow_mods", 0) - flow_mods0
-            extra = (f"; controller sent {mods} flow-mods in all, full recomputes "
-                     f"{stats.get('full_recomputes')}")
+            after = work(pool.controller.status())
+            extra = "; controller: " + ", ".join(
+                f"{after[k] - before.get(k, 0)} {k}" for k in after)
             met &= report(f"{scenario}, mode {mode}", samples, seconds, extra)
             if args.samples:
                 with open(args.samples, "a") as out:
