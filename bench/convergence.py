@@ -61,6 +61,7 @@ import dataclasses
 import json
 import math
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -550,6 +551,10 @@ def run_scenario(args: argparse.Namespace, load: bool) -> bool:
         left = lab_footprint(prefix)
         if left != NOTHING:
             print(f"lab {prefix} left behind: {left}", file=sys.stderr)
+        if args.keep_logs:
+            print(f"controller log and status: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -570,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="vm1's neighbour entry for vm2: pinned, or the kernel's own")
     ap.add_argument("--samples", help="append every sample (JSON lines) to this file")
     ap.add_argument("--quiet", action="store_true", help="do not print each failed sample")
+    ap.add_argument("--keep-logs", action="store_true",
+                    help="keep the controller's log and status file (else removed)")
     ap.add_argument("--smoke", action="store_true",
                     help="a few plugs idle, then under a small storm (3 hosts): for make test")
     args = ap.parse_args(argv)

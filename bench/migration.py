@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--migrations", type=int, default=10)
     ap.add_argument("--duration", type=float, default=4.0, help="ping duration per migration (s)")
     ap.add_argument("--smoke", action="store_true", help="1 migration, lab sb5: for make test")
+    ap.add_argument("--keep-logs", action="store_true",
+                    help="keep the controller's log and status file (else removed)")
     args = ap.parse_args(argv)
     prefix, management, port = LAB
     if args.smoke:
@@ -180,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         left = lab_footprint(prefix)
         if left != NOTHING:
             print(f"lab {prefix} left behind: {left}", file=sys.stderr)
+        if args.keep_logs:
+            print(f"controller log and status: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     print(f"\n{len(rows)} migrations (ms; median and max over them; 'beyond lab' = longest gap "
           "minus the lab's own port gap, i.e. what netctl adds)")
     print(f"{'network':<10} {'lost':>6} {'max':>6} {'gap':>6} {'max':>6} {'lab':>6} {'max':>6} "
