@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from netctl.model import PoolState, validate
-from netctl.xapi.convert import state_from_records
+from netctl.xapi.convert import FIELDS, state_from_records
 from netctl.xapi.sync import SYNC_CLASSES, XapiSync
 from tests.xapi.conftest import PASSWORD, USER, login, start
 
@@ -40,6 +40,10 @@ def test_full_sync_is_the_simulators_truth_and_valid(name, protocol, request):
         sync.connect()
         assert sync.wire == protocol
         assert sync.state == truth(srv.sim)
+        # the snapshots were cut to what the model reads while decoded, on either wire
+        assert sync._records["VM"] and sync._records["VIF"]
+        for cls, records in sync._records.items():
+            assert all(set(r) <= set(FIELDS[cls]) for r in records.values()), cls
         kept, problems = validate(sync.state)
         assert problems == [] and kept == sync.state
         topo = request.getfixturevalue(name)
