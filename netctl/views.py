@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 # A wide console when piped (CI logs, `make demo | tee`): the tables are meant to be read whole.
-console = Console(width=None if sys.stdout.isatty() else 200)
+# emoji=False: a MAC such as 02:cd:18:... must never render as an emoji shortcode (":cd:").
+console = Console(width=None if sys.stdout.isatty() else 200, emoji=False)
 
 
 def show_lab(running) -> None:  # noqa: ANN001 - a Lab
