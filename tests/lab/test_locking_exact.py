@@ -266,7 +266,11 @@ def test_with_the_controller_away_past_the_inactivity_probe_a_locked_vif_stays_l
         ovs.vsctl("clear", "controller", "xapi1", "inactivity_probe")
         pool.restart("netctl-run")
     assert until(pool.converged, 60)
-    assert until(lambda: not spoof_check(lab, "vm1", 0, "vm3", 0) & SPOOFED, 20)
+    # every bridge back (OVS backs off up to 8 s before it reconnects to a controller that was
+    # away), then OVS has left fail-open and the locking holds again
+    assert until(lambda: len([s for s in pool.status().get("switches", [])
+                              if s["flows"] is not None]) == 12, 60)
+    assert until(lambda: not spoof_check(lab, "vm1", 0, "vm3", 0) & SPOOFED, 40)
 
 
 # --------------------------------------------------------------------------------- refused flows
