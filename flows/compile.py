@@ -286,51 +286,6 @@ def remote_vif_flows(kind: str, bond: bool, vlans: Mapping[str, int], ports: Bri
     ]
 
 
-def remote_flows_of(state: PoolQueries, host_ref: str, bridge: str, ports: BridgePorts,
-                    vif_ref: str) -> list[Flow]:
-    """`remote_vif_flows` of one VIF as `bridge` on `host_ref` sees it in `state` (none if the
-    VIF is local to that host, inactive, gone, quarantined, or on a network the bridge does not
-    carry)."""
-    vif = state.vifs.get(vif_ref)
-    if vif is None or not state.is_vif_active(vif) or vif_ref in state.quarantined:
-        return []
-    where = state.vif_host(vif)
-    if where is None or where == host_ref or where not in state.hosts:
-        return []
-    kind, bond, vlans = bridge_shape(state, host_ref, bridge)
-    if vif.network not in vlans:
-        return []
-    return remote_vif_flows(kind, bond, vlans, ports, vif, state.hosts[where].uuid)
-
-
-def affected_bridges(state: PoolState, changed_refs: set[str]) -> set[str] | None:
-    """Bridge names whose tables depend on the changed objects (None = all: a full recompute).
-
-    VIF, VM and VIF-network changes touch the bridges of those networks (on every host: remote
-    VIF MACs are forwarded too); anything structural (PIF, bond, VLAN, tunnel, host, pool)
-    is a full recompute."""
-    bridges: set[str] = set()
-    for ref in changed_refs:
-        if ref in state.vifs:
-            vif = state.vifs[ref]
-            nets = [vif.network]
-        elif ref in state.vms:
-            nets = [v.network for v in state.vm_vifs(ref)]
-        elif ref in state.networks:
-            nets = [ref]
-        else:
-            return None  # structural, or a deletion we cannot attribute: recompute all
-        for net_ref in nets:
-            net = state.networks.get(net_ref)
-            if net is None:
-                return None
-            bridges.add(net.bridge)
-            parent = vlan_parent_bridge(state, net_ref)
-            if parent:
-                bridges.add(parent)
-    return bridges
-
-
 def vlan_parent_bridge(state: PoolState, net_ref: str) -> str | None:
     """The bridge a VLAN network's fake bridge sits on (None: not a VLAN network)."""
     for pif in state.network_pifs(net_ref):

@@ -42,19 +42,6 @@ def tap_port_name(state: PoolState, vif: VIF) -> str | None:
     return f"tap{name[3:]}" if name is not None else None
 
 
-def datapaths(state: PoolState) -> dict[int, tuple[str, str]]:
-    """Every (host ref, bridge) a switch of this pool may connect as, by datapath id: the base
-    bridges of networks (VLAN networks' fake bridges have no datapath of their own)."""
-    vlan_nets = {p.network for p in state.pifs.values() if p.type is PifType.VLAN_UNTAGGED}
-    out: dict[int, tuple[str, str]] = {}
-    for host in state.hosts.values():
-        for net in state.networks.values():
-            if net.ref in vlan_nets or not net.bridge:
-                continue
-            out[datapath_id(host.uuid, net.bridge)] = (host.ref, net.bridge)
-    return out
-
-
 def uplink_devices(state: PoolState, host_ref: str, bridge: str) -> tuple[str, ...]:
     """Port names of the bridge's uplink: the NIC, or every member of the bond."""
     net = state.network_by_bridge(bridge)

@@ -35,7 +35,7 @@ from flows.compile import (
 )
 from flows.pipeline import OFPP_LOCAL, Flow
 from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
-from netctl.engine.hosts import _status_only
+from netctl.engine.hosts import status_only
 from netctl.engine.pool import LivePool
 from netctl.model import PIF, VIF, VLAN, VM, Bond, Host, Network, Tunnel, XapiObject
 from netctl.openflow.messages import Body, Key, canon_flow, remote_canon
@@ -255,7 +255,7 @@ class FlowTables:
                 elif isinstance(obj, Bond | VLAN):
                     rebuild |= self._host_switches(self._hosts_of(obj))
                 elif isinstance(obj, Tunnel):  # the mesh of its network, nothing else
-                    if _status_only(old, new):
+                    if status_only(old, new):
                         continue  # netctl's own tunnel.status write-back
                     access = view.pifs.get(obj.access_pif)  # gone: its ports' events do it
                     if access is not None:
@@ -283,9 +283,6 @@ class FlowTables:
         table = self.tables[dpid]
         yield from table.stored()
         yield from table.remote_entries(self.placements)
-
-    def count(self, dpid: int) -> int:
-        return sum(1 for _ in self.entries(dpid))
 
     def flows_of(self, dpid: int, key: Key) -> Flow | None:
         """The compiled Flow behind a key (its note, for a Problem): recomputed, rarely."""

@@ -130,7 +130,7 @@ class HostConfigs:
                 elif isinstance(obj, VLAN):
                     rebuild |= self._pif_hosts((obj.tagged_pif, obj.untagged_pif))
                 elif isinstance(obj, Tunnel):
-                    if _status_only(old, new):
+                    if status_only(old, new):
                         continue  # netctl's own tunnel.status write-back (active, error)
                     keys_dirty = True
                     rebuild |= self._tunnel_hosts(obj.ref)
@@ -320,7 +320,7 @@ def _mesh_view(obj: XapiObject | None) -> tuple | None:
             obj.ip_configuration_mode, obj.tunnel_access_pif_of, obj.tunnel_transport_pif_of)
 
 
-def _status_only(old: XapiObject | None, new: XapiObject | None) -> bool:
+def status_only(old: XapiObject | None, new: XapiObject | None) -> bool:
     """A tunnel whose change is only in `status`, and not in the key it states (the key is
     read by the key allocation; `active` and `error` are netctl's own write-back)."""
     if not isinstance(old, Tunnel) or not isinstance(new, Tunnel):

@@ -196,9 +196,6 @@ class LivePool(PoolQueries):
     def host_network_vifs(self, host: str, network: str) -> tuple[VIF, ...]:
         return tuple(self._vifs_by_host_network.get((host, network), {}).values())
 
-    def count_network_vifs(self, network: str) -> int:
-        return len(self._vifs_by_network.get(network, ()))
-
     # --- snapshots ----------------------------------------------------------------------------
 
     def objects(self) -> list[XapiObject]:

@@ -169,14 +169,6 @@ def canon_stats(stat: Any, ofp: Any) -> tuple[Key, Body]:
             (instruction_bytes(actions, metadata, goto), stat.cookie))
 
 
-def key_in_port(key: Key) -> int | None:
-    """The in_port a canonical key matches, if any (OXM field 0 always comes first)."""
-    match = key[2]
-    if len(match) >= 12 and match[4:8] == b"\x80\x00\x00\x04":
-        return int.from_bytes(match[8:12], "big")
-    return None
-
-
 def flow_mod_bytes(key: Key, body: Body, command: int, xid: int) -> bytes:
     """An add or modify-strict flow-mod, from a flow's canonical form. A modify is
     cookie-masked: it changes netctl's flow, never another owner's that took its match."""

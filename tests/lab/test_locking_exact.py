@@ -14,11 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.footprint import NOTHING, lab_footprint
-from netctl.demo import DemoPool
+from harness.running import running_pool, until
 from netctl.lab.spoof import LEGIT, SPOOFED, spoof_check
-from netctl.topology import parse_file
-from tests.conftest import TOPOLOGIES
 
 pytestmark = pytest.mark.lab
 PREFIX = "tlk"
@@ -28,25 +25,10 @@ AUDIT = 2.0  # seconds between audits in this pool
 
 @pytest.fixture(scope="module")
 def pool():
-    topo = parse_file(TOPOLOGIES / "demo-pool.yaml").relabel(PREFIX, "198.18.44.0/24")
-    demo = DemoPool(topo, ports=PORTS, settings={"openflow": {"audit_interval": AUDIT}})
-    try:
-        demo.up()
-        demo._wait(demo.converged, 90, "netctl run convergence")
-        assert demo.lab is not None and demo.lab.wait_lacp(20)
+    with running_pool("demo-pool.yaml", PREFIX, "198.18.44.0/24", PORTS,
+                      settings={"openflow": {"audit_interval": AUDIT}}) as demo:
         yield demo
-    finally:
-        demo.down()
-    assert lab_footprint(PREFIX) == NOTHING
 
-
-def until(predicate, timeout: float = 20.0, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def reaches(lab, node: str, address: str, tries: int = 3) -> bool:

@@ -24,11 +24,9 @@ import time
 
 import pytest
 
-from netctl.demo import DemoPool
+from harness.running import running_pool, until
 from netctl.lab import netns
-from netctl.topology import parse_file
-from tests.conftest import ROOT, TOPOLOGIES, lab_footprint
-from tests.lab.conftest import NOTHING
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.lab
 PREFIX = "tops"
@@ -39,25 +37,8 @@ RED = {"red1": ("10.70.0.1/24", "fd70::1/64"), "red2": ("10.70.0.2/24", "fd70::2
 
 @pytest.fixture(scope="module")
 def pool():
-    topo = parse_file(TOPOLOGIES / "mini-pool.yaml").relabel(PREFIX, "198.18.80.0/24")
-    assert lab_footprint(PREFIX) == NOTHING, "a previous run left this lab behind"
-    demo = DemoPool(topo, ports=PORTS)
-    try:
-        demo.up()
-        demo._wait(demo.converged, 90, "netctl run convergence")
+    with running_pool("mini-pool.yaml", PREFIX, "198.18.80.0/24", PORTS, lacp=False) as demo:
         yield demo
-    finally:
-        demo.down()
-    assert lab_footprint(PREFIX) == NOTHING
-
-
-def until(predicate, timeout: float = 30.0, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def lab_exec(*argv: str) -> subprocess.CompletedProcess:

@@ -12,10 +12,9 @@ import urllib.request
 
 import pytest
 
-from netctl.demo import DemoPool, ping_ok
-from netctl.topology import parse_file
-from tests.conftest import ROOT, TOPOLOGIES, lab_footprint
-from tests.lab.conftest import NOTHING
+from harness.running import running_pool, until
+from netctl.demo import ping_ok
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.lab
 PREFIX = "trn"
@@ -24,16 +23,8 @@ PORTS = (28443, 26633, 29464)
 
 @pytest.fixture(scope="module")
 def pool():
-    topo = parse_file(TOPOLOGIES / "demo-pool.yaml").relabel(PREFIX, "198.18.36.0/24")
-    demo = DemoPool(topo, ports=PORTS)
-    try:
-        demo.up()
-        demo._wait(demo.converged, 90, "netctl run convergence")
-        assert demo.lab is not None and demo.lab.wait_lacp(20)
+    with running_pool("demo-pool.yaml", PREFIX, "198.18.36.0/24", PORTS) as demo:
         yield demo
-    finally:
-        demo.down()
-    assert lab_footprint(PREFIX) == NOTHING
 
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -46,14 +37,6 @@ def reaches(lab, vm: str, address: str, *extra: str) -> bool:
     argv = ["ping", "-n", "-q", "-c", "3", "-i", "0.2", "-W", "1", *extra, address]
     return lab.exec(vm, argv, check=False).returncode == 0
 
-
-def until(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_status_shows_hosts_bonds_tunnels_vifs_and_no_problem(pool):

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import random
-import zlib
 
 import pytest
 
-from flows.compile import BridgePorts, bridge_intent, compile_bridge
+from flows.compile import BridgePorts, bridge_intent, compile_bridge, disabled_ports
 from flows.pipeline import OFPP_LOCAL
 from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
+from harness.engine_rig import RecordingSwitches, port_number
 from netctl.engine.core import NetctlEngine, SwitchEvent
 from netctl.engine.hosts import HostSettings, with_datapath_ids
 from netctl.model import PoolState
@@ -25,18 +25,15 @@ from vlan.host import compile_host
 SETTINGS = HostSettings(controllers=("tcp:192.0.2.1:6653",), datapath_type="netdev")
 
 
-def port_number(name: str) -> int:
-    return zlib.crc32(name.encode()) % 60000 + 1
-
-
-class FakeSwitches:
-    """What the pool's hosts would show the controller: a switch per bridge netctl builds,
-    with the ports OVSDB and the hypervisor put on it (NICs, bond members, tunnels, fake
-    bridges, VIF ports). `installed` is each switch's table, changed only by the deltas."""
+class FakeSwitches(RecordingSwitches):
+    """What the pool's hosts would show the controller, judged from scratch: a switch per
+    bridge `compile_host` builds, with the ports OVSDB and the hypervisor put on it (NICs,
+    bond members, tunnels, fake bridges, VIF ports, some not plugged yet). `installed` is each
+    switch's table, changed only by the deltas (checked: each delta's add/modify/delete claim
+    against what the switch holds)."""
 
     def __init__(self) -> None:
-        self.names: dict[int, dict[str, int]] = {}
-        self.installed: dict[int, dict] = {}
+        super().__init__(keep=True)
 
     def wanted(self, raw: PoolState, kept: PoolState, rng: random.Random
                ) -> dict[int, tuple[str, str, dict]]:
@@ -75,21 +72,6 @@ class FakeSwitches:
             for name in sorted(names.keys() - have.keys()):
                 engine.switch(SwitchEvent("port", dpid, name=name, number=names[name]))
                 have[name] = names[name]
-
-    def apply(self, engine: NetctlEngine) -> None:
-        for dpid, delta in engine.flows.tables.deltas.items():
-            if dpid not in engine.flows.tables.tables:
-                continue
-            if delta.full:
-                self.installed[dpid] = dict(engine.flows.tables.entries(dpid))
-                continue
-            table = self.installed.setdefault(dpid, {})
-            for key, (body, existed) in delta.ops.items():
-                assert (key in table) == existed, f"delta says existed={existed} for {key}"
-                if body is None:
-                    del table[key]
-                else:
-                    table[key] = body
 
 
 def scratch_ports(kept: PoolState, host: str, bridge: str, names: dict[str, int]) -> BridgePorts:
@@ -149,6 +131,10 @@ def test_the_engine_equals_a_from_scratch_compile(seed):
             have = dict(engine.flows.tables.entries(dpid))
             assert have == want, f"{where}: {bridge} on {kept.hosts[host].name_label}"
             assert switches.installed[dpid] == want, f"{where}: deltas, {bridge}"
+            # the ports the sink sets NO_FWD/NO_RECV (disabled VIFs), as from scratch
+            table = engine.flows.tables.tables[dpid]
+            assert table.disabled_ports() == set(disabled_ports(
+                kept, bridge_intent(kept, host, bridge), ports)), f"{where}: port config"
 
 
 def renamed(state: PoolState) -> PoolState:
