@@ -23,7 +23,7 @@ from netctl.engine.graph import Engine, InputNode, Node
 from netctl.engine.hosts import HostConfigs, HostSettings
 from netctl.engine.pool import LivePool
 from netctl.engine.validation import IncrementalValidator
-from netctl.model import PIF, Problem, XapiObject
+from netctl.model import PIF, Host, Problem, XapiObject
 
 Change = tuple[str, XapiObject | None, XapiObject | None]  # (ref, before, after)
 # A change set this large (against the pool's size) is cheaper recomputed than handled.
@@ -94,14 +94,16 @@ class IntentNode(Node):
         return self.validator.out.changes
 
     def _pool_changed(self) -> bool:
-        size = sum(len(getattr(self.pool.raw, n)) for n in ("vifs", "vms", "pifs")) + 1
-        if len(self.pool.previous) > RECOMPUTE_FRACTION * size and size > 100:
+        """Validate the changed objects; give up (a counted recompute) for a change set about
+        as large as the pool, or one that touches a host (its name is in the words of every
+        Problem about its PIFs, bonds, VLANs and tunnels: `IncrementalValidator.apply`)."""
+        previous, raw = self.pool.previous, self.pool.raw
+        size = sum(len(getattr(raw, n)) for n in ("vifs", "vms", "pifs")) + 1
+        if len(previous) > RECOMPUTE_FRACTION * size and size > 100:
             return False
-        before = self.validator.recomputes
-        self.validator.apply(list(self.pool.previous), self.pool.previous)
-        if self.validator.recomputes != before:  # a host changed: the validator recomputed
-            self.stats.recomputes += 1
-            self.stats.handled -= 1
+        if any(isinstance(previous[r], Host) or isinstance(raw.get(r), Host) for r in previous):
+            return False
+        self.validator.apply(list(previous), previous)
         return True
 
     def recompute(self) -> None:
