@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
-from netctl.model import NULL_REF, VIF, PifType, PoolState
+from netctl.model import NULL_REF, VIF, PifType, PoolQueries, PoolState
 from vlan.tunnels import tunnel_port_name
 
 
@@ -28,14 +28,14 @@ def datapath_id_text(host_uuid: str, bridge: str) -> str:
     return f"{datapath_id(host_uuid, bridge):016x}"
 
 
-def vif_port_name(state: PoolState, vif: VIF) -> str | None:
-    vm = state.vms.get(vif.vm)
-    if vm is None or vm.domid < 0:
+def vif_port_name(state: PoolQueries, vif: VIF) -> str | None:
+    if vif.vm not in state.vms:
         return None
-    return f"vif{vm.domid}.{vif.device}"
+    domid = state.vif_domid(vif)  # the VM's, or the one a migrating VIF's old port still has
+    return f"vif{domid}.{vif.device}" if domid >= 0 else None
 
 
-def tap_port_name(state: PoolState, vif: VIF) -> str | None:
+def tap_port_name(state: PoolQueries, vif: VIF) -> str | None:
     """`tap<domid>.<device>`: the emulated NIC of an HVM guest without PV drivers, which xapi
     plugs beside (and instead of) `vif<domid>.<device>` until the drivers connect."""
     name = vif_port_name(state, vif)

@@ -397,6 +397,11 @@ class PoolQueries:
             return None
         return vm.resident_on
 
+    def vif_domid(self, vif: VIF) -> int:
+        """The domain id its port is named for (`vif<domid>.<device>`), -1 without a domain."""
+        vm = self.vms.get(vif.vm)
+        return vm.domid if vm is not None else -1
+
     def is_vif_active(self, vif: VIF) -> bool:
         """True when the VIF has a backend: its VM is Running somewhere and it is attached."""
         vm = self.vms.get(vif.vm)

@@ -87,6 +87,9 @@ class _Copy:
         return (vif.currently_attached and vm is not None and vm.power_state == "Running"
                 and vm.resident_on != NULL_REF)
 
+    def vif_domid(self, vif: Any) -> int:
+        return PoolQueries.vif_domid(self, vif)  # type: ignore[arg-type]
+
     def enforced_locking_mode(self, vif: Any) -> str:
         return PoolQueries.enforced_locking_mode(self, vif)  # type: ignore[arg-type]
 

@@ -184,7 +184,16 @@ class FlowsNode(Node):
         self.on(hosts, self._hosts_changed)
         self.on(switches, self._switch_events)
 
+    def _same_view(self) -> bool:
+        """Is `tables` reading the validator's current view? A view rebuilt with no change
+        (a host event that changed nothing, say) is adopted as it is; one rebuilt with
+        changes is not (the caller gives up: a counted recompute)."""
+        if self.tables.view is not self.intent.view and not self.intent.changes:
+            self.tables.view = self.intent.view
+        return self.tables.view is self.intent.view
+
     def _hosts_changed(self) -> bool:
+        self._same_view()
         for host_ref in sorted(self.hosts.configs.changed):
             self._identify(host_ref)
         return True
@@ -195,12 +204,13 @@ class FlowsNode(Node):
         self.tables.set_host_bridges(host_ref, cfg.host_uuid if cfg else "", bridges)
 
     def _intent_changed(self) -> bool:
-        if self.tables.view is not self.intent.view:
+        if not self._same_view():
             return False  # the validator rebuilt its view: start again from it
         self.tables.apply(self.intent.changes)
         return True
 
     def _switch_events(self) -> bool:
+        self._same_view()
         for ev in self.switches.events:
             if ev.kind == "connect":
                 self.tables.connect(ev.dpid, ev.names)

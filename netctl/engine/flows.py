@@ -33,6 +33,7 @@ from flows.compile import (
     local_vif_flows,
     vif_ports,
 )
+from flows.handover import Held, HeldPool, port_names
 from flows.pipeline import OFPP_LOCAL, Flow
 from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
 from netctl.engine.hosts import status_only
@@ -146,12 +147,20 @@ class FlowTables:
         self._uuids: dict[str, set[str]] = {}  # VIF ref -> uuid its ports are filed under
         self._host_dpids: dict[str, set[int]] = {}  # host ref -> its switches' dpids
         self._part_net: dict[str, str] = {}  # VIF ref -> network of its local part
+        self._domid_of: dict[str, int] = {}  # VIF ref -> domain id its local part's ports have
+        self.holds: dict[str, Held] = {}  # migrating VIFs kept where their port still is
+        self._awaited: dict[tuple[str, str], str] = {}  # (host ref, new port name) -> held VIF
         self.partial_rebuilds = 0  # switches whose shape or ports changed, rebuilt in part
         self._waiting: dict[int, dict[str, int]] = {}  # connected, not (yet) the pool's
         self.deltas: dict[int, Delta] = {}
         self.rebuilds = 0  # switch tables rebuilt whole
         self.recomputes = 0  # every table rebuilt at once (the counted fallback)
         self.vif_updates = 0  # VIF parts replaced (the fast path)
+
+    @property
+    def where(self) -> HeldPool:
+        """The pool as the flows read it: held VIFs where their old port is (`flows.handover`)."""
+        return HeldPool(self.view, self.holds)
 
     # ------------------------------------------------------------------ identities
     def set_host_bridges(self, host_ref: str, host_uuid: str, bridges: Iterable[str]) -> None:
@@ -173,14 +182,16 @@ class FlowTables:
                 if self.identities.get(dpid) != (table.host_ref, table.bridge) or \
                         table.host_uuid != host_uuid:
                     names = table.names
-                    self.disconnect(dpid)
-                    self.connect(dpid, names)
+                    self.disconnect(dpid, recheck=False)
+                    self.connect(dpid, names, recheck=False)
         for dpid in dpids - set(self.tables):
             if dpid in self._waiting:
-                self.connect(dpid, self._waiting.pop(dpid))
+                self.connect(dpid, self._waiting.pop(dpid), recheck=False)
+        self._recheck(None)
 
     # ------------------------------------------------------------------ switch events
-    def connect(self, dpid: int, names: dict[str, int]) -> SwitchTable | None:
+    def connect(self, dpid: int, names: dict[str, int], recheck: bool = True
+                ) -> SwitchTable | None:
         ident = self.identities.get(dpid)
         if ident is None:
             self.tables.pop(dpid, None)
@@ -196,14 +207,26 @@ class FlowTables:
         self.tables[dpid] = table
         self._build(table)
         self.deltas[dpid] = Delta(full=True)
+        if recheck:  # a held VIF's old or new port may be (or no longer be) here
+            self._recheck(host_ref)
         return table
 
-    def disconnect(self, dpid: int) -> None:
+    def disconnect(self, dpid: int, recheck: bool = True) -> None:
         self._waiting.pop(dpid, None)
         table = self.tables.pop(dpid, None)
         if table is not None:
             self._unregister(table)
         self.deltas.pop(dpid, None)
+        if table is not None and recheck:
+            self._recheck(table.host_ref)
+
+    def _recheck(self, host_ref: str | None) -> None:
+        """Re-judge the holds that involve a host's switches (None: every hold)."""
+        for ref, held in list(self.holds.items()):
+            vif = self.view.vifs.get(ref)
+            if host_ref is None or held.host == host_ref or vif is None \
+                    or self.view.vif_host(vif) == host_ref:
+                self._vif(ref)
 
     def port(self, dpid: int, name: str, number: int | None) -> None:
         """A port appeared (number) or went (None)."""
@@ -221,6 +244,11 @@ class FlowTables:
         else:
             table.names[name] = number
         vif_ref = table.owners.get(name)
+        if vif_ref is None and number is not None:
+            vif_ref = self._awaited.get((table.host_ref, name))  # a held VIF's new port
+        if vif_ref is not None and vif_ref in self.holds:
+            self._vif(vif_ref)  # its old port went or its new one came: the hold may end
+            return
         if vif_ref is not None:
             self._local(table, vif_ref)
             self._refresh_flood(table)
@@ -274,8 +302,9 @@ class FlowTables:
         for vif in self.view.vifs.values():
             self._place(vif.ref)
         for dpid, table in list(self.tables.items()):
-            self.disconnect(dpid)
-            self.connect(dpid, table.names)
+            self.disconnect(dpid, recheck=False)
+            self.connect(dpid, table.names, recheck=False)
+        self._recheck(None)
 
     # ------------------------------------------------------------------ reading
     def entries(self, dpid: int) -> Iterator[tuple[Key, Body]]:
@@ -292,7 +321,7 @@ class FlowTables:
         candidates = list(base_flows(table.shape, table.ports))
         for vref, entries in table.local.items():
             if key in entries and vref in self.view.vifs:
-                candidates += local_vif_flows(self.view, table.shape, table.ports,
+                candidates += local_vif_flows(self.where, table.shape, table.ports,
                                               self.view.vifs[vref])
         candidates += flood_flows(table.shape, table.ports, self._taking(table))
         for f in candidates:
@@ -316,9 +345,8 @@ class FlowTables:
             self._carrying.setdefault(net, set()).add(table.dpid)
         if kind != "none":
             for net in vlans:
-                for vif in view.host_network_vifs(table.host_ref, net):
-                    if view.is_vif_active(vif):
-                        self._local(table, vif.ref, delta=False)
+                for vif in self._vifs_here(table.host_ref, net):
+                    self._local(table, vif.ref, delta=False)
         table.flood = _canon(flood_flows(table.shape, table.ports, self._taking(table)))
         table.remote_nets = {}
         if kind == "private" or (kind == "external" and not bond
@@ -360,9 +388,8 @@ class FlowTables:
         for ref in leaving:
             self._local(table, ref)
         for net in sorted(moved & vlans.keys()):
-            for vif in view.host_network_vifs(table.host_ref, net):
-                if view.is_vif_active(vif):
-                    self._local(table, vif.ref)
+            for vif in self._vifs_here(table.host_ref, net):
+                self._local(table, vif.ref)
         self._refresh_flood(table)
         table.remote_nets = {}
         if kind == "private" or (kind == "external" and not bond and len(ports.uplinks) == 1):
@@ -389,6 +416,17 @@ class FlowTables:
                 if after_vlan is not None:
                     after.update(table._remote(p, after_vlan))
             self._diff_into(delta, before, after)
+
+    def _vifs_here(self, host_ref: str, net: str) -> list[VIF]:
+        """The active VIFs of a network that xapi puts on a host, and those held there (the
+        ones xapi puts here but are held elsewhere are left out by `_local`)."""
+        view = self.view
+        out = [v for v in view.host_network_vifs(host_ref, net) if view.is_vif_active(v)]
+        for ref, held in self.holds.items():
+            vif = view.vifs.get(ref)
+            if held.host == host_ref and vif is not None and vif.network == net:
+                out.append(vif)
+        return out
 
     def _placements_of(self, net: str, peers: set[str] | None) -> list[Placement]:
         bucket = self.placements.get(net, {})
@@ -473,14 +511,16 @@ class FlowTables:
             table.ports.taps.pop(uuid, None)  # type: ignore[attr-defined]
         table.taking.pop(vif_ref, None)
         table.disabled.pop(vif_ref, None)
-        self._local_of.pop(vif_ref, None)
+        if self._local_of.get(vif_ref) == table.dpid:
+            del self._local_of[vif_ref]
+        where = self.where
         new: Entries = {}
-        if vif is not None and view.is_vif_active(vif) and view.vif_host(vif) == table.host_ref \
+        if vif is not None and view.is_vif_active(vif) and where.vif_host(vif) == table.host_ref \
                 and vif.network in table.shape.vlans and table.shape.kind != "none":
             ports = table.ports
             names = []
-            for name, role in ((vif_port_name(view, vif), ports.vifs),
-                               (tap_port_name(view, vif), ports.taps)):
+            for name, role in ((vif_port_name(where, vif), ports.vifs),
+                               (tap_port_name(where, vif), ports.taps)):
                 if name is not None:
                     table.owners[name] = vif_ref
                     names.append(name)
@@ -496,6 +536,7 @@ class FlowTables:
                 table.disabled[vif_ref] = vif_ports(ports, vif)
             self._local_of[vif_ref] = table.dpid
             self._part_net[vif_ref] = vif.network
+            self._domid_of[vif_ref] = where.vif_domid(vif)
             self.vif_updates += 1
         if delta:
             self._diff_into(self.deltas.setdefault(table.dpid, Delta()), old, new)
@@ -516,11 +557,10 @@ class FlowTables:
         view = self.view
         vif = view.vifs.get(vif_ref)
         old_dpid = self._local_of.get(vif_ref)
+        self._hold(vif_ref)
         new_dpid = None
         if vif is not None and view.is_vif_active(vif):
-            host = view.vif_host(vif)
-            new_dpid = next((d for d in self._carrying.get(vif.network, ())
-                             if self.tables[d].host_ref == host), None)
+            new_dpid = self._switch_of(self.where.vif_host(vif), vif.network)
         for dpid in {old_dpid, new_dpid} - {None}:
             table = self.tables.get(dpid)
             if table is not None:
@@ -542,6 +582,44 @@ class FlowTables:
                 continue
             self._diff_into(self.deltas.setdefault(dpid, Delta()), before, after)
 
+    def _switch_of(self, host_ref: str | None, net: str) -> int | None:
+        """The switch of a host that carries a network (its bridge, or a VLAN's parent)."""
+        return next((d for d in self._carrying.get(net, ())
+                     if self.tables[d].host_ref == host_ref), None)
+
+    def _hold(self, vif_ref: str) -> None:
+        """Start, keep or end a VIF's hold (`flows.handover`): held while xapi puts the running
+        VIF on another host than its local part's, its old port is still on the old host's
+        switch and none of its new ports is on the new host's yet."""
+        view = self.view
+        vif = view.vifs.get(vif_ref)
+        held = self.holds.pop(vif_ref, None)
+        for key in [k for k, r in self._awaited.items() if r == vif_ref] if held else ():
+            del self._awaited[key]
+        if vif is None or not view.is_vif_active(vif):
+            return
+        was: Held | None = held
+        if was is None:
+            dpid = self._local_of.get(vif_ref)
+            table = self.tables.get(dpid) if dpid is not None else None
+            if table is None or self._part_net.get(vif_ref) != vif.network:
+                return
+            was = Held(table.host_ref, self._domid_of.get(vif_ref, -1))
+        host = view.vif_host(vif)
+        if host == was.host or was.domid < 0:
+            return
+        old_dpid, new_dpid = self._switch_of(was.host, vif.network), self._switch_of(host,
+                                                                                    vif.network)
+        new_names = port_names(view.vif_domid(vif), vif.device)
+        if old_dpid is None or not any(n in self.tables[old_dpid].names
+                                       for n in port_names(was.domid, vif.device)):
+            return  # the old port is gone: nothing to wait for
+        if new_dpid is not None and any(n in self.tables[new_dpid].names for n in new_names):
+            return  # the new port is there: move now
+        self.holds[vif_ref] = was
+        for name in new_names:
+            self._awaited[(host, name)] = vif_ref
+
     @staticmethod
     def _remote_of(table: SwitchTable, p: Placement | None) -> list[tuple[Key, Body]]:
         if p is None or p.host == table.host_ref or p.network not in table.remote_nets:
@@ -558,7 +636,7 @@ class FlowTables:
         vif = view.vifs.get(vif_ref)
         if vif is None or not view.is_vif_active(vif) or vif_ref in view.quarantined:
             return None
-        host_ref = view.vif_host(vif)
+        host_ref = self.where.vif_host(vif)
         host = view.hosts.get(host_ref) if host_ref else None
         if host is None:
             return None

@@ -158,9 +158,9 @@ class HostConfigs:
                 self.keys = keys
                 for net in moved:
                     rebuild |= self._mesh_hosts(net)
-                # every host lists the pool's keys (HostConfig.tunnel_keys)
-                rebuild |= {h for h, st in self.hosts.items() if st.base is not None
-                            and st.base.tunnel_keys}
+                # every host lists the pool's keys (HostConfig.tunnel_keys), also one that
+                # listed none: the pool's first key is news to every host
+                rebuild |= {h for h, st in self.hosts.items() if st.base is not None}
         for ref in sorted(rebuild - {NULL_REF}):
             self._build(ref)
         for ref in sorted(vif_dirty - rebuild):

@@ -89,6 +89,9 @@ def _vif_new(objs, rng):
     if vm is None or n is None or vm.is_control_domain:
         return []
     i = rng.randrange(10_000)
+    used = {o.device for o in objs.values() if isinstance(o, VIF) and o.vm == vm.ref}
+    if str(7 + i % 3) in used:  # xapi refuses a device a VM already has
+        return []
     return _put(objs, VIF(f"OpaqueRef:new-vif-{i}", f"new-vif-{i}", str(7 + i % 3), n.ref, vm.ref,
                           f"02:00:00:00:88:{i % 16:02x}", currently_attached=True))
 
@@ -100,8 +103,10 @@ def _vm_move(objs, rng):
     if vm is None or vm.is_control_domain or not hosts:
         return []
     host = rng.choice(hosts)
-    taken = {o.domid for o in objs.values() if isinstance(o, VM) and o.resident_on == host}
-    domid = rng.choice([d for d in range(1, 99) if d not in taken])  # xapi: unique per host
+    # unique per host in xapi; here pool-wide, so a just-left domain's port (which may linger
+    # a moment on its old host: FakeSwitches) never shares its name with a newcomer's
+    taken = {o.domid for o in objs.values() if isinstance(o, VM)}
+    domid = rng.choice([d for d in range(1, 199) if d not in taken])
     return _put(objs, replace(vm, resident_on=host, domid=domid))
 
 
