@@ -211,15 +211,36 @@ def remote_canon(kind: str, vlan: int, mac: str, port: int) -> list[tuple[Key, B
     """The canonical form of `flows.compile.remote_vif_flows` for one VIF on another host,
     built straight from bytes (the engine writes tens of thousands of these; equal to
     `canon_flow` of the compiled flows, as a test checks): into the tunnel to that host
-    (private) or to the single-NIC uplink with the VLAN pushed (external)."""
+    (private) or to the single-NIC uplink with the VLAN pushed (external). The keys do not
+    depend on the switch (`_remote_keys`, cached per VIF), only the output port does."""
+    keys = _remote_keys(kind, vlan, mac)
+    if kind == "private":
+        return [(keys[0], _port_body(port)), (keys[1], _DROP_BODY)]
+    return [(keys[0], _uplink_body(vlan, port))]
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _remote_keys(kind: str, vlan: int, mac: str) -> tuple[Key, ...]:
+    """The match side of a remote VIF's flows: the same on every switch of its network, so
+    each is encoded once per VIF rather than once per switch (a cold start at 64 hosts x
+    1000 VIFs would otherwise encode ~8 million of them)."""
     from flows.pipeline import FORWARD, META_FROM_TUNNEL, META_MASK, META_VLAN_MASK
 
     if kind == "private":
-        return [((FORWARD, 200, match_bytes((("metadata", (0, META_MASK)), ("eth_dst", mac)))),
-                 _output_body(_output(port))),
-                ((FORWARD, 200, match_bytes((("metadata", (META_FROM_TUNNEL, META_FROM_TUNNEL)),
-                                             ("eth_dst", mac)))), _DROP_BODY)]
+        return ((FORWARD, 200, match_bytes((("metadata", (0, META_MASK)), ("eth_dst", mac)))),
+                (FORWARD, 200, match_bytes((("metadata", (META_FROM_TUNNEL, META_FROM_TUNNEL)),
+                                            ("eth_dst", mac)))))
+    return ((FORWARD, 180, match_bytes((("metadata", (vlan, META_VLAN_MASK)), ("eth_dst", mac),
+                                        ("vlan_vid", 0)))),)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _port_body(port: int) -> Body:
+    return _output_body(_output(port))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _uplink_body(vlan: int, port: int) -> Body:
     actions = (_push_vlan(ETH_8021Q) + _set_vlan_vid(0x1000 | vlan) if vlan else b"") + \
         _output(port)
-    return [((FORWARD, 180, match_bytes((("metadata", (vlan, META_VLAN_MASK)), ("eth_dst", mac),
-                                         ("vlan_vid", 0)))), _output_body(actions))]
+    return _output_body(actions)
