@@ -8,7 +8,8 @@ Layout (every name carries the lab's prefix P, which the lab owns):
   management interface `mgmt0`, NICs `eth0..ethN` (veths to the switch) and VIF ports
   `vif<domid>.<devid>`;
 - `P-tor`: the top-of-rack switch, an OVS instance with bridge `tor`: port `hI-ethN` per cable
-  (access VLAN or trunk), LACP bonds `poI`, and `o-NAME` for machines outside the pool;
+  (access VLAN or trunk), LACP bonds `poI`, and `o-NAME` for machines outside the pool; it
+  learns a MAC's new port at its first frame there, as a hardware switch does (TOR_MAX_IDLE_MS);
 - `P-VM`: a VM, with `eth<devid>` per plugged VIF; `P-NAME` for an outside machine.
 
 The lab plays xenopsd: it plugs VIFs into the host bridge with the external_ids xapi's hotplug
@@ -40,6 +41,15 @@ from netctl.topology import Topology, Vif, parse_text
 
 UNDERLAY_MTU = 1600  # NICs carry tunnels: room for VXLAN/GRE around a 1500-byte VM frame
 TOR_BRIDGE = "tor"
+# The switch learns a MAC's new port from the first frame that arrives there, as a hardware
+# switch does. OVS learns (NORMAL) only when it translates a flow: a frame that hits a cached
+# datapath flow (in_port, dl_src, ...) is learned from at the next revalidator pass (up to
+# 500 ms later). With OVS's default max-idle (10 s), a VM that comes back to a host it left a
+# few seconds ago hits the flows of its previous stay there, and the switch keeps sending its
+# traffic to the old host's cable for up to 500 ms. Flows idle for more than this are dropped
+# (documented minimum of Open_vSwitch other_config:max-idle, and the revalidator's period), so
+# a MAC that appears on a port after a second's silence there is learned at its first frame.
+TOR_MAX_IDLE_MS = 500
 
 
 class LabError(RuntimeError):
@@ -367,6 +377,11 @@ class Lab:
             TOR_BRIDGE,
             "datapath_type=netdev",
             "fail_mode=standalone",
+            "--",
+            "set",
+            "Open_vSwitch",
+            ".",
+            f"other_config:max-idle={TOR_MAX_IDLE_MS}",
         ]
         bonded = {(b.host, nic) for b in sw.bonds for nic in b.nics}
         for cable in sw.cables:
