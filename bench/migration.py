@@ -55,9 +55,10 @@ SMOKE_LAB = ("sb5", "198.18.95.0/24", 27205)
 # What `--smoke` must print (tests/bench/test_bench_smoke.py checks each regex on stdout).
 SMOKE_FIGURES = (
     r"^  migration 1 host2->host3: external lost \d+ \(\d+ ms\), longest gap \d+ ms, lab gap "
-    r"\d+ ms; private lost \d+",
-    r"^external +\d+ +\d+ +\d+ +\d+ +\d+ +\d+ +-?\d+ +-?\d+$",
-    r"^private +\d+ +\d+ +\d+ +\d+ +\d+ +\d+ +-?\d+ +-?\d+$",
+    r"\d+ ms \(last reply -?\d+ ms before it, first -?\d+ ms after; port in the datapath "
+    r"(-?\d+|\?) ms after its row\); private lost \d+",
+    r"^external +\d+ +\d+ +\d+ +\d+ +\d+ +\d+( +-?\d+){8}$",
+    r"^private +\d+ +\d+ +\d+ +\d+ +\d+ +\d+( +-?\d+){8}$",
 )
 SMOKE_NEEDS_ROOT = True
 
@@ -85,16 +86,24 @@ class Result:
     lost: int
     gap_ms: float
     lab_gap_ms: float | None
+    before_ms: float | None = None  # the last reply before the gap -> old port deleted
+    after_ms: float | None = None  # new port inserted -> the first reply after the gap
+    added_ms: float | None = None  # new port inserted -> in vswitchd's datapath (its ofport)
 
 
-def ping_figures(output: str) -> tuple[int, float]:
-    """(replies lost, longest gap between two replies in ms) from `ping -D` output."""
+def ping_figures(output: str) -> tuple[int, float, tuple[float, float] | None]:
+    """(replies lost, longest gap between two replies in ms, that gap's two reply times as
+    CLOCK_MONOTONIC seconds) from `ping -D` output (whose stamps are wall-clock)."""
+    wall_minus_mono = time.time() - time.monotonic()
     times = [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", output,
                                                       re.MULTILINE)]
     m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
     sent, got = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    gap = max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
-    return sent - got, 1000 * gap
+    pairs = list(zip(times, times[1:], strict=False))
+    if not pairs:
+        return sent - got, float("inf"), None
+    a, b = max(pairs, key=lambda ab: ab[1] - ab[0])
+    return sent - got, 1000 * (b - a), (a - wall_minus_mono, b - wall_minus_mono)
 
 
 def migrate_once(pool: SdnPool, watch: PortWatch, vm_ref: str, dst: str, src: str,
@@ -111,11 +120,15 @@ def migrate_once(pool: SdnPool, watch: PortWatch, vm_ref: str, dst: str, src: st
     out = {}
     for name, _net, dev, _ip in NETWORKS:
         stdout, _ = pings[name].communicate(timeout=duration + 30)
-        lost, gap = ping_figures(stdout)
+        lost, gap, around = ping_figures(stdout)
         gone = watch.wait(src, "delete", t_call, 1.0, prefix="vif", suffix=f".{dev}")
         came = watch.wait(dst, "insert", t_call, 1.0, prefix="vif", suffix=f".{dev}")
+        ready = watch.wait(dst, "ready", t_call, 1.0, prefix="vif", suffix=f".{dev}")
         lab_gap = None if gone is None or came is None else 1000 * (came - gone)
-        out[name] = Result(lost, gap, lab_gap)
+        before = None if gone is None or around is None else 1000 * (gone - around[0])
+        after = None if came is None or around is None else 1000 * (around[1] - came)
+        added = None if came is None or ready is None else 1000 * (ready - came)
+        out[name] = Result(lost, gap, lab_gap, before, after, added)
     return out, call_s
 
 
@@ -166,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((i + 1, where, dst, res, call_s))
             text = "; ".join(
                 f"{name} lost {r.lost} ({r.lost * 10} ms), longest gap {r.gap_ms:.0f} ms, "
-                f"lab gap {'?' if r.lab_gap_ms is None else f'{r.lab_gap_ms:.0f}'} ms"
+                f"lab gap {_ms(r.lab_gap_ms)} ms (last reply {_ms(r.before_ms)} ms before it, "
+                f"first {_ms(r.after_ms)} ms after; port in the datapath {_ms(r.added_ms)} ms "
+                f"after its row)"
                 for name, r in res.items())
             print(f"  migration {i + 1} {where}->{dst}: {text} (VM.pool_migrate "
                   f"{call_s * 1000:.0f} ms)")
@@ -190,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{len(rows)} migrations (ms; median and max over them; 'beyond lab' = longest gap "
           "minus the lab's own port gap, i.e. what netctl adds)")
     print(f"{'network':<10} {'lost':>6} {'max':>6} {'gap':>6} {'max':>6} {'lab':>6} {'max':>6} "
-          f"{'beyond':>7} {'max':>6}")
+          f"{'beyond':>7} {'max':>6} {'before':>7} {'max':>6} {'after':>6} {'max':>6} "
+          f"{'added':>6} {'max':>6}")
     met = True
     for name, _net, _dev, _ip in NETWORKS:
         lost = [r[3][name].lost * 10 for r in rows]
@@ -200,13 +216,26 @@ def main(argv: list[str] | None = None) -> int:
                   if r[3][name].lab_gap_ms is not None]
         if not labs:
             labs = beyond = [float("nan")]
+        before = [r[3][name].before_ms for r in rows if r[3][name].before_ms is not None] or [
+            float("nan")]
+        after = [r[3][name].after_ms for r in rows if r[3][name].after_ms is not None] or [
+            float("nan")]
+        added = [r[3][name].added_ms for r in rows if r[3][name].added_ms is not None] or [
+            float("nan")]
         met &= max(beyond) <= TARGET_BEYOND_MS
         print(f"{name:<10} {statistics.median(lost):6.0f} {max(lost):6.0f} "
               f"{statistics.median(gaps):6.0f} {max(gaps):6.0f} {statistics.median(labs):6.0f} "
-              f"{max(labs):6.0f} {statistics.median(beyond):7.0f} {max(beyond):6.0f}")
+              f"{max(labs):6.0f} {statistics.median(beyond):7.0f} {max(beyond):6.0f} "
+              f"{statistics.median(before):7.0f} {max(before):6.0f} "
+              f"{statistics.median(after):6.0f} {max(after):6.0f} "
+              f"{statistics.median(added):6.0f} {max(added):6.0f}")
     print(f"target: no gap beyond the lab's own port gap (allowing {TARGET_BEYOND_MS} ms, two "
           f"ping intervals): {'MET' if met else 'NOT MET'}")
     return 0 if met or args.smoke else 1
+
+
+def _ms(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}"
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ _STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$")
 
 
 class PortWatch:
-    """Interface inserts and deletes on some lab hosts: (monotonic time, host, op, name)."""
+    """Interface inserts and deletes on some lab hosts, and "ready": ovs-vswitchd has added the
+    port to its datapath (it wrote the row's `ofport`, the number OpenFlow will call it by):
+    (monotonic time, host, op, name)."""
 
     def __init__(self, lab: Lab, hosts: list[str]) -> None:
         self.events: list[tuple[float, str, str, str]] = []
@@ -34,7 +36,7 @@ class PortWatch:
             proc = lab.popen(host, [
                 "ovsdb-client", "--timestamp", "--format=csv", "--no-headings", "monitor",
                 f"unix:{lab.ovs(host).db_sock}", "Open_vSwitch", "Interface",
-                "name,!initial,!modify"], bufsize=1)
+                "name,ofport,!initial"], bufsize=1)
             self.procs.append(proc)
             threading.Thread(target=self._read, args=(host, proc), daemon=True,
                              name=f"portwatch-{host}").start()
@@ -47,11 +49,18 @@ class PortWatch:
                 wall = datetime.strptime(line, "%Y-%m-%d %H:%M:%S.%f").timestamp()
                 stamp = wall - self._offset
                 continue
-            parts = line.split(",")  # "<row uuid>,insert|delete,<name>"
-            if stamp is None or len(parts) < 3 or parts[1] not in ("insert", "delete"):
+            parts = line.split(",")  # "<row uuid>,insert|delete|old|new,<name>,<ofport>"
+            if stamp is None or len(parts) < 4:
+                continue
+            op, name, ofport = parts[1], parts[2].strip('"'), parts[3]
+            if op == "new":  # a modification: the port is in the datapath once it has a number
+                if not (ofport.isdigit() and 0 < int(ofport) < 0xFF00):
+                    continue
+                op = "ready"
+            elif op not in ("insert", "delete"):
                 continue
             with self.changed:
-                self.events.append((stamp, host, parts[1], parts[-1].strip('"')))
+                self.events.append((stamp, host, op, name))
                 self.changed.notify_all()
 
     def find(self, host: str, op: str, after: float, name: str | None = None,

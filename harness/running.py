@@ -1,9 +1,11 @@
 """A pool under `netctl run` (lab + xapi simulator + lab agent + netctl run, as processes the
 lab records), for lab tests and benchmarks that drive netctl as an operator does, and the
-polling helper they share."""
+helpers they share: polling (`until`) and capturing what arrives somewhere (`capture`)."""
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from harness.footprint import NOTHING, lab_footprint
 from netctl.demo import DemoPool
+from netctl.lab.lab import Lab
 from netctl.topology import parse_file
 
 TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
@@ -45,3 +48,22 @@ def until(predicate: Callable[[], object], timeout: float = 30.0, step: float = 
             return True
         time.sleep(step)
     return False
+
+
+def capture(lab: Lab, node: str, iface: str, action: Callable[[], object],
+            seconds: float = 1.5, expression: tuple[str, ...] = ()) -> str:
+    """tcpdump on a lab node's interface (`any`: all of them) while `action()` runs: what
+    arrived (text, one frame a line), optionally only what matches a pcap `expression`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "cap.txt"
+        with open(out, "w") as sink:
+            cap = lab.popen(node, ["tcpdump", "-l", "-n", "-e", "-Q", "in", "-i", iface,
+                                   *expression], stdout=sink, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(1.0)
+                action()
+                time.sleep(seconds)
+            finally:
+                cap.terminate()
+                cap.wait(timeout=10)
+        return out.read_text()

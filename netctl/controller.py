@@ -259,6 +259,7 @@ class Run:
                     ("audits", self.metrics.flow_audits), ("refused", self.metrics.flows_refused),
                     ("retries", self.metrics.switch_retries),
                     ("port_mods", self.metrics.port_mods),
+                    ("announced", self.metrics.announced),
                     ("foreign_blocked", self.metrics.foreign_blocked))
         for name, counter in mirrored:
             value = getattr(stats, name)

@@ -53,6 +53,8 @@ class Metrics:
                                       "switch after it refused a bundle", registry=r)
         self.port_mods = Counter("netctl_port_mods_total", "VIF port configs set for disabled "
                                  "(NO_FWD/NO_RECV) or cleared", registry=r)
+        self.announced = Counter("netctl_vif_announcements_total", "RARPs sent upstream for "
+                                 "VIF ports that appeared on external bridges", registry=r)
         self.foreign_blocked = Counter("netctl_flows_blocked_by_foreign_total", "Desired flows "
                                        "not sent because another owner's flow holds the match",
                                        registry=r)

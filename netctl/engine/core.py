@@ -233,6 +233,7 @@ class FlowsNode(Node):
     def clear(self) -> None:
         super().clear()
         self.tables.deltas = {}
+        self.tables.arrivals = {}
 
 
 class NetctlEngine:

@@ -153,6 +153,9 @@ class FlowTables:
         self.partial_rebuilds = 0  # switches whose shape or ports changed, rebuilt in part
         self._waiting: dict[int, dict[str, int]] = {}  # connected, not (yet) the pool's
         self.deltas: dict[int, Delta] = {}
+        # VIF ports that appeared on an external bridge this round, to announce upstream:
+        # dpid -> [(ofport, MAC)] (see `announcements`)
+        self.arrivals: dict[int, list[tuple[int, str]]] = {}
         self.rebuilds = 0  # switch tables rebuilt whole
         self.recomputes = 0  # every table rebuilt at once (the counted fallback)
         self.vif_updates = 0  # VIF parts replaced (the fast path)
@@ -248,14 +251,28 @@ class FlowTables:
             vif_ref = self._awaited.get((table.host_ref, name))  # a held VIF's new port
         if vif_ref is not None and vif_ref in self.holds:
             self._vif(vif_ref)  # its old port went or its new one came: the hold may end
+            self._arrived(table, name, number)
             return
         if vif_ref is not None:
             self._local(table, vif_ref)
             self._refresh_flood(table)
+            self._arrived(table, name, number)
             return
         old, new = table.ports, self._roles(table)
         if (new.uplinks, new.tunnels, new.internal) != (old.uplinks, old.tunnels, old.internal):
             self._rebuild(table)  # reads the old roles first, for the difference
+
+    def _arrived(self, table: SwitchTable, name: str, number: int | None) -> None:
+        """A VIF's port appeared on an external bridge: note it for an announcement (a RARP
+        from its MAC, as QEMU sends after a migration), so the physical switches learn where
+        the VIF now is before the guest speaks. Not for a VIF that may not send (disabled or
+        quarantined), nor on a switch's (re)connect: only a port that came while connected."""
+        vif_ref = table.owners.get(name)
+        vif = self.view.vifs.get(vif_ref) if vif_ref is not None else None
+        if number is None or vif is None or table.shape.kind != "external" \
+                or self._local_of.get(vif_ref) != table.dpid or vif_ref in table.disabled:
+            return
+        self.arrivals.setdefault(table.dpid, []).append((number, vif.mac.lower()))
 
     # ------------------------------------------------------------------ intent changes
     def apply(self, changes: dict[str, tuple[XapiObject | None, XapiObject | None]]) -> None:

@@ -19,7 +19,11 @@ Per switch:
   the table and repairs it, counted;
 - VIF ports of `disabled` VIFs are set NO_RECV|NO_FWD|NO_PACKET_IN (port-mod);
 - frames from a port without rules yet (a VIF plugged a moment ago) are held and replayed
-  once its rules are sent, instead of being lost to the guest's ARP retry.
+  once its rules are sent, instead of being lost to the guest's ARP retry;
+- a VIF port that appears on an external bridge is announced upstream: one RARP from the
+  VIF's MAC through NORMAL, as QEMU announces a migrated guest, so the physical switches move
+  the MAC to this host's uplink at once instead of at the guest's first frame (a guest that
+  says nothing after a migration, or says it late, is reachable anyway).
 Flows without netctl's cookie are never touched.
 """
 
@@ -31,6 +35,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from os_ken.lib.packet import arp, ether_types, ethernet, packet
 
 from flows.pipeline import COOKIE, COOKIE_MASK
 from netctl.engine.core import NetctlEngine, SwitchEvent
@@ -49,6 +55,8 @@ DISABLED_PORT = OFPPC_NO_RECV | OFPPC_NO_FWD | OFPPC_NO_PACKET_IN
 RETRY_FIRST, RETRY_MAX = 0.5, 60.0  # back-off after a switch refused a bundle (seconds)
 REFUSED_RETRY = 600.0  # a flow the switch refused is offered again after this long
 AUDIT_INTERVAL = 60.0  # default period of the flow-count audit that repairs drift
+ETH_RARP = 0x8035
+RARP_REQUEST_REVERSE = 3  # RFC 903
 
 
 @dataclass
@@ -61,6 +69,7 @@ class Stats:
     errors: int = 0
     connects: int = 0
     replayed: int = 0  # frames held from a just-plugged port and replayed once it had rules
+    announced: int = 0  # RARPs sent upstream for VIF ports that appeared on external bridges
     port_mods: int = 0  # VIF ports set (or cleared) NO_FWD/NO_RECV for `disabled`
     refused: int = 0  # flow-mods the switch refused (each reported as a Problem)
     retries: int = 0  # re-reads after a refused bundle (backed off)
@@ -304,12 +313,28 @@ class FlowController:
                 self._request_dump(sw, "rebuilt")
                 continue
             self._send_ops(sw, delta.ops.items())
+        for dpid, arrivals in tables.arrivals.items():
+            sw = self.switches.get(dpid)
+            if sw is not None:
+                self._announce(sw, arrivals)
         for sw in list(self.switches.values()):
             if sw.dumped and sw.id in tables.tables:
                 self._port_mods(sw)
             if sw.held:
                 self._replay(sw)
         self._publish()
+
+    def _announce(self, sw: Switch, arrivals: list[tuple[int, str]]) -> None:
+        """One RARP per arrived VIF port, as if the guest had sent it (in_port = its port),
+        through NORMAL: out of the uplink (or bond, tagged for a VLAN network's port) — not
+        through netctl's table, whose locking may not let a guest send RARP."""
+        dp = sw.dp
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        for port, mac in arrivals:
+            dp.send_msg(parser.OFPPacketOut(
+                datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=port,
+                actions=[parser.OFPActionOutput(ofp.OFPP_NORMAL)], data=rarp(mac)))
+            self.stats.announced += 1
 
     def tick(self, now: float | None = None) -> None:
         """Timers: back-off retries after a refused bundle, and the flow-count audit."""
@@ -549,6 +574,18 @@ class FlowController:
 
     def problems(self) -> list[Problem]:
         return list(self._problems)
+
+
+def rarp(mac: str) -> bytes:
+    """A reverse-ARP request from `mac` to everyone (QEMU's self-announcement after a live
+    migration: it needs no IP address, and every switch on the way learns the MAC's port)."""
+    pkt = packet.Packet()
+    pkt.add_protocol(ethernet.ethernet(dst="ff:ff:ff:ff:ff:ff", src=mac, ethertype=ETH_RARP))
+    pkt.add_protocol(arp.arp(hwtype=1, proto=ether_types.ETH_TYPE_IP, hlen=6, plen=4,
+                             opcode=RARP_REQUEST_REVERSE, src_mac=mac, src_ip="0.0.0.0",
+                             dst_mac=mac, dst_ip="0.0.0.0"))
+    pkt.serialize()
+    return bytes(pkt.data)
 
 
 def _name(port: Any) -> str:

@@ -5,16 +5,13 @@ duplicate MACs, fail modes, refused flows, drift repair and foreign flows."""
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from harness.running import running_pool, until
+from harness.running import capture, running_pool, until
 from netctl.lab.spoof import LEGIT, SPOOFED, spoof_check
 
 pytestmark = pytest.mark.lab
@@ -53,23 +50,6 @@ def flows(pool, host: str, bridge: str = "xapi1") -> list[str]:
     return [line.strip() for line in out.splitlines() if "cookie=" in line]
 
 
-def capture(pool, node: str, iface: str, action, seconds: float = 1.5) -> str:
-    """tcpdump on `node` while `action()` runs: what arrived (text, one frame a line)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "cap.txt"
-        with open(out, "w") as sink:
-            cap = pool.lab.popen(node, ["tcpdump", "-l", "-n", "-e", "-Q", "in", "-i", iface],
-                                 stdout=sink, stderr=subprocess.DEVNULL)
-            try:
-                time.sleep(1.0)
-                action()
-                time.sleep(seconds)
-            finally:
-                cap.terminate()
-                cap.wait(timeout=10)
-        return out.read_text()
-
-
 def flush_neighbours(pool, *nodes: str) -> None:
     for node in nodes:
         pool.lab.exec(node, ["ip", "neigh", "flush", "all"], check=False)
@@ -91,12 +71,12 @@ def test_a_disabled_vif_gets_nothing_and_sends_nothing(pool, vm, device, peer, p
         assert until(lambda: not reaches(pool.lab, peer, address, tries=1), 15)
         flush_neighbours(pool, peer, vm)
         # Into the disabled VIF: ARP (broadcast) and pings from a peer; nothing arrives.
-        got_in = capture(pool, vm, f"eth{device}", lambda: pool.lab.exec(
+        got_in = capture(pool.lab, vm, f"eth{device}", lambda: pool.lab.exec(
             peer, ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", address], check=False))
         assert got_in.strip() == "", f"frames reached the disabled VIF:\n{got_in}"
         # Out of it: the peer hears nothing, not even broadcast ARP.
         peer_addr = pool.lab.vif(peer, peer_device).ipv4[0].split("/")[0]
-        got_out = capture(pool, peer, f"eth{peer_device}", lambda: pool.lab.exec(
+        got_out = capture(pool.lab, peer, f"eth{peer_device}", lambda: pool.lab.exec(
             vm, ["ping", "-n", "-c", "3", "-i", "0.2", "-W", "1", peer_addr], check=False))
         mac = pool.lab.vif(vm, device).mac.lower()
         assert mac not in got_out.lower(), f"frames from the disabled VIF:\n{got_out}"
@@ -135,7 +115,7 @@ def test_an_allowed_ipv6_prefix_answers_neighbour_solicitations(pool):
         # vm3 solicits fd4e:10::11: vm1's NA (target inside the prefix) must get out.
         assert until(lambda: reaches(pool.lab, "vm3", "fd4e:10::11", tries=2), 15)
         mac = pool.lab.vif("vm1", 0).mac
-        got = capture(pool, "vm3", "eth0", lambda: pool.lab.exec(
+        got = capture(pool.lab, "vm3", "eth0", lambda: pool.lab.exec(
             "vm1", [sys.executable, "-c", NA_SEND, "eth0", mac, "fd4e:10::11",
                     "fd4e:10::77", "fd4e:99::77"], timeout=60))
         assert "fd4e:10::77" in got  # inside the prefix: the control

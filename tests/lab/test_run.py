@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from harness.running import running_pool, until
+from harness.running import capture, running_pool, until
 from netctl.demo import ping_ok
 from tests.conftest import ROOT
 
@@ -130,6 +130,32 @@ def test_vif_plug_unplug_locking_and_migration_cause_no_recompute(pool):
     assert after["bridges_rebuilt"] == before["bridges_rebuilt"]
     assert after["vif_updates"] > before["vif_updates"]
     assert after["hosts_rebuilt"] == before["hosts_rebuilt"]
+
+
+def test_a_vif_port_that_appears_is_announced_upstream(pool):
+    """When vm3's port appears on its new host's external bridge, netctl sends a RARP from its
+    MAC out of that host's uplink (as QEMU announces a migrated guest): the ToR learns where
+    the VM went without waiting for the guest. The lab's guest announces with ARP; a RARP
+    from vm3's MAC on the ToR can only be netctl's."""
+    x = pool.session.xenapi
+    vm3 = pool.ref("VM", pool.topology.vm("vm3").uuid)
+    mac = x.VIF.get_MAC(pool.vif_ref("vm3", 0)).lower()
+    home = x.VM.get_resident_on(vm3)
+    other = next(h for h in x.host.get_all() if h != home
+                 and x.host.get_name_label(h) in ("host2", "host3"))
+    switch = pool.topology.switch.name
+    try:
+        seen = capture(pool.lab, switch, "any", lambda: x.VM.pool_migrate(vm3, other, {}),
+                       seconds=2.0, expression=("ether", "proto", "0x8035"))
+        rarps = [line for line in seen.splitlines() if mac in line.lower()]
+        name = x.host.get_name_label(other)
+        assert rarps, f"no RARP from {mac} reached the ToR:\n{seen}"
+        assert all(f"h{name[-1]}-eth" in line for line in rarps), rarps  # from its new host
+        assert until(lambda: reaches(pool.lab, "vm1", "10.10.0.13"), 15)
+    finally:
+        x.VM.pool_migrate(vm3, home, {})
+        assert until(lambda: reaches(pool.lab, "vm1", "10.10.0.13"), 15)
+    assert pool.status()["problems"] == []
 
 
 def test_netctl_run_restart_keeps_traffic_and_changes_nothing(pool):

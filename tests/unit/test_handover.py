@@ -42,6 +42,7 @@ class Pool:
     def round(self) -> None:
         self.engine.run()
         self.switches.apply(self.engine)
+        self.arrived = dict(self.engine.flows.tables.arrivals)  # what the sink would announce
         self.engine.clear()
 
     def xapi_migrates(self, vm_label: str, host_label: str, domid: int) -> None:
@@ -161,3 +162,29 @@ def test_a_held_vif_keeps_its_locking_and_a_move_back_ends_the_hold():
     assert not pool.engine.flows.tables.holds  # (both its VIFs)
     assert host2.disabled_ports() == {port_number("vif3.1")}
     pool.tables_equal_scratch()
+
+
+def test_a_vif_port_arriving_on_an_external_bridge_is_announced_unless_it_may_not_send():
+    """The sink sends a RARP from the VIF's MAC for each arrival (`FlowController._announce`):
+    a port that appeared on an external bridge while connected — not a private one (no switch
+    upstream learns there), not a disabled VIF, not a switch's (re)connect."""
+    pool = Pool()
+    assert pool.arrived == {}  # every switch just connected, every port with it: no burst
+    pool.xapi_migrates("vm3", "host3", domid=13)
+    pool.hypervisor("host2", "vif3.0", up=False, bridge="xapi1")
+    pool.hypervisor("host3", "vif13.0", up=True, bridge="xapi1")
+    vm3 = pool.named("VM", "vm3").ref
+    mac = next(v.mac for v in pool.objs.values() if type(v).__name__ == "VIF" and v.vm == vm3
+               and v.device == "0")
+    assert pool.arrived == {pool.dpid("host3", "xapi1"): [(port_number("vif13.0"), mac)]}
+    pool.hypervisor("host3", "vif13.1", up=True)  # priva: a private network
+    assert pool.arrived == {}
+    vif = next(v for v in pool.objs.values() if type(v).__name__ == "VIF" and v.vm == vm3
+               and v.device == "0")
+    disabled = replace(vif, locking_mode="disabled")
+    pool.objs[vif.ref] = disabled
+    pool.engine.xapi([(vif.ref, vif, disabled)])
+    pool.round()
+    pool.hypervisor("host3", "vif13.0", up=False, bridge="xapi1")
+    pool.hypervisor("host3", "vif13.0", up=True, bridge="xapi1")
+    assert pool.arrived == {}
