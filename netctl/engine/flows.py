@@ -154,7 +154,7 @@ class FlowTables:
         self._waiting: dict[int, dict[str, int]] = {}  # connected, not (yet) the pool's
         self.deltas: dict[int, Delta] = {}
         # VIF ports that appeared on an external bridge this round, to announce upstream:
-        # dpid -> [(ofport, MAC)] (see `announcements`)
+        # dpid -> [(ofport, MAC)] (the OpenFlow sink sends them: `FlowController._announce`)
         self.arrivals: dict[int, list[tuple[int, str]]] = {}
         self.rebuilds = 0  # switch tables rebuilt whole
         self.recomputes = 0  # every table rebuilt at once (the counted fallback)
@@ -583,6 +583,9 @@ class FlowTables:
             if table is not None:
                 self._local(table, vif_ref)
                 self._refresh_flood(table)
+        if vif is None and vif_ref not in self._local_of:  # gone from xapi: forget it all
+            self._part_net.pop(vif_ref, None)
+            self._domid_of.pop(vif_ref, None)
         old_p = self._placed.get(vif_ref)
         new_p = self._place(vif_ref)
         if old_p == new_p:
