@@ -61,7 +61,6 @@ import dataclasses
 import json
 import math
 import random
-import shutil
 import sys
 import tempfile
 import threading
@@ -76,7 +75,7 @@ import XenAPI  # noqa: E402
 
 from harness.footprint import NOTHING, lab_footprint  # noqa: E402
 from harness.portwatch import PortWatch  # noqa: E402
-from harness.sdn import SdnPool, sdn_pool  # noqa: E402
+from harness.sdn import SdnPool, report_leftovers, sdn_pool  # noqa: E402
 from netctl.lab.agent import LabAgent  # noqa: E402
 from netctl.lab.lab import Lab  # noqa: E402
 from netctl.lab.ovs_instance import OvsInstance  # noqa: E402
@@ -548,13 +547,7 @@ def run_scenario(args: argparse.Namespace, load: bool) -> bool:
             watch.stop()
         if pool is not None:
             pool.close()
-        left = lab_footprint(prefix)
-        if left != NOTHING:
-            print(f"lab {prefix} left behind: {left}", file=sys.stderr)
-        if args.keep_logs:
-            print(f"controller log and status: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        report_leftovers(prefix, workdir, args.keep_logs)
 
 
 def main(argv: list[str] | None = None) -> int:

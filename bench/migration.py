@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -45,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.footprint import NOTHING, lab_footprint  # noqa: E402
 from harness.portwatch import PortWatch  # noqa: E402
-from harness.sdn import SdnPool, sdn_pool  # noqa: E402
+from harness.sdn import SdnPool, report_leftovers, sdn_pool  # noqa: E402
 from netctl.lab.agent import LabAgent  # noqa: E402
 from netctl.topology import Topology, parse_data  # noqa: E402
 
@@ -203,13 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             agent.stop()
         if pool is not None:
             pool.close()
-        left = lab_footprint(prefix)
-        if left != NOTHING:
-            print(f"lab {prefix} left behind: {left}", file=sys.stderr)
-        if args.keep_logs:
-            print(f"controller log and status: {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        report_leftovers(prefix, workdir, args.keep_logs)
     print(f"\n{len(rows)} migrations (ms; median and max over them; 'beyond lab' = longest gap "
           "minus the lab's own port gap, i.e. what netctl adds)")
     print(f"{'network':<10} {'lost':>6} {'max':>6} {'gap':>6} {'max':>6} {'lab':>6} {'max':>6} "

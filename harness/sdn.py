@@ -7,6 +7,7 @@ tests can stop and restart it, switch os-ken hubs, and read its status file.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import XenAPI
 
+from harness.footprint import NOTHING, lab_footprint
 from netctl.lab.lab import Lab
 from netctl.topology import Topology
 from netctl.xapi.server import RunningServer, serve
@@ -140,3 +142,16 @@ def sdn_pool(topology: Topology, workdir: Path, port: int, hub: str = "native") 
             lab.down()
         server.stop()
         raise
+
+
+def report_leftovers(prefix: str, workdir: Path, keep_logs: bool) -> None:
+    """After a benchmark's lab is closed: say on stderr what of lab `prefix` is left behind
+    (nothing, normally), and keep the controller's log and status (`keep_logs`, saying where)
+    or remove them."""
+    left = lab_footprint(prefix)
+    if left != NOTHING:
+        print(f"lab {prefix} left behind: {left}", file=sys.stderr)
+    if keep_logs:
+        print(f"controller log and status: {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -21,16 +21,14 @@ would otherwise rescan the heap several times over while those copies pile up.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import threading
 import uuid as uuidlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from netctl.xapi.errors import XapiError
 from netctl.xapi.schema import CLASSES, LAB_DEFAULTS, RELATIONS, ClassDef, copy_value
+from netctl.xapi.transport import gc_paused
 
 TOMBSTONE_CAP = 511
 TOMBSTONE_KEEP = 256
@@ -75,20 +73,6 @@ class Table:
         for name in self.mutable:
             snap[name] = snap[name].copy()
         return snap
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic GC while a scan copies a table (the copies hold no cycles; see the module
-    docstring). Leaves it alone if someone else paused it."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class Store:
@@ -241,7 +225,7 @@ class Store:
         mods: list[dict[str, Any]] = []
         dels: list[dict[str, Any]] = []
         last = since
-        with _gc_paused():
+        with gc_paused():
             for cls, only in classes.items():
                 last = self._scan_table(cls, only, since, last, adds, mods, dels)
         return adds + mods + dels, last

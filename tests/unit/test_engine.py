@@ -26,7 +26,6 @@ from tests.unit.engine_cases import mutate, topology_state
 from vlan.checks import check_host_networking
 from vlan.host import compile_host
 
-HOLDS_SEEN = [0]  # holds met at check time over the run (how often the handover is exercised)
 SETTINGS = HostSettings(controllers=("tcp:192.0.2.1:6653",), datapath_type="netdev")
 
 
@@ -150,7 +149,6 @@ def compare_tables(engine: NetctlEngine, switches: FakeSwitches, kept: PoolState
     from-scratch compile under the engine's holds, and each hold obeys its rule. `known_only`:
     skip switches that are no longer one of the pool's bridges (not yet gone)."""
     holds = dict(engine.flows.tables.holds)
-    HOLDS_SEEN[0] += len(holds)
     check_holds(kept, holds, switches, where)
     seen = HeldPool(kept, holds)
     for dpid, names in switches.names.items():
