@@ -8,7 +8,7 @@
   the switch bond; the switch's LACP also changes what it says on the remaining member, so the
   host reacts faster than an LACP timeout would).
 
-Failover time ≈ lost replies × 9 ms. Lab: tests/lab/data/hostnet-lacp.yaml, prefix t4c
+Failover time ≈ lost replies × 9 ms. Lab: topologies/hostnet-lacp.yaml, prefix t4c
 (management 198.18.42.0/24).
 Usage (root): .venv/bin/python -m bench.bond_failover [--window 12]
               .venv/bin/python -m bench.bond_failover --smoke   # lacp fast, carrier lost only,

@@ -10,9 +10,9 @@ removes (the benchmark process itself enters it, so the OpenFlow connection is l
 - a private ovsdb-server + ovs-vswitchd (`netctl.lab.ovs_instance`), one bridge `xapi1`
   (datapath_type=netdev, fail_mode=secure, OpenFlow13+14), datapath-id = netctl's for host 0;
   its ports: one VXLAN port per peer host and some local VIF ports (internal ports);
-- netctl's real controller path: the engine on its reconcile thread (`netctl.reconcile`), the
+- netctl's real controller path: the engine on its reconcile thread (`netctl.service.loop`), the
   OpenFlow sink `FlowController` + os-ken 4.x (native hub) in this process via
-  `netctl.openflow.launcher.start`, fed a synthetic `PoolState` (built with `netctl.model`
+  `netctl.service.osken.start`, fed a synthetic `PoolState` (built with `netctl.model`
   dataclasses): a VXLAN private network over N hosts, host 0 with some locked VIFs (the full
   xapi setup-vif-rules set each), every other host with many VIFs, sized so that host 0's
   bridge needs ~100k flows (each remote VIF = 2 flows on a private network).
@@ -230,11 +230,12 @@ def run(args: argparse.Namespace, ns: str, workdir: Path, procs: list) -> int:
                   "type=internal"]
     ovs.vsctl(*vsctl)
 
-    import netctl.openflow.core as core_mod
+    import netctl.sinks.openflow as core_mod
+    from flows import wire as messages
     from netctl.engine.core import NetctlEngine
     from netctl.engine.flows import FlowTables
-    from netctl.openflow import launcher, messages
-    from netctl.reconcile import Reconciler
+    from netctl.service import osken as launcher
+    from netctl.service.loop import Reconciler
 
     timer = Timer()
     converged = threading.Event()

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.hostnet_builders import PoolBuilder  # noqa: E402
 from harness.sandbox import OvsSandbox  # noqa: E402
-from netctl.ovsdb import HostOvsdb  # noqa: E402
+from netctl.sinks.ovsdb import HostOvsdb  # noqa: E402
 from vlan import compile_host  # noqa: E402
 
 # What `--smoke` must print (tests/bench/test_bench_smoke.py checks each regex on stdout).

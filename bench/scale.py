@@ -45,8 +45,8 @@ from harness.engine_rig import RecordingSwitches, config_ops  # noqa: E402
 from harness.synthetic import PoolSpec, simulator  # noqa: E402
 from netctl.engine.core import NetctlEngine  # noqa: E402
 from netctl.engine.hosts import HostSettings  # noqa: E402
-from netctl.xapi.server import serve  # noqa: E402
-from netctl.xapi.sync import XapiSync  # noqa: E402
+from netctl.sources.xapi.sync import XapiSync  # noqa: E402
+from netctl.xapisim.server import serve  # noqa: E402
 
 SMOKE_FIGURES = (
     r"^size +2 x 20: full sync +[\d.]+ s, cold compile +[\d.]+ s",

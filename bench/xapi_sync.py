@@ -60,7 +60,7 @@ def serve_pool(hosts: int, vifs_per_host: int, conn: Connection) -> None:
     """Child process: build the synthetic pool, serve it, report (url, build s, VMs), and
     serve until the parent says stop (or goes away)."""
     from harness.synthetic import PoolSpec, simulator
-    from netctl.xapi.server import serve
+    from netctl.xapisim.server import serve
 
     t0 = time.perf_counter()
     sim, _pool = simulator(PoolSpec(hosts=hosts, vifs_per_host=vifs_per_host),
@@ -80,7 +80,7 @@ def serve_pool(hosts: int, vifs_per_host: int, conn: Connection) -> None:
 def full_sync(url: str, protocol: str, conn: Connection) -> None:
     """Child process: one full sync; sends (seconds, peak MiB, RSS after MiB, start MiB,
     VIFs, wire used)."""
-    from netctl.xapi.sync import XapiSync
+    from netctl.sources.xapi.sync import XapiSync
 
     start = memory_mib()["VmRSS"]
     t0 = time.perf_counter()
@@ -111,7 +111,7 @@ def in_child(target, *args) -> object:  # noqa: ANN001 - a process entry point
 def incremental(url: str, events: int) -> float:
     import XenAPI
 
-    from netctl.xapi.sync import XapiSync
+    from netctl.sources.xapi.sync import XapiSync
 
     sync = XapiSync(url, USER, PASSWORD, timeout=5.0)
     sync.connect()

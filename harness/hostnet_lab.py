@@ -1,7 +1,7 @@
 """A lab whose host networking is built by netctl (issue 4), from the xapi simulator's pool:
 
 topology → lab (host OVS instances empty) + xapi simulator → XapiSync (official XenAPI client)
-→ PoolState → `vlan.compile_host` per host → `netctl.ovsdb.HostOvsdb.apply` over each host's
+→ PoolState → `vlan.compile_host` per host → `netctl.sinks.ovsdb.HostOvsdb.apply` over each host's
 OVSDB TCP endpoint → dom0 addresses (`HostConfig.addresses`) put on the bridge devices → VMs
 start. This is the "host IP configurator" of the lab: a real host's networkd does that part.
 """
@@ -18,15 +18,15 @@ from harness.footprint import NOTHING, lab_footprint
 from netctl.hostconfig import HostConfig
 from netctl.lab.lab import Lab
 from netctl.model import PoolState
-from netctl.ovsdb import HostOvsdb
+from netctl.sinks.ovsdb import HostOvsdb
+from netctl.sources.xapi.sync import XapiSync
 from netctl.topology import parse_file
-from netctl.xapi.server import serve
-from netctl.xapi.sim import Simulator
-from netctl.xapi.sync import XapiSync
+from netctl.xapisim.server import serve
+from netctl.xapisim.sim import Simulator
 from vlan import compile_host
 
 # The lab topologies of the host-networking tests (data files, not test code).
-DATA = Path(__file__).resolve().parent.parent / "tests" / "lab" / "data"
+DATA = Path(__file__).resolve().parent.parent / "topologies"
 
 
 class HostnetLab:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.footprint import NOTHING, lab_footprint
-from netctl.demo import DemoPool
+from netctl.cli.demo import DemoPool
 from netctl.lab.lab import Lab
 from netctl.topology import parse_file
 

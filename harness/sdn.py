@@ -20,8 +20,8 @@ import XenAPI
 from harness.footprint import NOTHING, lab_footprint
 from netctl.lab.lab import Lab
 from netctl.topology import Topology
-from netctl.xapi.server import RunningServer, serve
-from netctl.xapi.sim import Simulator
+from netctl.xapisim.server import RunningServer, serve
+from netctl.xapisim.sim import Simulator
 
 
 @dataclass

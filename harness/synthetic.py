@@ -5,7 +5,7 @@ Why: the lab tops out at a handful of hosts on this machine, but netctl must kee
 and the controller's diff need such pools in xapi's own shapes, built the same way every time
 (same spec -> same records, refs and uuids included), without a topology file or a lab.
 
-What one pool holds (xapi's shapes, as `netctl.xapi.seed` writes them for a topology):
+What one pool holds (xapi's shapes, as `netctl.xapisim.seed` writes them for a topology):
 - a `pool` whose master is the first host; per host a `host` (name_label `hostNN`, address,
   `software_version` with `network_backend=openvswitch`), its `host_metrics` (live) and its
   control domain (a `VM` with `is_control_domain`, domid 0);
@@ -63,11 +63,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netctl.model import PoolState
-from netctl.xapi.convert import state_from_records
-from netctl.xapi.methods import LACP_DEFAULTS, VLAN_PIF_MAC
-from netctl.xapi.sim import Simulator
-from netctl.xapi.store import Store
-from netctl.xapi.sync import SYNC_CLASSES
+from netctl.sources.xapi.convert import state_from_records
+from netctl.sources.xapi.sync import SYNC_CLASSES
+from netctl.xapisim.methods import LACP_DEFAULTS, VLAN_PIF_MAC
+from netctl.xapisim.sim import Simulator
+from netctl.xapisim.store import Store
 
 ROLES = ("external", "vlan", "private")
 SOFTWARE_VERSION = {"product_brand": "XCP-ng", "product_version": "8.3.0",

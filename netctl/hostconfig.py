@@ -1,6 +1,6 @@
 """What one host's Open vSwitch database should hold: plain frozen data, no I/O.
 
-`vlan.compile_host(state, host)` produces a `HostConfig` from a `PoolState`; `netctl.ovsdb`
+`vlan.compile_host(state, host)` produces a `HostConfig` from a `PoolState`; `netctl.sinks.ovsdb`
 diffs it against the host's OVSDB and sends the difference. The shapes mirror OVSDB's own
 tables (Bridge → Port → Interface) so that the apply layer is a column-by-column comparison and
 a reader can check a `HostConfig` against `ovs-vsctl list` output line by line.

@@ -2,7 +2,8 @@
 
 Everything downstream (the OVSDB compilers for bridges, bonds, VLANs and tunnels, the OpenFlow
 compiler) reads intent from a `PoolState` and nothing else, so this module is pure: no I/O, no
-wire format. `netctl.xapi.convert` turns xapi records (XML-RPC or JSON-RPC) into these objects.
+wire format. `netctl.sources.xapi.convert` turns xapi records (XML-RPC or JSON-RPC) into these
+objects.
 
 Naming rule: every field carries xapi's field name, lower-cased (`PIF.MAC` -> `PIF.mac`,
 `PIF.VLAN_master_of` -> `PIF.vlan_master_of`, `VIF.VM` -> `VIF.vm`, `network.MTU` -> `mtu`), so

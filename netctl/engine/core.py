@@ -9,7 +9,7 @@ table deltas out, each change costing what it changes (issue 9).
     (HostConfig     (per switch: desired table, deltas)
      per host)
 
-Pure: no sockets, no threads. The I/O shell (`netctl.reconcile`) feeds the inputs, runs a round
+Pure: no sockets, no threads. The I/O shell (`netctl.service.loop`) feeds the inputs, runs a round
 and hands `hosts.changed` to the OVSDB side and `flows.deltas` to the OpenFlow side.
 """
 

@@ -36,10 +36,10 @@ from flows.compile import (
 from flows.handover import Held, HeldPool, port_names
 from flows.pipeline import OFPP_LOCAL, Flow
 from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
+from flows.wire import Body, Key, canon_flow, remote_canon
 from netctl.engine.hosts import status_only
 from netctl.engine.pool import LivePool
 from netctl.model import PIF, VIF, VLAN, VM, Bond, Host, Network, Tunnel, XapiObject
-from netctl.openflow.messages import Body, Key, canon_flow, remote_canon
 
 Entries = dict[Key, Body]
 

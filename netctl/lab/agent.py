@@ -31,7 +31,7 @@ import time
 from netctl.lab import netns
 from netctl.lab.lab import Lab, LabError, VifSpec, guest_name
 from netctl.model import NULL_REF, VM, PoolState
-from netctl.xapi.sync import XapiSync
+from netctl.sources.xapi.sync import XapiSync
 
 LOG = logging.getLogger("netctl.lab.agent")
 PRESENT_STATES = ("Running", "Paused")  # a domain exists: its namespace and VIFs are there

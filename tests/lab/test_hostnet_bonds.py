@@ -1,6 +1,6 @@
 """Bonds without LACP built by netctl (issue 4): active-backup and balance-slb against a
 switch with independent ports; traffic between VMs on the two hosts survives a member cut.
-Lab: tests/lab/data/hostnet-ab.yaml."""
+Lab: topologies/hostnet-ab.yaml."""
 
 from __future__ import annotations
 

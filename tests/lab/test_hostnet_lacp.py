@@ -1,6 +1,6 @@
 """Host networking built by netctl over OVSDB, with real packets (issue 4): LACP bonds against
 the lab switch, VLAN isolation through the trunk, GRE/VXLAN private networks over a bond and
-over a VLAN PIF. Lab: tests/lab/data/hostnet-lacp.yaml (2 hosts)."""
+over a VLAN PIF. Lab: topologies/hostnet-lacp.yaml (2 hosts)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ import pytest
 from harness.sdn import ControllerProcess
 from netctl.lab.lab import Lab
 from netctl.topology import parse_file
-from netctl.xapi.server import serve
-from netctl.xapi.sim import Simulator
+from netctl.xapisim.server import serve
+from netctl.xapisim.sim import Simulator
 from tests.conftest import TOPOLOGIES, lab_footprint
 from tests.lab.conftest import NOTHING
 

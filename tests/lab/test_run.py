@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from harness.running import capture, running_pool, until
-from netctl.demo import ping_ok
+from netctl.cli.demo import ping_ok
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.lab

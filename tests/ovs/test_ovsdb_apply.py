@@ -1,4 +1,4 @@
-"""netctl.ovsdb against a real ovsdb-server + ovs-vswitchd: apply → the database holds the
+"""netctl.sinks.ovsdb against a real ovsdb-server + ovs-vswitchd: apply → the database holds the
 config; idempotence (nothing sent the second time, no row rewritten); minimal change; ownership
 (VIF ports and foreign keys survive); moves (NICs into a bond); TCP and SSL; reconnection."""
 
@@ -11,7 +11,7 @@ import pytest
 from harness.hostnet_builders import PoolBuilder
 from harness.sandbox import OvsSandbox
 from netctl.hostconfig import HostConfig
-from netctl.ovsdb import HostOvsdb, SslFiles
+from netctl.sinks.ovsdb import HostOvsdb, SslFiles
 from vlan import compile_host
 
 pytestmark = pytest.mark.lab

@@ -7,10 +7,10 @@ import random
 from dataclasses import replace
 
 from netctl.model import NULL_REF, PIF, VIF, VLAN, VM, FrozenMap, Network, PoolState, Tunnel
+from netctl.sources.xapi.convert import state_from_records
+from netctl.sources.xapi.sync import SYNC_CLASSES
 from netctl.topology import parse_file
-from netctl.xapi.convert import state_from_records
-from netctl.xapi.sim import Simulator
-from netctl.xapi.sync import SYNC_CLASSES
+from netctl.xapisim.sim import Simulator
 from tests.conftest import TOPOLOGIES
 
 

@@ -17,11 +17,11 @@ from flows.compile import BridgePorts, bridge_intent, bridge_shape, compile_brid
 from flows.handover import HeldPool, port_names
 from flows.pipeline import OFPP_LOCAL
 from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
+from flows.wire import canon_flow
 from harness.engine_rig import RecordingSwitches, port_number
 from netctl.engine.core import NetctlEngine, SwitchEvent
 from netctl.engine.hosts import HostSettings, with_datapath_ids
 from netctl.model import VIF, VM, PoolState
-from netctl.openflow.messages import canon_flow
 from tests.unit.engine_cases import mutate, topology_state
 from vlan.checks import check_host_networking
 from vlan.host import compile_host

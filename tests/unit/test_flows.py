@@ -23,9 +23,9 @@ from flows.pipeline import (
 )
 from flows.walker import ports_reached, walk
 from netctl.model import FrozenMap, PoolState
+from netctl.sources.xapi.convert import state_from_records
 from netctl.topology import parse_file
-from netctl.xapi.convert import state_from_records
-from netctl.xapi.sim import Simulator
+from netctl.xapisim.sim import Simulator
 from tests.conftest import TOPOLOGIES
 
 CLASSES = (

@@ -13,10 +13,10 @@ from dataclasses import replace
 from flows.compile import compile_bridge
 from flows.ports import datapath_id, tunnel_peers
 from flows.walker import ports_reached
+from flows.wire import canon_flow
 from harness.engine_rig import RecordingSwitches, port_number
 from netctl.engine.core import NetctlEngine
 from netctl.model import PoolState
-from netctl.openflow.messages import canon_flow
 from tests.unit.engine_cases import topology_state
 from tests.unit.test_engine import SETTINGS, scratch_ports
 

@@ -6,9 +6,9 @@ import struct
 
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 
+from flows import wire as messages
 from flows.compile import BridgePorts, bridge_intent, compile_bridge
 from flows.pipeline import FORWARD, Output, PopVlan, PushVlan, flow
-from netctl.openflow import messages
 from tests.unit.test_flows import host, pool_state, vif_of, with_vif
 
 

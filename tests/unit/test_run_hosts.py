@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from netctl.config import load
-from netctl.controller import Run
 from netctl.model import FrozenRefMap, PoolState
+from netctl.service.config import load
+from netctl.service.run import Run
 from tests.unit.test_flows import pool_state
 
 

@@ -12,8 +12,8 @@ import pytest
 import XenAPI
 
 from netctl.topology import Topology, parse_file
-from netctl.xapi.server import RunningServer, serve
-from netctl.xapi.sim import Simulator
+from netctl.xapisim.server import RunningServer, serve
+from netctl.xapisim.sim import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "root", "s3cret"

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from harness.synthetic import PoolSpec, records
-from netctl.xapi.convert import FIELDS, project, to_model
-from netctl.xapi.schema import CLASSES
-from netctl.xapi.store import Store
-from netctl.xapi.sync import SYNC_CLASSES
+from netctl.sources.xapi.convert import FIELDS, project, to_model
+from netctl.sources.xapi.sync import SYNC_CLASSES
+from netctl.xapisim.schema import CLASSES
+from netctl.xapisim.store import Store
 
 
 class Reading(dict):

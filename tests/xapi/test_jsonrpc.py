@@ -19,10 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import XenAPI
 
-from netctl.xapi.jsonrpc import JsonRpcSession, JsonRpcUnavailable, _error_details
-from netctl.xapi.server import serve
-from netctl.xapi.sim import Simulator
-from netctl.xapi.sync import XapiSync
+from netctl.sources.xapi.jsonrpc import JsonRpcSession, JsonRpcUnavailable, _error_details
+from netctl.sources.xapi.sync import XapiSync
+from netctl.xapisim.server import serve
+from netctl.xapisim.sim import Simulator
 from tests.xapi.conftest import PASSWORD, USER, login
 from tests.xapi.test_sync import truth
 

@@ -12,8 +12,8 @@ import xmlrpc.client
 import pytest
 import XenAPI
 
-from netctl.xapi.schema import CLASSES
-from netctl.xapi.seed import GUEST_TEMPLATE
+from netctl.xapisim.schema import CLASSES
+from netctl.xapisim.seed import GUEST_TEMPLATE
 from tests.xapi.conftest import jsonrpc, login, post
 from tests.xapi.test_methods import ref, snapshot
 

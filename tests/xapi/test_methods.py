@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import XenAPI
 
-from netctl.xapi.errors import XapiError
+from netctl.xapisim.errors import XapiError
 
 
 def snapshot(sim):

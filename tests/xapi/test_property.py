@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from netctl.xapi.errors import XapiError
+from netctl.xapisim.errors import XapiError
 from tests.xapi.conftest import topology
 from tests.xapi.test_sync import make_sync, start, truth
 

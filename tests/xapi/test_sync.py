@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from netctl.model import PoolState, validate
-from netctl.xapi.convert import FIELDS, state_from_records
-from netctl.xapi.sync import SYNC_CLASSES, XapiSync
+from netctl.sources.xapi.convert import FIELDS, state_from_records
+from netctl.sources.xapi.sync import SYNC_CLASSES, XapiSync
 from tests.xapi.conftest import PASSWORD, USER, login, start
 
 

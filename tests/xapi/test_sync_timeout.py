@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import XenAPI
 
-from netctl.xapi.server import serve
-from netctl.xapi.sim import Simulator
-from netctl.xapi.sync import XapiSync
+from netctl.sources.xapi.sync import XapiSync
+from netctl.xapisim.server import serve
+from netctl.xapisim.sim import Simulator
 from tests.xapi.conftest import PASSWORD, USER, start
 
 

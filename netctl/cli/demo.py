@@ -53,7 +53,7 @@ class DemoPool:
     def __init__(self, topology: Topology, log: Callable[[str], None] = print,
                  ports: tuple[int, int, int] = (XAPI_PORT, OPENFLOW_PORT, METRICS_PORT),
                  settings: dict[str, dict] | None = None) -> None:
-        """`settings`: extra `netctl run` configuration, by section (netctl/config.py)."""
+        """`settings`: extra `netctl run` configuration, by section (netctl/service/config.py)."""
         self.topology = topology
         self.settings = settings or {}
         self.log = log
@@ -309,7 +309,7 @@ def _lost(ping_output: str) -> int:
 def run_demo(topology: Topology, keep: bool, console) -> bool:  # noqa: ANN001 - rich Console
     from rich.table import Table
 
-    from netctl.views import show_lab, show_probes, show_status
+    from netctl.cli.views import show_lab, show_probes, show_status
 
     pool = DemoPool(topology, log=console.print)
     ok = True

@@ -13,8 +13,8 @@ import time
 
 import click
 
+from netctl.cli.views import console, show_lab, show_status
 from netctl.topology import TopologyError, parse_file
-from netctl.views import console, show_lab, show_status
 
 
 class NetctlError(click.ClickException):
@@ -146,7 +146,7 @@ def lab_show(prefix: str | None) -> None:
 @click.option("--keep", is_flag=True, help="Leave everything up (explore: netctl lab cli).")
 def demo(topology: str, keep: bool) -> None:
     """The main job on the embedded lab: netctl builds the pool, then live changes."""
-    from netctl.demo import run_demo
+    from netctl.cli.demo import run_demo
     from netctl.lab.lab import LabError
 
     _require_root()
@@ -214,20 +214,20 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
     """Run the OpenFlow controller alone: keep every bridge's flows equal to xapi's intent."""
     import logging
 
-    from netctl.openflow.launcher import LaunchError
-    from netctl.openflow.service import serve
+    from netctl.service.openflow_only import serve
+    from netctl.service.osken import LaunchError
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if hub == "eventlet" and os.environ.get("OSKEN_HUB_TYPE") != "eventlet":
         # eventlet must patch the standard library before anything imports it: re-exec.
         args = sys.argv[sys.argv.index("openflow") :]
-        os.execv(sys.executable, [sys.executable, "-m", "netctl.openflow.green", *args])
+        os.execv(sys.executable, [sys.executable, "-m", "netctl.cli.green", *args])
     host, _, port = listen.rpartition(":")
     password = open(password_file).read().strip()  # noqa: SIM115 - read once
     if xapi_ca and xapi_insecure:
         raise NetctlError("--xapi-ca and --xapi-insecure contradict each other")
-    from netctl.openflow.launcher import TlsFiles
+    from netctl.service.osken import TlsFiles
 
     tls = None
     if tls_key or tls_cert or tls_ca:
@@ -249,7 +249,7 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False), required=True)
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="YAML configuration (OVSDB endpoints, TLS, OpenFlow, metrics): see "
-                   "netctl/config.py.")
+                   "netctl/service/config.py.")
 @click.option("--xapi-ca", type=click.Path(exists=True, dir_okay=False),
               help="CA certificate to verify an https pool master with (xapi.ca_file).")
 @click.option("--xapi-insecure", is_flag=True, default=None,
@@ -260,11 +260,11 @@ def run(xapi_url: str, username: str, password_file: str, config_file: str | Non
     """Keep every host's OVSDB and OpenFlow tables equal to the pool's xapi intent."""
     import logging
 
-    from netctl.config import ConfigError, load
-    from netctl.controller import Run
-    from netctl.metrics import serve as serve_metrics
-    from netctl.openflow.launcher import LaunchError
-    from netctl.openflow.service import run_controller
+    from netctl.service.config import ConfigError, load
+    from netctl.service.metrics import serve as serve_metrics
+    from netctl.service.openflow_only import run_controller
+    from netctl.service.osken import LaunchError
+    from netctl.service.run import Run
 
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -275,7 +275,7 @@ def run(xapi_url: str, username: str, password_file: str, config_file: str | Non
         raise NetctlError(str(exc)) from None
     if config.hub == "eventlet" and os.environ.get("OSKEN_HUB_TYPE") != "eventlet":
         args = sys.argv[sys.argv.index("run"):]
-        os.execv(sys.executable, [sys.executable, "-m", "netctl.openflow.green", *args])
+        os.execv(sys.executable, [sys.executable, "-m", "netctl.cli.green", *args])
     password = open(password_file).read().strip()  # noqa: SIM115 - read once
     controller = Run(config, xapi_url, username, password)
     if config.metrics_listen:
@@ -325,8 +325,8 @@ def trace(vif: str, packet: str, xapi_url: str, username: str, password_file: st
           prefix: str | None) -> None:
     """Where a PACKET (OVS flow syntax, e.g. icmp,nw_dst=10.10.0.13) from VIF (vm1, vm1/1 or
     a VIF uuid) would go, from ofproto/trace on the VIF's host."""
-    from netctl.trace import TraceError, run_trace, target
-    from netctl.xapi.sync import XapiSync
+    from netctl.cli.trace import TraceError, run_trace, target
+    from netctl.sources.xapi.sync import XapiSync
 
     sync = XapiSync(xapi_url, username, open(password_file).read().strip())  # noqa: SIM115
     try:
@@ -349,7 +349,7 @@ def trace(vif: str, packet: str, xapi_url: str, username: str, password_file: st
 
 
 def _register_xapi_commands() -> None:
-    from netctl.xapi.cli import xapi_sim
+    from netctl.xapisim.cli import xapi_sim
 
     main.add_command(xapi_sim, "xapi-sim")
 

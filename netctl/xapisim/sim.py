@@ -1,12 +1,12 @@
 """The xapi simulator's API layer: sessions, dispatch, generated accessors, events, tasks.
 
 `Simulator.call(method, params)` is the whole API, independent of the wire: the HTTP server
-(`netctl.xapi.server`) decodes XML-RPC or JSON-RPC into it and encodes what comes back.
+(`netctl.xapisim.server`) decodes XML-RPC or JSON-RPC into it and encodes what comes back.
 Dispatch follows xapi's order (spec §1.4): name (`Class.message` or `Class_message`, or
 `Async.Class.message`), then parameter count (`MESSAGE_PARAMETER_COUNT_MISMATCH`, session
 excluded), then unmarshalling, then the session (`SESSION_INVALID`), then the implementation.
-Every class of `netctl.xapi.schema` gets its generated messages; the methods with side
-effects live in `netctl.xapi.methods` and override the generated ones of the same name.
+Every class of `netctl.xapisim.schema` gets its generated messages; the methods with side
+effects live in `netctl.xapisim.methods` and override the generated ones of the same name.
 
 `Async.<call>` (and `InternalAsync.`) runs the call on a thread of its own and returns a
 `task` at once; the task is a row like any other, so it appears, changes and goes away
@@ -32,12 +32,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from netctl.xapi import methods
-from netctl.xapi.codec import DateTime, Int32, xml_value
-from netctl.xapi.errors import XapiError
-from netctl.xapi.schema import CLASSES, MANDATORY, NULL_REF, ClassDef, Field, coerce
-from netctl.xapi.seed import seed
-from netctl.xapi.store import TOMBSTONE_CAP, TOMBSTONE_KEEP, Store
+from netctl.xapisim import methods
+from netctl.xapisim.codec import DateTime, Int32, xml_value
+from netctl.xapisim.errors import XapiError
+from netctl.xapisim.schema import CLASSES, MANDATORY, NULL_REF, ClassDef, Field, coerce
+from netctl.xapisim.seed import seed
+from netctl.xapisim.store import TOMBSTONE_CAP, TOMBSTONE_KEEP, Store
 
 DEFAULT_USERS = {"root": "netctl"}
 Handler = Callable[..., Any]

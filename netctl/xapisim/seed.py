@@ -23,8 +23,8 @@ import uuid as uuidlib
 from typing import Any
 
 from netctl.topology import UUID_NAMESPACE, Topology
-from netctl.xapi.methods import LACP_DEFAULTS, VLAN_PIF_MAC
-from netctl.xapi.store import Store, new_ref
+from netctl.xapisim.methods import LACP_DEFAULTS, VLAN_PIF_MAC
+from netctl.xapisim.store import Store, new_ref
 
 GiB = 1 << 30
 GUEST_TEMPLATE = "Lab guest (netctl)"  # the template the seed provides for new VMs

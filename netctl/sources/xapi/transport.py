@@ -13,7 +13,7 @@ certificate, as `/etc/stunnel/xapi-pool-ca-bundle.pem` on a host); `insecure=Tru
 explicit, logged way out.
 
 `struct_hook` (optional) is applied to every struct as the reply is parsed, as `json.loads`'s
-`object_hook` is in `netctl.xapi.jsonrpc`: the sync cuts each `event.from` snapshot to the
+`object_hook` is in `netctl.sources.xapi.jsonrpc`: the sync cuts each `event.from` snapshot to the
 fields it reads there, so a full dump over XML-RPC (~4x its size as Python objects) never
 exists whole in memory. A large reply is parsed with the cyclic GC paused (`gc_paused`).
 """

@@ -19,10 +19,10 @@ import uuid as uuidlib
 from collections.abc import Callable
 from typing import Any
 
-from netctl.xapi.codec import DateTime
-from netctl.xapi.errors import XapiError
-from netctl.xapi.schema import NULL_REF, coerce
-from netctl.xapi.store import Store, new_ref
+from netctl.xapisim.codec import DateTime
+from netctl.xapisim.errors import XapiError
+from netctl.xapisim.schema import NULL_REF, coerce
+from netctl.xapisim.store import Store, new_ref
 
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 RESERVED_BRIDGE_PREFIXES = ("xen", "xapi", "vif", "tap", "eth")
@@ -46,7 +46,7 @@ def api(name: str, params: str = "", optional: int = 0, has_async: bool = True
 
 
 def register(sim: Any) -> None:
-    """Serve every method of this module on `sim` (a `netctl.xapi.sim.Simulator`)."""
+    """Serve every method of this module on `sim` (a `netctl.xapisim.sim.Simulator`)."""
     for name, params, optional, has_async, fn in _REGISTRY:
         def bound(session: Any, *args: Any, _fn: Callable[..., Any] = fn) -> Any:
             with sim.store.lock:

@@ -21,7 +21,7 @@ from os_ken.controller.handler import (
 )
 from os_ken.ofproto import ofproto_v1_3
 
-from netctl.openflow.core import FlowController
+from netctl.sinks.openflow import FlowController
 
 LOG = logging.getLogger("netctl.openflow")
 
@@ -62,7 +62,7 @@ class NetctlApp(app_manager.OSKenApp):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if CONTROLLER is None:
-            raise RuntimeError("netctl.openflow.app.CONTROLLER must be set before start")
+            raise RuntimeError("netctl.sinks.osken_app.CONTROLLER must be set before start")
         self.core = CONTROLLER
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])

@@ -1,28 +1,18 @@
-"""The OpenFlow controller as a process: os-ken in the main thread, intent fed beside it.
-
-`run_controller()` runs os-ken's app manager in the main thread and the given feeders on hub
-threads (real threads with the native hub, green ones with eventlet — the hub's own primitive,
-so both hubs work). `serve()` is the standalone controller (`netctl openflow`): xapi intent ->
-flows only. `netctl run` uses `run_controller()` with its full reconcile loop.
-
-Stopping (SIGTERM/SIGINT) never touches the dataplane: the flows stay installed and the
-bridges' fail_mode decides what happens while no controller is connected (`secure`: keep
-forwarding with the installed flows).
+"""`netctl openflow`: the OpenFlow side alone — xapi intent in, flow tables out; the bridges
+are someone else's to build (no OVSDB). `serve()` assembles the xapi sync, the engine on its
+reconcile loop and the OpenFlow sink, and runs them in os-ken (`netctl.service.osken`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from netctl.openflow.core import AUDIT_INTERVAL, FlowController
-from netctl.openflow.launcher import TlsFiles, prepare
-from netctl.reconcile import Reconciler
+from netctl.service.loop import Reconciler
+from netctl.service.osken import TlsFiles, run_controller
+from netctl.sinks.openflow import AUDIT_INTERVAL, FlowController
 
 LOG = logging.getLogger("netctl.openflow")
 
@@ -45,28 +35,6 @@ def status(core: FlowController, reconciler: Reconciler | None = None) -> dict:
     return out
 
 
-def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
-                   feeders: list[Callable[[], None]], tls: TlsFiles | None = None) -> None:
-    """Run os-ken (blocking, main thread) with `feeders` on hub threads."""
-    manager = prepare(listen_host, port, hub, tls)
-    from os_ken.lib import hub as oshub
-
-    from netctl.openflow import app
-
-    app.CONTROLLER = core
-
-    def stop(signum: int, _frame: object) -> None:
-        LOG.info("signal %d: stopping (flows stay installed)", signum)
-        os._exit(0)  # the dataplane keeps its flows; nothing to undo
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    for feeder in feeders:
-        oshub.spawn(feeder)
-    LOG.info("OpenFlow controller on %s:%d (%s hub)", listen_host, port, hub)
-    manager.run_apps(["netctl.openflow.app"])
-
-
 def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
           hub: str = "native", status_file: str | None = None,
           tls: TlsFiles | None = None, audit_interval: float = AUDIT_INTERVAL,
@@ -74,7 +42,7 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
     """The standalone OpenFlow controller: xapi intent in, flow tables out (the bridges are
     someone else's to build: no OVSDB)."""
     from netctl.engine.core import NetctlEngine
-    from netctl.xapi.sync import XapiSync
+    from netctl.sources.xapi.sync import XapiSync
 
     core = FlowController(audit_interval=audit_interval)
     reconciler = Reconciler(NetctlEngine(), core)

@@ -21,9 +21,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from netctl.xapi import codec
-from netctl.xapi.errors import XapiError
-from netctl.xapi.sim import Simulator
+from netctl.xapisim import codec
+from netctl.xapisim.errors import XapiError
+from netctl.xapisim.sim import Simulator
 
 # xapi's POST handlers (datamodel.ml http_actions): path -> "xml" | "json".
 ROUTES = {"/": "xml", "/RPC2": "xml", "/json": "xml", "/jsonrpc": "json"}

@@ -10,7 +10,7 @@ from netctl.model import NULL_REF, PoolQueries
 
 
 def snapshot(run: Any) -> dict:
-    """The whole status of a `netctl.controller.Run`, as plain data. Read from the HTTP
+    """The whole status of a `netctl.service.run.Run`, as plain data. Read from the HTTP
     thread while the reconcile thread works: only copies of its collections are walked (a
     C-level copy of a dict is atomic under the GIL) and published snapshots are read."""
     state = _Copy(run.view)

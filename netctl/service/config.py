@@ -65,7 +65,7 @@ class Config:
 
     @property
     def openflow_tls(self) -> Any:
-        from netctl.openflow.launcher import TlsFiles
+        from netctl.service.osken import TlsFiles
 
         return TlsFiles(**self.openflow_ssl) if self.openflow_ssl else None
 

@@ -4,22 +4,33 @@ Order matters: the hub type must be chosen before the first `os_ken` import, the
 the controller module imported (it registers the listen options), the config parsed, and only
 then the apps run. Both native-hub bugs of os-ken 4.x are repaired here (`fix_native_hub`).
 os-ken also swallows a failed bind() of its listening socket, so the port is checked first.
+
+`run_controller()` runs os-ken's app manager in the main thread and the given feeders on hub
+threads (real threads with the native hub, green ones with eventlet: the hub's own primitive,
+so both hubs work); `start()` runs it on a thread of its own (tests, benchmarks). Stopping
+(SIGTERM/SIGINT) never touches the dataplane: the flows stay installed and the bridges'
+fail_mode decides what happens while no controller is connected (`secure`: keep forwarding
+with the installed flows).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import signal
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netctl.openflow.core import FlowController
+from netctl.sinks.openflow import FlowController
 
+LOG = logging.getLogger("netctl.openflow")
 HUBS = ("native", "eventlet")
 DEFAULT_PORT = 6653
 
@@ -130,10 +141,10 @@ def start(core: FlowController, host: str, port: int = DEFAULT_PORT,
     if hub != "native":
         raise LaunchError("an in-thread controller needs the native hub")
     manager = prepare(host, port, hub)
-    from netctl.openflow import app
+    from netctl.sinks import osken_app as app
 
     app.CONTROLLER = core
-    thread = threading.Thread(target=manager.run_apps, args=(["netctl.openflow.app"],),
+    thread = threading.Thread(target=manager.run_apps, args=(["netctl.sinks.osken_app"],),
                               name="os-ken", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -163,3 +174,25 @@ def _listening(host: str, port: int) -> bool:
         if fields[1] in addresses and fields[3] == "0A":
             return True
     return False
+
+
+def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
+                   feeders: list[Callable[[], None]], tls: TlsFiles | None = None) -> None:
+    """Run os-ken (blocking, main thread) with `feeders` on hub threads."""
+    manager = prepare(listen_host, port, hub, tls)
+    from os_ken.lib import hub as oshub
+
+    from netctl.sinks import osken_app as app
+
+    app.CONTROLLER = core
+
+    def stop(signum: int, _frame: object) -> None:
+        LOG.info("signal %d: stopping (flows stay installed)", signum)
+        os._exit(0)  # the dataplane keeps its flows; nothing to undo
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for feeder in feeders:
+        oshub.spawn(feeder)
+    LOG.info("OpenFlow controller on %s:%d (%s hub)", listen_host, port, hub)
+    manager.run_apps(["netctl.sinks.osken_app"])

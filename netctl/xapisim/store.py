@@ -26,9 +26,9 @@ import uuid as uuidlib
 from dataclasses import dataclass
 from typing import Any
 
-from netctl.xapi.errors import XapiError
-from netctl.xapi.schema import CLASSES, LAB_DEFAULTS, RELATIONS, ClassDef, copy_value
-from netctl.xapi.transport import gc_paused
+from netctl.sources.xapi.transport import gc_paused
+from netctl.xapisim.errors import XapiError
+from netctl.xapisim.schema import CLASSES, LAB_DEFAULTS, RELATIONS, ClassDef, copy_value
 
 TOMBSTONE_CAP = 511
 TOMBSTONE_KEEP = 256

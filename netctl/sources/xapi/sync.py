@@ -13,7 +13,7 @@ Usage::
 Or without a thread: `sync.connect()` then `sync.step()` (one `event.from` round) in your loop;
 `sync.state` is always the latest snapshot, `sync.wait_for(predicate, timeout)` waits for one.
 
-Wire: JSON-RPC on `/jsonrpc` (`netctl.xapi.jsonrpc`) by default, because it measures several
+Wire: JSON-RPC on `/jsonrpc` (`netctl.sources.xapi.jsonrpc`) by default, because it measures several
 times faster than XML-RPC for a full dump (bench/xapi_sync.py: a third of the bytes, decoded
 in C instead of one Python callback per XML tag); `protocol="auto"` falls back
 to XML-RPC through the official `XenAPI` client when the first call finds no JSON-RPC
@@ -27,8 +27,8 @@ thousands of new containers would otherwise trigger collections that cost more t
 itself).
 
 How it stays right (spec §2.5): the first `event.from(classes, "", t)` is the full dump; then it
-loops on the returned token. Every call has a socket timeout (`netctl.xapi.transport`,
-`netctl.xapi.jsonrpc`): a half-open connection is noticed after event.from's own wait plus
+loops on the returned token. Every call has a socket timeout (`netctl.sources.xapi.transport`,
+`netctl.sources.xapi.jsonrpc`): a half-open connection is noticed after event.from's own wait plus
 `rpc_timeout`, and handled like a lost one. Both sessions re-log in by themselves on
 `SESSION_INVALID` and the token stays valid, so a stale session costs nothing. When the server
 goes away (connection refused/reset), it reconnects with exponential backoff and does a full
@@ -54,9 +54,9 @@ from typing import Any
 import XenAPI
 
 from netctl.model import NULL_REF, FrozenRefMap, Pool, PoolState
-from netctl.xapi.convert import CONVERTERS, project, to_model
-from netctl.xapi.jsonrpc import JsonRpcSession, JsonRpcUnavailable
-from netctl.xapi.transport import gc_paused, make_transport
+from netctl.sources.xapi.convert import CONVERTERS, project, to_model
+from netctl.sources.xapi.jsonrpc import JsonRpcSession, JsonRpcUnavailable
+from netctl.sources.xapi.transport import gc_paused, make_transport
 
 log = logging.getLogger(__name__)
 

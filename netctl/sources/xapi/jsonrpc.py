@@ -16,8 +16,8 @@ What it keeps from the official client, so `XapiSync` drives either one the same
 - any other failure raises `XenAPI.Failure(details)`, `details` being xapi's error list
   (v2's `{"code", "message", "data"}` is turned back into `[message, *data]`);
 - `session.transport.set_timeout(seconds)` changes the socket timeout between calls, as
-  `netctl.xapi.transport` does for XML-RPC: every call times out, `TimeoutError` (an OSError)
-  being a lost connection to the caller;
+  `netctl.sources.xapi.transport` does for XML-RPC: every call times out, `TimeoutError` (an
+  OSError) being a lost connection to the caller;
 - TLS verified against the system CAs or `ca_file`, or not at all with `ignore_ssl`
   (`transport.tls_context`); one HTTP/1.1 keep-alive connection, reopened once when the
   server closed it while idle (as `xmlrpc.client.Transport` does).
@@ -47,7 +47,7 @@ from typing import Any
 
 import XenAPI
 
-from netctl.xapi.transport import LARGE_REPLY, gc_paused, tls_context
+from netctl.sources.xapi.transport import LARGE_REPLY, gc_paused, tls_context
 
 JSONRPC_PATH = "/jsonrpc"
 # errors on a reused keep-alive connection that mean "the server closed it while idle":

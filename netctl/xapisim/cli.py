@@ -51,8 +51,8 @@ def xapi_sim(topology_file: Path, listen: str, users_file: Path | None, user: st
     """Serve a xapi pool master (XML-RPC on / and /RPC2, JSON-RPC on /jsonrpc)."""
     # Imported here: `netctl` registers this command in every run of the CLI, and the
     # product's own commands (`netctl run`...) must not load the simulator.
-    from netctl.xapi.server import serve
-    from netctl.xapi.sim import Simulator
+    from netctl.xapisim.server import serve
+    from netctl.xapisim.sim import Simulator
 
     host, port = _listen(listen)
     try:

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from netctl.engine.core import NetctlEngine
 from netctl.hostconfig import HostConfig
 from netctl.model import Problem
-from netctl.openflow.core import FlowController
+from netctl.sinks.openflow import FlowController
 
-LOG = logging.getLogger("netctl.reconcile")
+LOG = logging.getLogger("netctl.service.loop")
 TICK_SECONDS = 0.25
 MAX_BATCH = 5000  # events taken into one round at most
 
@@ -63,7 +63,7 @@ class Reconciler:
 
     # ------------------------------------------------------------------ sources
     def submit_xapi(self, changes, since: float | None = None) -> None:  # noqa: ANN001
-        """A xapi change set (`netctl.xapi.sync.ChangeSet`), from the sync's thread."""
+        """A xapi change set (`netctl.sources.xapi.sync.ChangeSet`), from the sync's thread."""
         self._xapi.put((changes, since if since is not None else time.monotonic()))
         self._wake.set()
 

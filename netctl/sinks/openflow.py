@@ -1,9 +1,9 @@
 """The OpenFlow sink: keeps every connected bridge's netctl flows equal to the engine's desired
 table — never wiping a switch (OVN's `ofctrl` lesson) — and reports what the switches say.
 
-os-ken's handlers (`netctl.openflow.app`) only *enqueue* what they hear (`FlowController`'s
+os-ken's handlers (`netctl.sinks.osken_app`) only *enqueue* what they hear (`FlowController`'s
 public methods are thread-safe and return at once); everything else runs on the reconcile
-thread (`netctl.reconcile`), the only one that touches the engine or these sessions, so port
+thread (`netctl.service.loop`), the only one that touches the engine or these sessions, so port
 events, packet-ins and `/status` never wait behind a recompute or a bundle.
 
 Per switch:
@@ -38,11 +38,11 @@ from typing import Any
 
 from os_ken.lib.packet import arp, ether_types, ethernet, packet
 
+from flows import wire as messages
 from flows.pipeline import COOKIE, COOKIE_MASK
 from netctl.engine.core import NetctlEngine, SwitchEvent
 from netctl.engine.flows import Delta
 from netctl.model import Problem
-from netctl.openflow import messages
 
 LOG = logging.getLogger("netctl.openflow")
 HELD_PER_PORT = 32

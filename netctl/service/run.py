@@ -17,17 +17,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from netctl.config import Config
 from netctl.engine.core import NetctlEngine
 from netctl.engine.hosts import HostSettings
 from netctl.engine.pool import LivePool
 from netctl.hostconfig import HostConfig
-from netctl.metrics import Metrics
 from netctl.model import Problem
-from netctl.openflow.core import FlowController
-from netctl.ovsdb import HostOvsdb, SslFiles
-from netctl.reconcile import Reconciler
-from netctl.xapi.sync import XapiSync
+from netctl.service.config import Config
+from netctl.service.loop import Reconciler
+from netctl.service.metrics import Metrics
+from netctl.sinks.openflow import FlowController
+from netctl.sinks.ovsdb import HostOvsdb, SslFiles
+from netctl.sources.xapi.sync import XapiSync
 
 LOG = logging.getLogger("netctl.run")
 
@@ -211,7 +211,7 @@ class Run:
     def feed(self) -> None:
         """Start the sync and the reconcile thread, then keep the tunnel status and the
         gauges up to date (runs on a hub thread)."""
-        from netctl.openflow.launcher import wait_listening
+        from netctl.service.osken import wait_listening
 
         # Bridges are told to connect here as soon as they exist: be listening first, or OVS
         # backs off (up to 8 s) before it tries again.
@@ -278,7 +278,7 @@ class Run:
 
     # ------------------------------------------------------------------ status out
     def status(self) -> dict:
-        from netctl.status import snapshot
+        from netctl.service.status import snapshot
 
         return snapshot(self)
 

@@ -27,8 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from netctl.xapi.codec import DateTime
-from netctl.xapi.errors import XapiError
+from netctl.xapisim.codec import DateTime
+from netctl.xapisim.errors import XapiError
 
 NULL_REF = "OpaqueRef:NULL"
 MANDATORY = object()  # no default: a generated `create` record must give it

@@ -1,0 +1,1 @@
+"""The `netctl` command and its entry points."""

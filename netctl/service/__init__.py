@@ -1,0 +1,1 @@
+"""The process assembly of `netctl run` and `netctl openflow`: sources -> engine -> sinks."""

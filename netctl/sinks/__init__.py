@@ -1,0 +1,2 @@
+"""Where the engine's results go: each host's OVSDB (`ovsdb`) and each bridge's flow table
+(`openflow`)."""

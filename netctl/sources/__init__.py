@@ -1,0 +1,1 @@
+"""Where intent and switch state come from: xapi (`xapi/`) and the switches."""

@@ -1,0 +1,1 @@
+"""The xapi client: a full sync, then `event.from`; each batch a `ChangeSet` (`sync`)."""
