@@ -230,44 +230,45 @@ def run(args: argparse.Namespace, ns: str, workdir: Path, procs: list) -> int:
                   "type=internal"]
     ovs.vsctl(*vsctl)
 
-    import netctl.sinks.openflow as core_mod
     from flows import wire as messages
     from netctl.engine.core import NetctlEngine
     from netctl.engine.flows import FlowTables
     from netctl.service import osken as launcher
-    from netctl.service.loop import Reconciler
+    from netctl.service.loop import ReconcileLoop
+    from netctl.sinks.openflow import FlowSink
 
     timer = Timer()
     converged = threading.Event()
     ready_at: list[float] = []
     done_at: list[float] = []
 
-    class TimedController(core_mod.FlowController):
-        def switch_ready(self, dp: Any) -> None:
+    class TimedSink(FlowSink):
+        def connected(self, dp: Any, ports: Any) -> None:
             ready_at.append(time.perf_counter())
-            super().switch_ready(dp)
+            super().connected(dp, ports)
 
     # The breakdown: wrap what the controller calls, where it still exists (the totals never
     # depend on these wrappers; a missing one is reported and its time is in switch+wait).
     missing = []
     for label, owner, name in (("compile", FlowTables, "_build"),
                                ("canon", messages, "canon_flow"),
-                               ("send", TimedController, "_send_bundle")):
+                               ("send", TimedSink, "_send_bundle")):
         fn = getattr(owner, name, None)
         if fn is None:
             missing.append(f"{label} ({owner.__name__}.{name})")
         else:
             setattr(owner, name, timer.wrap(label, fn))
 
-    def on_converged(_sw: Any, _seconds: float) -> None:
+    def on_converged(_dpid: int, _seconds: float) -> None:
         done_at.append(time.perf_counter())
         converged.set()
 
-    core = TimedController(on_converged=on_converged, audit_interval=0)
-    reconciler = Reconciler(NetctlEngine(), core)
-    reconciler.submit_xapi(SimpleNamespace(objects={o.ref: (None, o) for o in state.objects()}))
-    reconciler.start()
-    launcher.start(core, "127.0.0.1", args.port)
+    engine = NetctlEngine()
+    core = TimedSink(engine.desired, on_converged=on_converged, audit_interval=0)
+    loop = ReconcileLoop(engine, core)
+    loop.submit_xapi(SimpleNamespace(objects={o.ref: (None, o) for o in state.objects()}))
+    loop.start()
+    launcher.start(loop.switches, "127.0.0.1", args.port)
     target = f"tcp:127.0.0.1:{args.port}"
     dump = workdir / "flows.txt"
     netctl_s: list[float] = []

@@ -42,6 +42,7 @@ class RecordingSwitches:
     keep: bool = False
     names: dict[int, dict[str, int]] = field(default_factory=dict)  # dpid -> port names
     installed: dict[int, dict] = field(default_factory=dict)
+    disabled: dict[int, dict[int, bool]] = field(default_factory=dict)  # dpid -> port -> set
     counts: Counts = field(default_factory=Counts)
 
     def bridge_names(self, engine: NetctlEngine, host_ref: str, cfg: HostConfig
@@ -115,15 +116,19 @@ class RecordingSwitches:
         engine.switch(SwitchEvent("port", dpid, name=name, number=names.get(name)))
 
     def apply(self, engine: NetctlEngine) -> Counts:
-        """Take the round's deltas (as the OpenFlow sink would send them); returns this
-        round's counts."""
+        """Take the round's deltas (as the OpenFlow sink would send them) and its port modes
+        (as the sink's port-mods set them: `disabled`); returns this round's counts."""
         round_counts = Counts()
         tables = engine.flows.tables
-        for dpid, delta in tables.deltas.items():
+        out = engine.output().flows
+        for dpid, modes in out.port_modes.items():
+            self.disabled.setdefault(dpid, {}).update(modes)
+        for dpid, delta in out.deltas.items():
             if dpid not in tables.tables:
                 continue
             if delta.full:  # the sink diffs it against the switch's dump: a new bridge's
                 round_counts.full += 1  # whole table is sent (counted as adds)
+                self.disabled[dpid] = dict(tables.port_modes(dpid))  # and every port set
                 entries = dict(tables.entries(dpid))
                 if dpid not in self.installed or not self.keep:
                     round_counts.adds += len(entries)

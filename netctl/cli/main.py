@@ -287,7 +287,7 @@ def run(xapi_url: str, username: str, password_file: str, config_file: str | Non
                               f"{exc.strerror}") from None
     host, _, port = config.openflow_listen.rpartition(":")
     try:
-        run_controller(controller.core, host, int(port), config.hub, [controller.feed],
+        run_controller(controller.loop.switches, host, int(port), config.hub, [controller.feed],
                        config.openflow_tls)
     except LaunchError as exc:
         raise NetctlError(str(exc)) from None

@@ -9,8 +9,9 @@ table deltas out, each change costing what it changes (issue 9).
     (HostConfig     (per switch: desired table, deltas)
      per host)
 
-Pure: no sockets, no threads. The I/O shell (`netctl.service.loop`) feeds the inputs, runs a round
-and hands `hosts.changed` to the OVSDB side and `flows.deltas` to the OpenFlow side.
+Pure: no sockets, no threads. The reconcile loop (`netctl.service.loop`) feeds the inputs, runs
+a round and hands `output()` on: the changed hosts' configurations to the OVSDB side, the flow
+tables' changes to the OpenFlow sink.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from netctl.engine.flows import FlowTables
+from netctl.engine.flows import FlowOutput, FlowTables
 from netctl.engine.graph import Engine, InputNode, Node
 from netctl.engine.hosts import HostConfigs, HostSettings
 from netctl.engine.pool import LivePool
 from netctl.engine.validation import IncrementalValidator
+from netctl.hostconfig import HostConfig
 from netctl.model import PIF, Host, Problem, XapiObject
 
 Change = tuple[str, XapiObject | None, XapiObject | None]  # (ref, before, after)
@@ -107,20 +109,7 @@ class IntentNode(Node):
         return True
 
     def recompute(self) -> None:
-        view = self.validator.out.view
-        before = {o.ref: o for o in view.objects()}
-        quarantined = set(view.quarantined)
-        self.validator.rebuild(dict(self.validator._winners))
-        after_view = self.validator.out.view
-        changes = {}
-        for obj in after_view.objects():
-            if before.get(obj.ref) != obj or (obj.ref in quarantined) != (
-                    obj.ref in after_view.quarantined):
-                changes[obj.ref] = (before.get(obj.ref), obj)
-        for ref, obj in before.items():
-            if after_view.get(ref) is None:
-                changes[ref] = (obj, None)
-        self.validator.out.changes = changes
+        self.validator.recompute()
 
     def has_changed(self) -> bool:
         return bool(self.changes)
@@ -138,26 +127,21 @@ class HostsNode(Node):
         super().__init__("hosts", [intent, intent.pool])
         self.intent = intent
         self.configs = HostConfigs(intent.view, intent.pool.raw, settings)
-        self._intent_done = False
         self.on(intent, self._intent_changed)
         self.on(intent.pool, self._raw_changed)
 
     def _intent_changed(self) -> bool:
         self.configs.view = self.intent.view  # the validator may have rebuilt its view
         self.configs.apply(self.intent.changes)
-        self._intent_done = True
         return True
 
     def _raw_changed(self) -> bool:
-        pifs = {obj.host for ref, before in self.intent.pool.previous.items()
-                for obj in (before, self.intent.pool.raw.pifs.get(ref))
-                if isinstance(obj, PIF)}
-        changed = set(self.configs.changed) if self._intent_done else set()
-        if not self._intent_done:
-            self.configs._built = set()
+        """A raw PIF may decide an internal bridge even while invalid: rebuild its host (once
+        a round: those the intent handler rebuilt already are skipped)."""
+        pool = self.intent.pool
+        pifs = {obj.host for ref, before in pool.previous.items()
+                for obj in (before, pool.raw.pifs.get(ref)) if isinstance(obj, PIF)}
         self.configs.rebuild(pifs)
-        self.configs.changed |= changed
-        self._intent_done = False
         return True
 
     def recompute(self) -> None:
@@ -169,7 +153,7 @@ class HostsNode(Node):
 
     def clear(self) -> None:
         super().clear()
-        self.configs.changed = set()
+        self.configs.end_round()
 
 
 class FlowsNode(Node):
@@ -222,7 +206,7 @@ class FlowsNode(Node):
 
     def recompute(self) -> None:
         self.tables.view = self.intent.view
-        for host_ref in set(self.hosts.configs.hosts) | set(self.tables._host_dpids):
+        for host_ref in set(self.hosts.configs.hosts) | self.tables.known_hosts():
             self._identify(host_ref)
         self.tables.recompute()
         self._switch_events()
@@ -232,13 +216,22 @@ class FlowsNode(Node):
 
     def clear(self) -> None:
         super().clear()
-        self.tables.deltas = {}
-        self.tables.arrivals = {}
+        self.tables.clear_round()
+
+
+@dataclass(frozen=True)
+class RoundOutput:
+    """What a round hands on: the changed hosts' configurations (None: the host is gone) for
+    the OVSDB side, and the flow tables' changes for the OpenFlow sink."""
+
+    hosts: dict[str, HostConfig | None]
+    flows: FlowOutput
 
 
 class NetctlEngine:
-    """The assembled engine. Feed `xapi()` and `switch()`, then `run()`; read `hosts`,
-    `flows`, `problems()`; then `clear()` once the outputs are handed on."""
+    """The assembled engine. Feed `xapi()` and `switch()`, then `run()`; hand on `output()`
+    and `problems()`; then `clear()`. Between rounds a sink reads the desired tables through
+    `desired` (the whole table of a switch it must diff, a flow's note)."""
 
     def __init__(self, settings: HostSettings | None = None) -> None:
         self.pool = PoolInput()
@@ -251,7 +244,28 @@ class NetctlEngine:
 
     @property
     def view(self) -> LivePool:
+        """The valid pool (what the compilers read)."""
         return self.intent.view
+
+    @property
+    def desired(self) -> FlowTables:
+        """Every connected switch's desired table, for the OpenFlow sink to read."""
+        return self.flows.tables
+
+    def output(self) -> RoundOutput:
+        configs = self.hosts.configs
+        return RoundOutput({ref: configs.config(ref) for ref in sorted(configs.changed)},
+                           self.flows.tables.output())
+
+    def counters(self) -> dict:
+        """What each node did, for `netctl status` and the metrics."""
+        return {"nodes": {name: dict(vars(st)) for name, st in self.graph.stats().items()},
+                "hosts_rebuilt": self.hosts.configs.rebuilds,
+                "bridges_rebuilt": self.flows.tables.rebuilds,
+                "vif_updates": self.flows.tables.vif_updates}
+
+    def host_config(self, host_ref: str) -> HostConfig | None:
+        return self.hosts.configs.config(host_ref)
 
     def xapi(self, changes: Iterable[Change]) -> None:
         self.pool.feed(changes)

@@ -16,12 +16,16 @@ same union from scratch, and the property test holds the two equal):
   flows' changes on each other switch of its network (`Delta`).
 
 Changes are handed on as per-switch `Delta`s: key -> (new body or None, existed before), so the
-sink needs no copy of the installed table to know an add from a modify.
+sink needs no copy of the installed table to know an add from a modify. What the OpenFlow sink
+gets of a round is `FlowOutput` (`output()`): the deltas, the VIF ports whose disabled state
+changed, and the VIF ports that arrived on external bridges; what it may read between rounds
+(the whole desired table of a switch it must diff, a port's classification, a switch's name
+and a flow's note for a Problem) are the public reading methods below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from flows.compile import (
@@ -39,7 +43,7 @@ from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices
 from flows.wire import Body, Key, canon_flow, remote_canon
 from netctl.engine.hosts import status_only
 from netctl.engine.pool import LivePool
-from netctl.model import PIF, VIF, VLAN, VM, Bond, Host, Network, Tunnel, XapiObject
+from netctl.model import PIF, VIF, VLAN, VM, Bond, Network, Tunnel, XapiObject
 
 Entries = dict[Key, Body]
 
@@ -69,6 +73,15 @@ class Delta:
             self.ops.pop(key, None)
         else:
             self.ops[key] = (body, existed)
+
+
+@dataclass(frozen=True)
+class FlowOutput:
+    """What the OpenFlow sink sends after a round, per switch (dpid): exactly what changed."""
+
+    deltas: Mapping[int, Delta]
+    port_modes: Mapping[int, Mapping[int, bool]]  # VIF port -> disabled (changed ones only)
+    arrivals: Mapping[int, list[tuple[int, str]]]  # VIF ports to announce: (port, MAC)
 
 
 @dataclass
@@ -145,7 +158,8 @@ class FlowTables:
         self._local_of: dict[str, int] = {}  # VIF ref -> dpid holding its local part
         self._carrying: dict[str, set[int]] = {}  # network -> dpids with it in their shape
         self._uuids: dict[str, set[str]] = {}  # VIF ref -> uuid its ports are filed under
-        self._host_dpids: dict[str, set[int]] = {}  # host ref -> its switches' dpids
+        self._host_dpids: dict[str, set[int]] = {}  # host ref -> dpids of its bridges
+        self._connected_of: dict[str, set[int]] = {}  # host ref -> its tables' dpids
         self._part_net: dict[str, str] = {}  # VIF ref -> network of its local part
         self._domid_of: dict[str, int] = {}  # VIF ref -> domain id its local part's ports have
         self.holds: dict[str, Held] = {}  # migrating VIFs kept where their port still is
@@ -154,8 +168,10 @@ class FlowTables:
         self._waiting: dict[int, dict[str, int]] = {}  # connected, not (yet) the pool's
         self.deltas: dict[int, Delta] = {}
         # VIF ports that appeared on an external bridge this round, to announce upstream:
-        # dpid -> [(ofport, MAC)] (the OpenFlow sink sends them: `FlowController._announce`)
+        # dpid -> [(ofport, MAC)] (the OpenFlow sink sends them: `FlowSink._announce`)
         self.arrivals: dict[int, list[tuple[int, str]]] = {}
+        # VIF ports whose disabled state may have changed this round: dpid -> port -> disabled
+        self.port_changes: dict[int, dict[int, bool]] = {}
         self.rebuilds = 0  # switch tables rebuilt whole
         self.recomputes = 0  # every table rebuilt at once (the counted fallback)
         self.vif_updates = 0  # VIF parts replaced (the fast path)
@@ -180,13 +196,13 @@ class FlowTables:
             dpids.add(dpid)
         if dpids:
             self._host_dpids[host_ref] = dpids
-        for dpid, table in list(self.tables.items()):
-            if table.host_ref == host_ref or dpid in dpids:
-                if self.identities.get(dpid) != (table.host_ref, table.bridge) or \
-                        table.host_uuid != host_uuid:
-                    names = table.names
-                    self.disconnect(dpid, recheck=False)
-                    self.connect(dpid, names, recheck=False)
+        for dpid in sorted(self._connected_of.get(host_ref, set()) | (dpids & self.tables.keys())):
+            table = self.tables[dpid]
+            if self.identities.get(dpid) != (table.host_ref, table.bridge) or \
+                    table.host_uuid != host_uuid:
+                names = table.names
+                self.disconnect(dpid, recheck=False)
+                self.connect(dpid, names, recheck=False)
         for dpid in dpids - set(self.tables):
             if dpid in self._waiting:
                 self.connect(dpid, self._waiting.pop(dpid), recheck=False)
@@ -207,7 +223,9 @@ class FlowTables:
         old = self.tables.get(dpid)
         if old is not None:
             self._unregister(old)
+            self._forget_table(old)
         self.tables[dpid] = table
+        self._connected_of.setdefault(host_ref, set()).add(dpid)
         self._build(table)
         self.deltas[dpid] = Delta(full=True)
         if recheck:  # a held VIF's old or new port may be (or no longer be) here
@@ -219,7 +237,9 @@ class FlowTables:
         table = self.tables.pop(dpid, None)
         if table is not None:
             self._unregister(table)
+            self._forget_table(table)
         self.deltas.pop(dpid, None)
+        self.port_changes.pop(dpid, None)
         if table is not None and recheck:
             self._recheck(table.host_ref)
 
@@ -288,8 +308,6 @@ class FlowTables:
                     vifs.add(ref)
                 elif isinstance(obj, VM):
                     vifs |= {v.ref for v in view.vm_vifs(ref)}
-                elif isinstance(obj, Host):
-                    rebuild |= set(self.tables)
                 elif isinstance(obj, Network):
                     rebuild |= self._carrying.get(obj.ref, set())
                     rebuild |= {d for d, t in self.tables.items() if t.bridge == obj.bridge}
@@ -323,12 +341,63 @@ class FlowTables:
             self.connect(dpid, table.names, recheck=False)
         self._recheck(None)
 
-    # ------------------------------------------------------------------ reading
+    def known_hosts(self) -> set[str]:
+        """Hosts whose bridges this node was told of (`set_host_bridges`)."""
+        return set(self._host_dpids)
+
+    # ------------------------------------------------------------------ the round's output
+    def output(self) -> FlowOutput:
+        return FlowOutput(self.deltas, self.port_changes, self.arrivals)
+
+    def clear_round(self) -> None:
+        self.deltas, self.arrivals, self.port_changes = {}, {}, {}
+
+    # ------------------------------------------------------------------ reading (the sink)
     def entries(self, dpid: int) -> Iterator[tuple[Key, Body]]:
         """The switch's whole desired table (stored parts, then the generated remote ones)."""
         table = self.tables[dpid]
         yield from table.stored()
         yield from table.remote_entries(self.placements)
+
+    def desired(self, dpid: int) -> Iterator[tuple[Key, Body]] | None:
+        """The whole desired table of a switch, or None when it is not one of the pool's
+        bridges (such a switch is read, never written)."""
+        return self.entries(dpid) if dpid in self.tables else None
+
+    def port_modes(self, dpid: int) -> dict[int, bool]:
+        """Every VIF port of a switch -> whether its VIF is disabled."""
+        table = self.tables.get(dpid)
+        if table is None:
+            return {}
+        disabled = table.disabled_ports()
+        return {port: port in disabled for port in table.vif_ports() | disabled}
+
+    def classifies(self, dpid: int, port: int) -> bool:
+        """Whether the switch's table knows what to do with frames from this port."""
+        table = self.tables.get(dpid)
+        return table is not None and port in table.classified()
+
+    def local_flows(self, vif_ref: str) -> int:
+        """How many flows a VIF's own part of its switch's table holds (0: none here)."""
+        table = self.tables.get(self._local_of.get(vif_ref, -1))
+        return len(table.local.get(vif_ref, ())) if table is not None else 0
+
+    def identity(self, dpid: int) -> tuple[str, str] | None:
+        """(host ref, bridge) of one of the pool's switches."""
+        return self.identities.get(dpid)
+
+    def describe(self, dpid: int) -> str:
+        """A switch as a person names it: "host1 xenbr0" (or "not the pool's")."""
+        ident = self.identities.get(dpid)
+        if ident is None:
+            return "not the pool's"
+        host = self.view.hosts.get(ident[0])
+        return f"{host.name_label if host else ident[0]} {ident[1]}"
+
+    def note(self, dpid: int, key: Key) -> str:
+        """What a flow of the desired table is for (its compiled note), for a Problem."""
+        found = self.flows_of(dpid, key)
+        return found.note if found is not None else f"table {key[0]}"
 
     def flows_of(self, dpid: int, key: Key) -> Flow | None:
         """The compiled Flow behind a key (its note, for a Problem): recomputed, rarely."""
@@ -356,6 +425,9 @@ class FlowTables:
         table.shape = BridgeIntent(kind, bond, vlans, (), ())
         self._refresh_ports(table)
         table.base = _canon(base_flows(table.shape, table.ports))
+        changes = self.port_changes.setdefault(table.dpid, {})
+        for ref in table.names_of:  # every VIF part goes: its ports' modes may change
+            changes.update(dict.fromkeys(self._numbers(table, ref), False))
         table.local, table.taking, table.disabled, table.owners = {}, {}, {}, {}
         table.names_of = {}
         for net in vlans:
@@ -519,6 +591,7 @@ class FlowTables:
         """Replace one VIF's part of a switch's table (its names, ports, entries)."""
         view = self.view
         vif = view.vifs.get(vif_ref)
+        ports_before = self._numbers(table, vif_ref)
         old = table.local.pop(vif_ref, {})
         for name in table.names_of.pop(vif_ref, ()):
             if table.owners.get(name) == vif_ref:
@@ -555,6 +628,10 @@ class FlowTables:
             self._part_net[vif_ref] = vif.network
             self._domid_of[vif_ref] = where.vif_domid(vif)
             self.vif_updates += 1
+        disabled = table.disabled.get(vif_ref, ())
+        changes = self.port_changes.setdefault(table.dpid, {})
+        for port in ports_before | self._numbers(table, vif_ref):
+            changes[port] = port in disabled
         if delta:
             self._diff_into(self.deltas.setdefault(table.dpid, Delta()), old, new)
 
@@ -604,8 +681,14 @@ class FlowTables:
 
     def _switch_of(self, host_ref: str | None, net: str) -> int | None:
         """The switch of a host that carries a network (its bridge, or a VLAN's parent)."""
-        return next((d for d in self._carrying.get(net, ())
-                     if self.tables[d].host_ref == host_ref), None)
+        carrying = self._carrying.get(net, ())
+        return next((d for d in sorted(self._connected_of.get(host_ref or "", ()))
+                     if d in carrying), None)
+
+    @staticmethod
+    def _numbers(table: SwitchTable, vif_ref: str) -> set[int]:
+        """The port numbers a VIF's part of a switch names (those the switch has)."""
+        return {table.names[n] for n in table.names_of.get(vif_ref, ()) if n in table.names}
 
     def _hold(self, vif_ref: str) -> None:
         """Start, keep or end a VIF's hold (`flows.handover`): held while xapi puts the running
@@ -666,6 +749,13 @@ class FlowTables:
         return p
 
     # ------------------------------------------------------------------ small helpers
+    def _forget_table(self, table: SwitchTable) -> None:
+        tables = self._connected_of.get(table.host_ref)
+        if tables is not None:
+            tables.discard(table.dpid)
+            if not tables:
+                del self._connected_of[table.host_ref]
+
     def _unregister(self, table: SwitchTable) -> None:
         for dpids in self._carrying.values():
             dpids.discard(table.dpid)
@@ -688,11 +778,11 @@ class FlowTables:
             if tagged is not None:
                 nets.add(tagged.network)
         bridges = {n.bridge for ref in nets if (n := self.view.networks.get(ref)) is not None}
-        return {d for d, t in self.tables.items() if t.host_ref == pif.host
-                and (t.bridge in bridges or nets & t.shape.vlans.keys())}
+        return {d for d in self._host_switches({pif.host})
+                if (t := self.tables[d]).bridge in bridges or nets & t.shape.vlans.keys()}
 
     def _host_switches(self, hosts: set[str]) -> set[int]:
-        return {d for d, t in self.tables.items() if t.host_ref in hosts}
+        return {d for h in hosts for d in self._connected_of.get(h, ())}
 
     def _hosts_of(self, obj: XapiObject) -> set[str]:
         view = self.view

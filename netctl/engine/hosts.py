@@ -101,8 +101,6 @@ class HostConfigs:
 
     def apply(self, changes: dict[str, tuple[XapiObject | None, XapiObject | None]]) -> None:
         """React to the validated pool's changes of this round."""
-        self.changed = set()
-        self._built = set()
         rebuild: set[str] = set()
         vif_dirty: set[str] = set()
         keys_dirty = False
@@ -177,6 +175,11 @@ class HostConfigs:
             self._refresh_fail_problems(ref, force=True)
             if self.config(ref) != old:
                 self.changed.add(ref)
+
+    def end_round(self) -> None:
+        """Forget this round's changes (after they were handed on)."""
+        self.changed = set()
+        self._built = set()
 
     def config(self, host_ref: str) -> HostConfig | None:
         st = self.hosts.get(host_ref)

@@ -95,8 +95,9 @@ class IncrementalValidator:
         self.recomputes = 0
 
     # ------------------------------------------------------------------ entry points
-    def _recompute(self) -> dict[str, Change]:
-        """Validate everything again and report what changed in the valid view."""
+    def recompute(self) -> dict[str, Change]:
+        """Validate everything again (the counted fallback) and report what changed in the
+        valid view (`out.changes`). The incumbents of duplicate MACs keep their MACs."""
         before = {o.ref: o for o in self.out.view.objects()}
         quarantined = set(self.out.view.quarantined)
         winners = dict(self._winners)
@@ -139,7 +140,7 @@ class IncrementalValidator:
                for r in refs):
             # A host's name is in the words of every Problem about its PIFs, bonds, VLANs and
             # tunnels, and hosts change rarely: recompute (counted) rather than track that.
-            return self._recompute()
+            return self.recompute()
         self.out.changes = {}
         work = _Work()
         for ref in refs:

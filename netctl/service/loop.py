@@ -1,15 +1,17 @@
-"""The reconcile thread: the engine's only driver, between its sources and its sinks.
+"""The reconcile loop: the one thread that drives the engine, between its sources and sinks.
 
-    XapiSync thread ──change sets──┐
-    os-ken handlers ──switch events┼─► one queue ─► round: feed inputs, run the engine,
-    timer (0.25 s) ────────────────┘                hand host configs to the OVSDB side,
-                                                    flow deltas to the OpenFlow sink
+    XapiSync thread ─ change sets ─┐
+    os-ken handlers ─ SwitchFeed ──┼─► a round: feed the engine's inputs, run it once, hand
+    timer (0.25 s) ────────────────┘   the changed host configurations to the OVSDB side and
+                                       the flow changes to the OpenFlow sink; then the sink's
+                                       timers (retries, audits)
 
-Everything that changes the engine or an OpenFlow session happens here, one round at a time,
-so the sources never wait for a compile (an os-ken handler only enqueues), and events that
-arrive together are applied together (a boot storm is a few large rounds, not thousands of
-small ones). The engine and the sink are pure/IO-free in the sense that matters: this module
-owns the thread; the callbacks it is given own their I/O.
+Everything that reads or changes the engine, or an OpenFlow session, happens on this thread,
+one round at a time, so a source never waits for a compile (an os-ken handler only enqueues),
+and events that arrive together are applied together (a boot storm is a few large rounds, not
+thousands of small ones). The sources only enqueue; the sinks only do what they are handed;
+the OVSDB side gets its configurations through `on_hosts`, and applies them on threads of its
+own (`netctl.service.ovsdb_workers`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from netctl.engine.core import NetctlEngine
+from netctl.engine.core import NetctlEngine, SwitchEvent
 from netctl.hostconfig import HostConfig
 from netctl.model import Problem
-from netctl.sinks.openflow import FlowController
+from netctl.sinks.openflow import FlowSink
+from netctl.sources.switches import (
+    Aggregate,
+    Barrier,
+    Connected,
+    Error,
+    Event,
+    FlowStats,
+    Gone,
+    PacketIn,
+    PortChanged,
+    PortState,
+    SwitchFeed,
+)
 
-LOG = logging.getLogger("netctl.service.loop")
+LOG = logging.getLogger("netctl.reconcile")
 TICK_SECONDS = 0.25
 MAX_BATCH = 5000  # events taken into one round at most
 
@@ -41,20 +57,22 @@ class RoundStats:
     busy_ms: float = 0.0  # time spent in rounds, in all
 
 
-class Reconciler:
-    def __init__(self, engine: NetctlEngine, sink: FlowController,
+class ReconcileLoop:
+    """The engine's only driver. `submit_xapi` (the xapi sync's thread) and `switches` (the
+    switch feed, filled by os-ken's threads) are its inputs; `sink` and `on_hosts` its outputs."""
+
+    def __init__(self, engine: NetctlEngine, sink: FlowSink,
                  on_hosts: Callable[[dict[str, HostConfig | None]], None] | None = None,
-                 on_round: Callable[[Reconciler], None] | None = None) -> None:
+                 on_round: Callable[[ReconcileLoop], None] | None = None) -> None:
         self.engine = engine
         self.sink = sink
-        sink.engine = engine
         self.on_hosts = on_hosts
         self.on_round = on_round
         self.stats = RoundStats()
-        self.problems: list[Problem] = []  # published after each round (replaced whole)
-        self._xapi: queue.SimpleQueue = queue.SimpleQueue()
+        self.problems: list[Problem] = []  # the engine's, published after a round (replaced)
         self._wake = threading.Event()
-        sink.wake = self._wake.set
+        self.switches = SwitchFeed(wake=self._wake.set)
+        self._xapi: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_tick = 0.0
@@ -62,13 +80,13 @@ class Reconciler:
         self.error: BaseException | None = None
 
     # ------------------------------------------------------------------ sources
-    def submit_xapi(self, changes, since: float | None = None) -> None:  # noqa: ANN001
+    def submit_xapi(self, changes: Any, since: float | None = None) -> None:
         """A xapi change set (`netctl.sources.xapi.sync.ChangeSet`), from the sync's thread."""
         self._xapi.put((changes, since if since is not None else time.monotonic()))
         self._wake.set()
 
     # ------------------------------------------------------------------ the thread
-    def start(self) -> Reconciler:
+    def start(self) -> ReconcileLoop:
         self._thread = threading.Thread(target=self._run, name="netctl-reconcile", daemon=True)
         self._thread.start()
         return self
@@ -104,37 +122,14 @@ class Reconciler:
             self.engine.xapi((ref, before, after) for ref, (before, after) in objects.items())
             self.stats.xapi_objects += len(objects)
             fed += 1
-        events = 0
-        while events < MAX_BATCH:
-            try:
-                event = self.sink.events.get_nowait()
-            except queue.Empty:
-                break
-            self.sink.handle(event)
-            events += 1
-        self.stats.switch_events += events
+        events = self.switches.drain(MAX_BATCH)
+        for event in events:
+            if self._switch_event(event) and since is None:
+                since = time.monotonic()
+        self.stats.switch_events += len(events)
         if fed or events or not self.stats.rounds:
-            cold = fed and not self.ready.is_set()
-            if cold:
-                gc.disable()  # the first read builds millions of long-lived objects at once
-            try:
-                self.engine.run()
-            finally:
-                if cold:
-                    gc.enable()
-            hosts = self.engine.hosts.configs
-            if hosts.changed and self.on_hosts is not None:
-                self.on_hosts({ref: hosts.config(ref) for ref in sorted(hosts.changed)})
-            self.sink.flush(self.engine.flows.tables.deltas, since)
-            self.problems = self.engine.problems() + self.sink.problems()
-            self.engine.clear()
-            if fed and not self.ready.is_set():
-                self.ready.set()
-                # The pool as first read lives as long as the process: move it out of the
-                # cyclic collector's way, or every full collection walks millions of objects
-                # (seconds, in the middle of a boot storm).
-                gc.collect()
-                gc.freeze()
+            self._run_engine(cold=bool(fed) and not self.ready.is_set(), fed=bool(fed),
+                             since=since)
         now = time.monotonic()
         if now - self._last_tick >= TICK_SECONDS:
             self._last_tick = now
@@ -145,5 +140,58 @@ class Reconciler:
             self.stats.busy_ms += self.stats.last_round_ms
             if self.on_round is not None:
                 self.on_round(self)
-        if fed >= MAX_BATCH or events >= MAX_BATCH:
+        if fed >= MAX_BATCH or len(events) >= MAX_BATCH:
             self._wake.set()  # more is queued: another round at once
+
+    def _switch_event(self, event: Event) -> bool:
+        """Route one switch event: a session's topology to the sink and the engine, a reply
+        to the sink. True for a port that came or went (a change worth timing)."""
+        sink, dpid = self.sink, event.dp.id
+        if isinstance(event, Connected):
+            sink.connected(event.dp, event.ports)
+            self.engine.switch(SwitchEvent("connect", dpid,
+                                           names={p.name: p.number for p in event.ports}))
+        elif isinstance(event, PortChanged):
+            sink.port(event.dp, event.port, event.deleted)
+            self.engine.switch(SwitchEvent("port", dpid, name=event.port.name,
+                                           number=None if event.deleted else event.port.number))
+            return True
+        elif isinstance(event, PortState):
+            sink.port(event.dp, event.port, False)
+        elif isinstance(event, Gone):
+            sink.gone(event.dp)
+            self.engine.switch(SwitchEvent("gone", dpid))
+        elif isinstance(event, FlowStats):
+            sink.flow_stats(event.dp, event.body, event.more)
+        elif isinstance(event, Aggregate):
+            sink.aggregate(event.dp, event.flow_count)
+        elif isinstance(event, Barrier):
+            sink.barrier(event.dp, event.xid)
+        elif isinstance(event, Error):
+            sink.error(event.dp, event.text, event.xid)
+        elif isinstance(event, PacketIn):
+            sink.packet_in(event.dp, event.in_port, event.data)
+        return False
+
+    def _run_engine(self, cold: bool, fed: bool, since: float | None) -> None:
+        if cold:
+            gc.disable()  # the first read builds millions of long-lived objects at once
+        try:
+            self.engine.run()
+        finally:
+            if cold:
+                gc.enable()
+        out = self.engine.output()
+        if out.hosts and self.on_hosts is not None:
+            self.on_hosts(out.hosts)
+        self.sink.flush(out.flows, since)
+        if fed or not self.stats.rounds:
+            self.problems = self.engine.problems()  # only xapi's intent changes them
+        self.engine.clear()
+        if cold:
+            self.ready.set()
+            # The pool as first read lives as long as the process: move it out of the
+            # cyclic collector's way, or every full collection walks millions of objects
+            # (seconds, in the middle of a boot storm).
+            gc.collect()
+            gc.freeze()

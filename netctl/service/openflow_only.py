@@ -6,33 +6,27 @@ reconcile loop and the OpenFlow sink, and runs them in os-ken (`netctl.service.o
 from __future__ import annotations
 
 import json
-import logging
 import time
 from pathlib import Path
 
-from netctl.service.loop import Reconciler
+from netctl.engine.core import NetctlEngine
+from netctl.service.loop import ReconcileLoop
 from netctl.service.osken import TlsFiles, run_controller
-from netctl.sinks.openflow import AUDIT_INTERVAL, FlowController
+from netctl.sinks.openflow import AUDIT_INTERVAL, FlowSink
+from netctl.sources.xapi.sync import XapiSync
 
-LOG = logging.getLogger("netctl.openflow")
 
-
-def status(core: FlowController, reconciler: Reconciler | None = None) -> dict:
+def status(loop: ReconcileLoop) -> dict:
     """What the standalone controller writes to its status file (and tests read)."""
-    out = {
+    sink = loop.sink
+    return {
         "time": time.time(),
-        "problems": [str(p) for p in (reconciler.problems if reconciler else core.problems())],
-        "stats": dict(vars(core.stats)),
+        "problems": [str(p) for p in loop.problems + sink.problems()],
+        "stats": dict(vars(sink.stats)),
         "switches": [{"dpid": f"{sw['dpid']:016x}", "host": sw["host"], "bridge": sw["bridge"],
-                      "flows": sw["flows"], "ports": sw["ports"]} for sw in core.summary],
+                      "flows": sw["flows"], "ports": sw["ports"]} for sw in sink.summary()],
+        "engine": {**loop.engine.counters(), "rounds": dict(vars(loop.stats))},
     }
-    if reconciler is not None:
-        engine = reconciler.engine
-        out["engine"] = {"nodes": {n: dict(vars(st)) for n, st in engine.graph.stats().items()},
-                         "rounds": dict(vars(reconciler.stats)),
-                         "bridges_rebuilt": engine.flows.tables.rebuilds,
-                         "vif_updates": engine.flows.tables.vif_updates}
-    return out
 
 
 def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
@@ -41,16 +35,13 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
           xapi_ca: str | None = None, xapi_insecure: bool = False) -> None:
     """The standalone OpenFlow controller: xapi intent in, flow tables out (the bridges are
     someone else's to build: no OVSDB)."""
-    from netctl.engine.core import NetctlEngine
-    from netctl.sources.xapi.sync import XapiSync
-
-    core = FlowController(audit_interval=audit_interval)
-    reconciler = Reconciler(NetctlEngine(), core)
+    engine = NetctlEngine()
+    loop = ReconcileLoop(engine, FlowSink(engine.desired, audit_interval=audit_interval))
     sync = XapiSync(xapi_url, user, password, ca_file=xapi_ca, ignore_ssl=xapi_insecure,
-                    on_changes=reconciler.submit_xapi)
+                    on_changes=loop.submit_xapi)
 
     def feed() -> None:
-        reconciler.start()
+        loop.start()
         sync.start()
 
     def write_status() -> None:
@@ -59,8 +50,8 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
         path = Path(status_file or "")
         while status_file:
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(status(core, reconciler)))
+            tmp.write_text(json.dumps(status(loop)))
             tmp.replace(path)
             oshub.sleep(0.2)
 
-    run_controller(core, listen_host, port, hub, [feed, write_status], tls)
+    run_controller(loop.switches, listen_host, port, hub, [feed, write_status], tls)

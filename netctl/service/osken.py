@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netctl.sinks.openflow import FlowController
+from netctl.sources.switches import SwitchFeed
 
 LOG = logging.getLogger("netctl.openflow")
 HUBS = ("native", "eventlet")
@@ -85,11 +85,11 @@ def check_port_free(host: str, port: int) -> None:
 
 
 class RunningController:
-    """os-ken running the netctl app on a thread of this process."""
+    """os-ken running the netctl app on a thread of this process, feeding `feed`."""
 
-    def __init__(self, core: FlowController, host: str, port: int, thread: threading.Thread,
+    def __init__(self, feed: SwitchFeed, host: str, port: int, thread: threading.Thread,
                  hub: str) -> None:
-        self.core, self.host, self.port, self.thread, self.hub = core, host, port, thread, hub
+        self.feed, self.host, self.port, self.thread, self.hub = feed, host, port, thread, hub
 
     @property
     def target(self) -> str:
@@ -133,18 +133,18 @@ def prepare(host: str, port: int, hub: str | None = None, tls: TlsFiles | None =
     return manager
 
 
-def start(core: FlowController, host: str, port: int = DEFAULT_PORT,
+def start(feed: SwitchFeed, host: str, port: int = DEFAULT_PORT,
           hub: str = "native") -> RunningController:
-    """Start os-ken on a thread of this process, listening on host:port, driving `core`.
+    """Start os-ken on a thread of this process, listening on host:port, feeding `feed`.
     One per process (os-ken's configuration and app manager are process-wide); native hub
     only (eventlet wants the app manager on the main thread: see `service.serve`)."""
     if hub != "native":
         raise LaunchError("an in-thread controller needs the native hub")
     manager = prepare(host, port, hub)
-    from netctl.sinks import osken_app as app
+    from netctl.sources import osken_app
 
-    app.CONTROLLER = core
-    thread = threading.Thread(target=manager.run_apps, args=(["netctl.sinks.osken_app"],),
+    osken_app.FEED = feed
+    thread = threading.Thread(target=manager.run_apps, args=([osken_app.APP],),
                               name="os-ken", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -152,7 +152,7 @@ def start(core: FlowController, host: str, port: int = DEFAULT_PORT,
         if time.monotonic() > deadline or not thread.is_alive():
             raise LaunchError(f"os-ken did not start listening on {host}:{port}")
         time.sleep(0.02)
-    return RunningController(core, host, port, thread, hub)
+    return RunningController(feed, host, port, thread, hub)
 
 
 def wait_listening(host: str, port: int, timeout: float) -> bool:
@@ -176,15 +176,15 @@ def _listening(host: str, port: int) -> bool:
     return False
 
 
-def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
+def run_controller(feed: SwitchFeed, listen_host: str, port: int, hub: str,
                    feeders: list[Callable[[], None]], tls: TlsFiles | None = None) -> None:
-    """Run os-ken (blocking, main thread) with `feeders` on hub threads."""
+    """Run os-ken (blocking, main thread) feeding `feed`, with `feeders` on hub threads."""
     manager = prepare(listen_host, port, hub, tls)
     from os_ken.lib import hub as oshub
 
-    from netctl.sinks import osken_app as app
+    from netctl.sources import osken_app
 
-    app.CONTROLLER = core
+    osken_app.FEED = feed
 
     def stop(signum: int, _frame: object) -> None:
         LOG.info("signal %d: stopping (flows stay installed)", signum)
@@ -195,4 +195,4 @@ def run_controller(core: FlowController, listen_host: str, port: int, hub: str,
     for feeder in feeders:
         oshub.spawn(feeder)
     LOG.info("OpenFlow controller on %s:%d (%s hub)", listen_host, port, hub)
-    manager.run_apps(["netctl.sinks.osken_app"])
+    manager.run_apps([osken_app.APP])

@@ -9,23 +9,19 @@ from flows.ports import vif_port_name
 from netctl.model import NULL_REF, PoolQueries
 
 
-def snapshot(run: Any) -> dict:
+def snapshot(run: Any, query: dict[str, str] | None = None) -> dict:
     """The whole status of a `netctl.service.run.Run`, as plain data. Read from the HTTP
     thread while the reconcile thread works: only copies of its collections are walked (a
     C-level copy of a dict is atomic under the GIL) and published snapshots are read."""
     state = _Copy(run.view)
     engine = run.engine
     out: dict[str, Any] = {
-        "xapi": {"url": run.sync.url, "connected": run.sync._session is not None,
+        "xapi": {"url": run.sync.url, "connected": run.sync.connected,
                  "full_syncs": run.sync.full_syncs, "reconnects": run.sync.reconnects},
         "hosts": [], "bonds": [], "tunnels": [], "vifs": [], "switches": [],
         "problems": [str(p) for p in run.problems],
-        "flows": dict(vars(run.core.stats)),
-        "engine": {"nodes": {name: dict(vars(st)) for name, st in engine.graph.stats().items()},
-                   "rounds": dict(vars(run.reconciler.stats)),
-                   "hosts_rebuilt": engine.hosts.configs.rebuilds,
-                   "bridges_rebuilt": engine.flows.tables.rebuilds,
-                   "vif_updates": engine.flows.tables.vif_updates},
+        "flows": dict(vars(run.sink.stats)),
+        "engine": {**engine.counters(), "rounds": dict(vars(run.loop.stats))},
     }
     for worker in list(run.workers.values()):
         st = worker.status
@@ -50,7 +46,7 @@ def snapshot(run: Any) -> dict:
         out["tunnels"].append({"host": names.get(access.host, "?") if access else "?",
                                "network": net.name_label if net else "?",
                                "protocol": tun.protocol, "status": dict(tun.status)})
-    flows_by_vif = _flows_per_vif(run)
+    local_flows = engine.desired.local_flows
     for vif in state.vifs.values():
         vm = state.vms.get(vif.vm)
         if vm is None or not vm.is_guest:
@@ -61,8 +57,8 @@ def snapshot(run: Any) -> dict:
         out["vifs"].append({"vm": vm.name_label, "device": vif.device, "host": host,
                             "network": net.name_label if net else "?", "port": port,
                             "mac": vif.mac, "locking": locking_of(state, vif).mode,
-                            "flows": flows_by_vif.get(vif.ref, 0) if port else 0})
-    for sw in run.core.summary:
+                            "flows": local_flows(vif.ref) if port else 0})
+    for sw in run.sink.summary():
         out["switches"].append({"dpid": f"{sw['dpid']:016x}",
                                 "host": names.get(sw["host"], "?"), "bridge": sw["bridge"],
                                 "ports": sw["ports"], "flows": sw["flows"]})
@@ -95,15 +91,6 @@ class _Copy:
 
     def effective_locking_mode(self, vif: Any) -> str:
         return PoolQueries.effective_locking_mode(self, vif)  # type: ignore[arg-type]
-
-
-def _flows_per_vif(run: Any) -> dict[str, int]:
-    """VIF ref -> the flows its own part of its bridge's table holds."""
-    counts: dict[str, int] = {}
-    for table in list(run.engine.flows.tables.tables.values()):
-        for ref, entries in list(table.local.items()):
-            counts[ref] = counts.get(ref, 0) + len(entries)
-    return counts
 
 
 def _member_state(run: Any) -> dict[tuple[str, str], str]:

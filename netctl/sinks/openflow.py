@@ -1,10 +1,13 @@
 """The OpenFlow sink: keeps every connected bridge's netctl flows equal to the engine's desired
-table — never wiping a switch (OVN's `ofctrl` lesson) — and reports what the switches say.
+table — never wiping a switch (OVN's `ofctrl` lesson) — and reports what it could not do.
 
-os-ken's handlers (`netctl.sinks.osken_app`) only *enqueue* what they hear (`FlowController`'s
-public methods are thread-safe and return at once); everything else runs on the reconcile
-thread (`netctl.service.loop`), the only one that touches the engine or these sessions, so port
-events, packet-ins and `/status` never wait behind a recompute or a bundle.
+It is a sink, not a source: it hears of switches only from the reconcile loop
+(`netctl.service.loop`), which takes them from the switch feed (`netctl.sources.switches`) and
+hands the sink each session (`connected`, `port`, `gone`) and each reply (flow stats, barriers,
+errors, packet-ins), on the loop's own thread. It reads nothing of the engine but the
+`DesiredTables` below (a switch's whole table when it must diff one, a port's classification,
+names for the log and for Problems), and per round it is handed exactly what it sends
+(`RoundFlows`: the deltas, the VIF ports whose disabled state changed, the arrivals).
 
 Per switch:
 - on connect: dump every flow (netctl's by cookie, and the others: an ADD would silently
@@ -27,21 +30,20 @@ Per switch:
 Flows without netctl's cookie are never touched.
 """
 
+
 from __future__ import annotations
 
 import logging
-import queue
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from os_ken.lib.packet import arp, ether_types, ethernet, packet
 
-from flows import wire as messages
+from flows import wire
 from flows.pipeline import COOKIE, COOKIE_MASK
-from netctl.engine.core import NetctlEngine, SwitchEvent
-from netctl.engine.flows import Delta
+from flows.wire import Body, Key
 from netctl.model import Problem
 
 LOG = logging.getLogger("netctl.openflow")
@@ -59,6 +61,50 @@ ETH_RARP = 0x8035
 RARP_REQUEST_REVERSE = 3  # RFC 903
 
 
+# ---------------------------------------------------------------------------- what it reads
+class DesiredTables(Protocol):
+    """What the sink reads of the engine's desired tables (`netctl.engine.flows.FlowTables`),
+    on the reconcile thread, and nothing else."""
+
+    def desired(self, dpid: int) -> Iterator[tuple[Key, Body]] | None:
+        """A switch's whole desired table; None: not one of the pool's (never written)."""
+
+    def port_modes(self, dpid: int) -> Mapping[int, bool]:
+        """Every VIF port of the switch -> whether its VIF is disabled."""
+
+    def classifies(self, dpid: int, port: int) -> bool:
+        """Whether the table has rules for frames from this port."""
+
+    def identity(self, dpid: int) -> tuple[str, str] | None:
+        """(host ref, bridge) of one of the pool's switches."""
+
+    def describe(self, dpid: int) -> str:
+        """The switch as a person names it, for the log."""
+
+    def note(self, dpid: int, key: Key) -> str:
+        """What a desired flow is for, for a Problem."""
+
+
+class TableDelta(Protocol):
+    ops: Mapping[Key, tuple[Body | None, bool]]  # key -> (new body or None, existed before)
+    full: bool  # built whole: diff it against the switch
+
+
+class RoundFlows(Protocol):
+    """What a round hands the sink (`netctl.engine.flows.FlowOutput`): what it sends."""
+
+    deltas: Mapping[int, TableDelta]
+    port_modes: Mapping[int, Mapping[int, bool]]
+    arrivals: Mapping[int, list[tuple[int, str]]]
+
+
+class PortDesc(Protocol):
+    number: int
+    hw_addr: str | None
+    config: int
+
+
+# ---------------------------------------------------------------------------- its state
 @dataclass
 class Stats:
     """Counters a person (and the metrics endpoint) can read."""
@@ -66,7 +112,7 @@ class Stats:
     flow_mods: int = 0  # adds + modifies + deletes sent
     bundles: int = 0
     full_diffs: int = 0  # whole tables diffed against a dump (connects, audits, retries)
-    errors: int = 0
+    errors: int = 0  # OpenFlow errors the switches sent
     connects: int = 0
     replayed: int = 0  # frames held from a just-plugged port and replayed once it had rules
     announced: int = 0  # RARPs sent upstream for VIF ports that appeared on external bridges
@@ -83,6 +129,8 @@ class Refusal:
     text: str
     body: Any
     at: float
+    note: str  # what the flow is for (the Problem's words)
+    label: str  # the switch as a person names it ("host1 xenbr0")
     installed: bool = False  # whether the switch still holds an older version of the flow
 
 
@@ -91,7 +139,6 @@ class Switch:
     """One OpenFlow session as the sink sees it (the reconcile thread's alone)."""
 
     dp: Any
-    names: dict[str, int] = field(default_factory=dict)  # port name -> ofport
     port_hw: dict[int, str] = field(default_factory=dict)
     port_config: dict[int, int] = field(default_factory=dict)
     dumped: bool = False  # the switch's table has been read and diffed
@@ -104,7 +151,8 @@ class Switch:
     pending_barriers: dict[int, float] = field(default_factory=dict)  # xid -> change seen at
     refused: dict = field(default_factory=dict)  # key -> Refusal
     foreign: dict = field(default_factory=dict)  # key -> cookie (another owner's flows)
-    blocked: set = field(default_factory=set)  # desired keys held by a foreign flow
+    # desired keys held by another owner's flow -> (note, its cookie, the switch's name)
+    blocked: dict = field(default_factory=dict)
     failures: int = 0
     retry_at: float | None = None
     audit_at: float = 0.0
@@ -118,115 +166,69 @@ class Switch:
         return self.dp.id
 
 
-class FlowController:
-    """The OpenFlow sink (see the module docstring). os-ken calls the public event methods
-    from its threads; `handle`, `flush` and `tick` run on the reconcile thread."""
+class FlowSink:
+    """The OpenFlow sink (see the module docstring). Every method runs on the reconcile
+    thread but `problems()` and `summary()`, which read copies from any thread."""
 
-    def __init__(self, on_converged: Callable[[Switch, float], None] | None = None,
+    def __init__(self, tables: DesiredTables,
+                 on_converged: Callable[[int, float], None] | None = None,
                  audit_interval: float = AUDIT_INTERVAL) -> None:
-        self.events: queue.SimpleQueue = queue.SimpleQueue()
-        self.wake: Callable[[], None] = lambda: None  # set by the reconciler
+        self.tables = tables
         self.switches: dict[int, Switch] = {}
         self.stats = Stats()
         self.audit_interval = audit_interval
         self.on_converged = on_converged
-        self.engine: NetctlEngine | None = None  # set by the reconciler
         self._bundle_id = 0
         self._since = time.monotonic()
-        self._problems: list[Problem] = []
-        self.summary: list[dict] = []  # per switch, for /status (replaced, never mutated)
+        self._holding: set[int] = set()  # switches holding frames from unclassified ports
 
-    # ------------------------------------------------------------------ os-ken threads
-    def _put(self, *event: Any) -> None:
-        self.events.put(event)
-        self.wake()
-
-    def switch_ready(self, dp: Any) -> None:
-        ports = {no: (_name(p), p.hw_addr, p.config) for no, p in dict(dp.ports).items()}
-        self._put("ready", dp, ports)
-
-    def flow_stats(self, dp: Any, body: list, more: bool) -> None:
-        self._put("stats", dp, body, more)
-
-    def aggregate(self, dp: Any, flow_count: int) -> None:
-        self._put("aggregate", dp, flow_count)
-
-    def port_changed(self, dp: Any, name: str, port_no: int, deleted: bool, config: int = 0,
-                     hw_addr: str | None = None) -> None:
-        self._put("port", dp, name, port_no, deleted, config, hw_addr)
-
-    def switch_gone(self, dp: Any) -> None:
-        self._put("gone", dp)
-
-    def packet_in(self, dp: Any, in_port: int, data: bytes) -> None:
-        self._put("packet_in", dp, in_port, bytes(data))
-
-    def barrier_reply(self, dp: Any, xid: int) -> None:
-        self._put("barrier", dp, xid)
-
-    def error(self, dp: Any, text: str, xid: int | None = None) -> None:
-        self._put("error", dp, text, xid)
-
-    # ------------------------------------------------------------------ reconcile thread
-    def handle(self, event: tuple) -> None:
-        """One os-ken event, on the reconcile thread (feeds the engine's switch input)."""
-        kind, dp, *args = event
-        getattr(self, f"_on_{kind}")(dp, *args)
-
-    def _on_ready(self, dp: Any, ports: dict[int, tuple[str, str, int]]) -> None:
-        assert self.engine is not None
+    # ------------------------------------------------------------------ sessions
+    def connected(self, dp: Any, ports: Iterable[PortDesc]) -> None:
+        """A switch's session came up: read its table (and diff it once read)."""
         sw = Switch(dp)
-        for no, (name, hw, config) in ports.items():
-            sw.names[name] = no
-            sw.port_hw[no] = hw
-            sw.port_config[no] = config
+        for port in ports:
+            sw.port_hw[port.number] = port.hw_addr or ""
+            sw.port_config[port.number] = port.config
         old = self.switches.get(dp.id)
         if old is not None and old.dp is not dp:
             sw.held = old.held
         self.switches[dp.id] = sw
         self.stats.connects += 1
-        self.engine.switch(SwitchEvent("connect", dp.id, names=dict(sw.names)))
         self._request_dump(sw, "connect")
 
-    def _on_port(self, dp: Any, name: str, no: int, deleted: bool, config: int,
-                 hw: str | None) -> None:
-        assert self.engine is not None
-        sw = self.switches.get(dp.id)
-        if sw is None or sw.dp is not dp:
+    def port(self, dp: Any, port: PortDesc, deleted: bool) -> None:
+        """A port came, went or changed state (its config bits are what port-mods compare)."""
+        sw = self._session(dp)
+        if sw is None:
             return
-        known = sw.names.get(name) == no
         if deleted:
-            sw.names.pop(name, None)
-            sw.port_config.pop(no, None)
-            sw.port_hw.pop(no, None)
-        else:
-            sw.names[name] = no
-            sw.port_config[no] = config
-            if hw is not None:
-                sw.port_hw[no] = hw
-        if known and not deleted:
-            return  # state or config of a known port (link, LACP, our own port-mod)
-        self._since = time.monotonic()
-        self.engine.switch(SwitchEvent("port", dp.id, name=name,
-                                       number=None if deleted else no))
+            sw.port_config.pop(port.number, None)
+            sw.port_hw.pop(port.number, None)
+            return
+        sw.port_config[port.number] = port.config
+        if port.hw_addr is not None:
+            sw.port_hw[port.number] = port.hw_addr
 
-    def _on_gone(self, dp: Any) -> None:
-        sw = self.switches.get(dp.id)
-        if sw is not None and sw.dp is dp:
+    def gone(self, dp: Any) -> None:
+        if self._session(dp) is not None:
             del self.switches[dp.id]
-            assert self.engine is not None
-            self.engine.switch(SwitchEvent("gone", dp.id))
+            self._holding.discard(dp.id)
 
-    def _on_stats(self, dp: Any, body: list, more: bool) -> None:
+    def _session(self, dp: Any) -> Switch | None:
         sw = self.switches.get(dp.id)
-        if sw is None or sw.dp is not dp:
+        return sw if sw is not None and sw.dp is dp else None
+
+    # ------------------------------------------------------------------ the switches' replies
+    def flow_stats(self, dp: Any, body: list, more: bool) -> None:
+        sw = self._session(dp)
+        if sw is None:
             return
         sw.dumping.extend(body)
         if more:
             return
         ours, foreign = {}, {}
         for stat in sw.dumping:
-            key, canon = messages.canon_stats(stat, dp.ofproto)
+            key, canon = wire.canon_stats(stat, dp.ofproto)
             if stat.cookie & COOKIE_MASK == COOKIE:
                 ours[key] = canon
             else:
@@ -235,28 +237,29 @@ class FlowController:
         sw.foreign = foreign
         self._full_diff(sw, ours)
 
-    def _on_aggregate(self, dp: Any, count: int) -> None:
-        sw = self.switches.get(dp.id)
-        if sw is None or sw.dp is not dp or not sw.audit_pending:
+    def aggregate(self, dp: Any, count: int) -> None:
+        sw = self._session(dp)
+        if sw is None or not sw.audit_pending:
             return
         sw.audit_pending = False
         self.stats.audits += 1
         if count != sw.expected or sw.blocked:
             LOG.info("switch %016x (%s): %d netctl flows, %d expected: re-reading its table",
-                     dp.id, self._where(sw), count, sw.expected)
+                     dp.id, self.tables.describe(dp.id), count, sw.expected)
             self._request_dump(sw, "audit")
 
-    def _on_packet_in(self, dp: Any, in_port: int, data: bytes) -> None:
-        sw = self.switches.get(dp.id)
+    def packet_in(self, dp: Any, in_port: int, data: bytes) -> None:
+        sw = self._session(dp)
         if sw is None:
             return
         held = sw.held.setdefault(in_port, [])
         if len(held) < HELD_PER_PORT:
             held.append((time.monotonic(), data))
+        self._holding.add(sw.id)
         self._replay(sw)
 
-    def _on_barrier(self, dp: Any, xid: int) -> None:
-        sw = self.switches.get(dp.id)
+    def barrier(self, dp: Any, xid: int) -> None:
+        sw = self._session(dp)
         if sw is None or xid not in sw.pending_barriers:
             return
         since = sw.pending_barriers.pop(xid)
@@ -268,82 +271,74 @@ class FlowController:
         if sw.retry_at is None:
             sw.failures = 0
         if self.on_converged is not None:
-            self.on_converged(sw, sw.converged_at - since)
+            self.on_converged(sw.id, sw.converged_at - since)
 
-    def _on_error(self, dp: Any, text: str, xid: int | None) -> None:
+    def error(self, dp: Any, text: str, xid: int | None) -> None:
         """A refused flow-mod (found by its xid) is reported and left out until it changes;
         the table is re-read after a back-off and sent again without it (a bundle is
         atomic: none of it was applied)."""
         self.stats.errors += 1
-        sw = self.switches.get(dp.id)
+        sw = self._session(dp)
         if sw is None:
-            LOG.error("switch %016x: %s", dp.id, text)
+            LOG.error("switch %016x: %s", dp.id or 0, text)
             return
         sw.last_error = text
         now = time.monotonic()
         key = sw.inflight.get(xid) if xid is not None else None
+        where = self.tables.describe(sw.id)
         if key is not None:
             self.stats.refused += 1
             command = sw.inflight_command.get(xid)
             installed = command == sw.dp.ofproto.OFPFC_MODIFY_STRICT
-            sw.refused[key] = Refusal(text, sw.inflight_body.get(xid), now, installed)
+            sw.refused[key] = Refusal(text, sw.inflight_body.get(xid), now,
+                                      self.tables.note(sw.id, key), where, installed)
             if not installed and command is not None:
                 sw.expected -= 1  # counted when sent; the switch does not hold it
             LOG.error("switch %016x (%s) refused a flow (table %d priority %d): %s", dp.id,
-                      self._where(sw), key[0], key[1], text)
+                      where, key[0], key[1], text)
         else:
-            LOG.error("switch %016x (%s): %s", dp.id, self._where(sw), text)
+            LOG.error("switch %016x (%s): %s", dp.id, where, text)
         if sw.retry_at is None:
             delay = min(RETRY_FIRST * (2 ** sw.failures), RETRY_MAX)
             sw.failures += 1
             sw.retry_at = now + delay
 
     # ------------------------------------------------------------------ after a round
-    def flush(self, deltas: dict[int, Delta], since: float | None = None) -> None:
-        """Send the engine's deltas of a round; re-read a switch whose table was rebuilt."""
-        assert self.engine is not None
+    def flush(self, out: RoundFlows, since: float | None = None) -> None:
+        """Send what a round changed: each switch's delta (or re-read a switch whose table
+        was built whole), the port-mods of VIF ports whose disabled state changed, the
+        announcements of VIF ports that arrived; then replay held frames whose rules came."""
         if since is not None:
             self._since = since
-        tables = self.engine.flows.tables
-        for dpid, delta in deltas.items():
+        for dpid, delta in out.deltas.items():
             sw = self.switches.get(dpid)
-            if sw is None or not sw.dumped or dpid not in tables.tables:
+            if sw is None or not sw.dumped or self.tables.identity(dpid) is None:
                 continue
             if delta.full:
                 self._request_dump(sw, "rebuilt")
                 continue
             self._send_ops(sw, delta.ops.items())
-        for dpid, arrivals in tables.arrivals.items():
+        for dpid, arrivals in out.arrivals.items():
             sw = self.switches.get(dpid)
             if sw is not None:
                 self._announce(sw, arrivals)
-        for sw in list(self.switches.values()):
-            if sw.dumped and sw.id in tables.tables:
-                self._port_mods(sw)
-            if sw.held:
+        for dpid, modes in out.port_modes.items():
+            sw = self.switches.get(dpid)
+            if sw is not None and sw.dumped and self.tables.identity(dpid) is not None:
+                self._port_mods(sw, modes)
+        for dpid in list(self._holding):
+            sw = self.switches.get(dpid)
+            if sw is not None:
                 self._replay(sw)
-        self._publish()
-
-    def _announce(self, sw: Switch, arrivals: list[tuple[int, str]]) -> None:
-        """One RARP per arrived VIF port, as if the guest had sent it (in_port = its port),
-        through NORMAL: out of the uplink (or bond, tagged for a VLAN network's port) — not
-        through netctl's table, whose locking may not let a guest send RARP."""
-        dp = sw.dp
-        ofp, parser = dp.ofproto, dp.ofproto_parser
-        for port, mac in arrivals:
-            dp.send_msg(parser.OFPPacketOut(
-                datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=port,
-                actions=[parser.OFPActionOutput(ofp.OFPP_NORMAL)], data=rarp(mac)))
-            self.stats.announced += 1
 
     def tick(self, now: float | None = None) -> None:
         """Timers: back-off retries after a refused bundle, and the flow-count audit."""
         now = time.monotonic() if now is None else now
-        for sw in list(self.switches.values()):
+        for sw in self.switches.values():
             if not sw.dumped or sw.dumping:
                 continue
-            stale = any(now - r.at >= REFUSED_RETRY for r in sw.refused.values())
-            if (sw.retry_at is not None and now >= sw.retry_at) or stale:
+            if sw.retry_at is not None and now >= sw.retry_at or (
+                    sw.refused and any(now - r.at >= REFUSED_RETRY for r in sw.refused.values())):
                 sw.retry_at = None
                 self.stats.retries += 1
                 self._request_dump(sw, "retry")  # a whole diff offers stale refusals again
@@ -355,7 +350,41 @@ class FlowController:
                 dp.send_msg(parser.OFPAggregateStatsRequest(
                     dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY, COOKIE, COOKIE_MASK,
                     parser.OFPMatch()))
-        self._publish()
+
+    # ------------------------------------------------------------------ what /status reads
+    def summary(self) -> list[dict]:
+        """Per switch: dpid, host ref and bridge (None: not the pool's), ports, netctl flows
+        (None until its table was read). From any thread: reads copies."""
+        out = []
+        for dpid, sw in sorted(dict(self.switches).items()):
+            ident = self.tables.identity(dpid)
+            host_ref, bridge = ident if ident is not None else (None, None)
+            out.append({"dpid": dpid, "host": host_ref, "bridge": bridge,
+                        "ports": len(sw.port_hw), "flows": sw.expected if sw.dumped else None})
+        return out
+
+    def problems(self) -> list[Problem]:
+        """The flows a switch refused and those another owner's flows hold. From any thread:
+        reads copies."""
+        problems: list[Problem] = []
+        for dpid, sw in sorted(dict(self.switches).items()):
+            ident = self.tables.identity(dpid)
+            where = f"{ident[0]}/{ident[1]}" if ident is not None else "None/None"
+            name = f"{dpid:016x}"
+            for key, refusal in sorted(dict(sw.refused).items(), key=lambda kv: repr(kv[0])):
+                problems.append(Problem(
+                    "bridge", where, name, refusal.label, f"table {key[0]} priority {key[1]}",
+                    f"the switch refused flow '{refusal.note}': {refusal.text}; the rest of the "
+                    f"table is installed, this flow is offered again when it changes or in "
+                    f"{int(REFUSED_RETRY)} s"))
+            for key, (note, cookie, label) in sorted(dict(sw.blocked).items(),
+                                                     key=lambda kv: repr(kv[0])):
+                problems.append(Problem(
+                    "bridge", where, name, label, f"table {key[0]} priority {key[1]}",
+                    f"flow '{note}' not installed: another owner's flow (cookie {cookie:#x}) "
+                    "holds the same match and priority, and netctl never replaces a flow it "
+                    "does not own"))
+        return problems
 
     # ------------------------------------------------------------------ internals
     def _request_dump(self, sw: Switch, reason: str) -> None:
@@ -369,12 +398,10 @@ class FlowController:
 
     def _full_diff(self, sw: Switch, have: dict) -> None:
         """The whole desired table against what the switch holds (a dump)."""
-        assert self.engine is not None
-        tables = self.engine.flows.tables
-        if sw.id not in tables.tables:
+        desired = self.tables.desired(sw.id)
+        if desired is None:
             sw.dumped = True  # not a bridge of this pool (yet): never touch it
             sw.expected = len(have)
-            self._publish()
             return
         self.stats.full_diffs += 1
         ofp = sw.dp.ofproto
@@ -382,7 +409,7 @@ class FlowController:
         msgs = []
         blocked = set()
         wanted = set()
-        for key, body in tables.entries(sw.id):
+        for key, body in desired:
             wanted.add(key)
             refusal = sw.refused.get(key)
             if refusal is not None:
@@ -402,22 +429,25 @@ class FlowController:
                 msgs.append((ofp.OFPFC_DELETE_STRICT, key, None))
         for key in [k for k in sw.refused if k not in wanted]:
             del sw.refused[key]
-        if blocked - sw.blocked:
-            self.stats.foreign_blocked += len(blocked - sw.blocked)
+        where = self.tables.describe(sw.id)
+        new_blocks = blocked - sw.blocked.keys()
+        if new_blocks:
+            self.stats.foreign_blocked += len(new_blocks)
             LOG.error("switch %016x (%s): %d desired flows held by another owner's flows; "
-                      "not replaced", sw.id, self._where(sw), len(blocked - sw.blocked))
-        sw.blocked = blocked
+                      "not replaced", sw.id, where, len(new_blocks))
+        sw.blocked = {k: sw.blocked.get(k) or (self.tables.note(sw.id, k),
+                                                sw.foreign.get(k, 0), where)
+                      for k in blocked}
         if sw.dump_reason == "audit" and msgs:
             self.stats.repairs += len(msgs)
             LOG.warning("switch %016x (%s): %d flows drifted from netctl's table (changed by "
-                        "hand?): repaired", sw.id, self._where(sw), len(msgs))
+                        "hand?): repaired", sw.id, where, len(msgs))
         sw.expected = len(wanted) - len(blocked) - sum(1 for k in sw.refused if k in wanted)
         sw.dumped = True
         if msgs:
             self._send_bundle(sw, msgs)
-        self._port_mods(sw)
+        self._port_mods(sw, self.tables.port_modes(sw.id))
         self._replay(sw)
-        self._publish()
 
     def _send_ops(self, sw: Switch, ops: Iterable) -> None:
         ofp = sw.dp.ofproto
@@ -430,7 +460,7 @@ class FlowController:
             if body is None:
                 sw.refused.pop(key, None)
                 if key in sw.blocked:
-                    sw.blocked.discard(key)  # another owner's flow: never ours to delete
+                    del sw.blocked[key]  # another owner's flow: never ours to delete
                     continue
                 msgs.append((ofp.OFPFC_DELETE_STRICT, key, None))
                 if existed:
@@ -448,19 +478,14 @@ class FlowController:
         if msgs:
             self._send_bundle(sw, msgs)
 
-    def _port_mods(self, sw: Switch) -> None:
+    def _port_mods(self, sw: Switch, modes: Mapping[int, bool]) -> None:
         """A disabled VIF's ports NO_RECV|NO_FWD|NO_PACKET_IN; every other VIF port clear."""
-        assert self.engine is not None
-        table = self.engine.flows.tables.tables.get(sw.id)
-        if table is None:
-            return
-        disabled = table.disabled_ports()
         dp = sw.dp
         parser = dp.ofproto_parser
-        for port in sorted(table.vif_ports() | disabled):
+        for port, disabled in sorted(modes.items()):
             if port not in sw.port_hw:
                 continue
-            want = DISABLED_PORT if port in disabled else 0
+            want = DISABLED_PORT if disabled else 0
             have = sw.port_config.get(port, 0) & DISABLED_PORT
             if want == have:
                 continue
@@ -469,18 +494,27 @@ class FlowController:
             sw.port_config[port] = (sw.port_config.get(port, 0) & ~DISABLED_PORT) | want
             self.stats.port_mods += 1
 
+    def _announce(self, sw: Switch, arrivals: list[tuple[int, str]]) -> None:
+        """One RARP per arrived VIF port, as if the guest had sent it (in_port = its port),
+        through NORMAL: out of the uplink (or bond, tagged for a VLAN network's port) — not
+        through netctl's table, whose locking may not let a guest send RARP."""
+        dp = sw.dp
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        for port, mac in arrivals:
+            dp.send_msg(parser.OFPPacketOut(
+                datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=port,
+                actions=[parser.OFPActionOutput(ofp.OFPP_NORMAL)], data=rarp(mac)))
+            self.stats.announced += 1
+
     def _replay(self, sw: Switch) -> None:
         """Send held frames of ports whose rules are in back through the table (after the
         bundle: a switch processes one connection's messages in order); forget old ones."""
-        assert self.engine is not None
-        table = self.engine.flows.tables.tables.get(sw.id)
-        classified = table.classified() if table is not None and sw.dumped else set()
         dp = sw.dp
         ofp, parser = dp.ofproto, dp.ofproto_parser
         now = time.monotonic()
         for port in list(sw.held):
             frames = [(t, d) for t, d in sw.held[port] if now - t < HOLD_SECONDS]
-            if port in classified:
+            if sw.dumped and self.tables.classifies(sw.id, port):
                 for _t, data in frames:
                     dp.send_msg(parser.OFPPacketOut(
                         datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=port,
@@ -491,10 +525,12 @@ class FlowController:
                 sw.held[port] = frames
             else:
                 del sw.held[port]
+        if not sw.held:
+            self._holding.discard(sw.id)
 
     def _send_bundle(self, sw: Switch, msgs: list) -> None:
         """Open, add, commit, barrier. Each (command, key, body) is written as bytes from its
-        canonical form (`messages`: byte-identical to os-ken's, far cheaper), many messages
+        canonical form (`flows.wire`: byte-identical to os-ken's, far cheaper), many messages
         per socket write."""
         dp = sw.dp
         ofp, parser = dp.ofproto, dp.ofproto_parser
@@ -505,13 +541,13 @@ class FlowController:
         chunk = bytearray()  # OpenFlow is a byte stream: many messages per socket write
         for command, key, body in msgs:
             dp.xid = xid = (dp.xid + 1) & ofp.MAX_XID  # as Datapath.set_xid does
-            inner = (messages.delete_bytes(key, xid) if body is None
-                     else messages.flow_mod_bytes(key, body, command, xid))
+            inner = (wire.delete_bytes(key, xid) if body is None
+                     else wire.flow_mod_bytes(key, body, command, xid))
             sw.inflight[xid] = key
             sw.inflight_command[xid] = command
             if body is not None:
                 sw.inflight_body[xid] = body
-            chunk += messages.bundle_add_bytes(bid, flags, inner, xid)
+            chunk += wire.bundle_add_bytes(bid, flags, inner, xid)
             if len(chunk) >= SEND_CHUNK:
                 dp.send(bytes(chunk))
                 chunk.clear()
@@ -524,56 +560,8 @@ class FlowController:
         dp.send_msg(barrier)
         self.stats.flow_mods += len(msgs)
         self.stats.bundles += 1
-        LOG.info("switch %016x (%s): %d flow-mods in bundle %d", dp.id, self._where(sw),
-                 len(msgs), bid)
-
-    def _where(self, sw: Switch) -> str:
-        assert self.engine is not None
-        ident = self.engine.flows.tables.identities.get(sw.id)
-        if ident is None:
-            return "not the pool's"
-        host = self.engine.view.hosts.get(ident[0])
-        return f"{host.name_label if host else ident[0]} {ident[1]}"
-
-    def _publish(self) -> None:
-        """What /status shows, replaced whole (readers on other threads never see it move)."""
-        assert self.engine is not None
-        problems: list[Problem] = []
-        summary = []
-        tables = self.engine.flows.tables
-        for dpid, sw in sorted(self.switches.items()):
-            ident = tables.identities.get(dpid)
-            host_ref, bridge = ident if ident is not None else (None, None)
-            summary.append({"dpid": dpid, "host": host_ref, "bridge": bridge,
-                            "ports": len(sw.names),
-                            "flows": sw.expected if sw.dumped else None,
-                            "names": dict(sw.names)})
-            where = f"{host_ref}/{bridge}"
-            name = self._where(sw)
-            for key, refusal in sorted(sw.refused.items(), key=lambda kv: repr(kv[0])):
-                note = self._note(dpid, key)
-                problems.append(Problem(
-                    "bridge", where, f"{dpid:016x}", name, f"table {key[0]} priority {key[1]}",
-                    f"the switch refused flow '{note}': {refusal.text}; the rest of the table "
-                    f"is installed, this flow is offered again when it changes or in "
-                    f"{int(REFUSED_RETRY)} s"))
-            for key in sorted(sw.blocked, key=repr):
-                cookie = sw.foreign.get(key, 0)
-                problems.append(Problem(
-                    "bridge", where, f"{dpid:016x}", name, f"table {key[0]} priority {key[1]}",
-                    f"flow '{self._note(dpid, key)}' not installed: another owner's flow "
-                    f"(cookie {cookie:#x}) holds the same match and priority, and netctl "
-                    "never replaces a flow it does not own"))
-        self.summary = summary
-        self._problems = problems
-
-    def _note(self, dpid: int, key: Any) -> str:
-        assert self.engine is not None
-        found = self.engine.flows.tables.flows_of(dpid, key)
-        return found.note if found is not None else f"table {key[0]}"
-
-    def problems(self) -> list[Problem]:
-        return list(self._problems)
+        LOG.info("switch %016x (%s): %d flow-mods in bundle %d", dp.id,
+                 self.tables.describe(sw.id), len(msgs), bid)
 
 
 def rarp(mac: str) -> bytes:
@@ -586,8 +574,3 @@ def rarp(mac: str) -> bytes:
                              dst_mac=mac, dst_ip="0.0.0.0"))
     pkt.serialize()
     return bytes(pkt.data)
-
-
-def _name(port: Any) -> str:
-    name = port.name
-    return name.decode() if isinstance(name, bytes) else str(name)

@@ -533,15 +533,14 @@ class HostOvsdb:
         return ApplyResult(tuple(ops or ()), tuple(cmd.kept))
 
     def apply(self, config: HostConfig) -> ApplyResult:
-        """Make the database match `config` in one transaction; nothing is sent when it does."""
+        """Make the database match `config` in one transaction; nothing is sent when it does
+        (the difference is computed once, inside the transaction, on the IDL's fresh copy;
+        a transaction without operations is not sent: the IDL reports it unchanged)."""
         with self._lock:
             self._last = config
             self._wait_synced(time.monotonic() + self.timeout)
             self._session_seqno = self._idl._session.get_seqno()
-            planned = self.plan(config)
             self.applies += 1
-            if not planned.operations:
-                return planned
             cmd = _ApplyCommand(self.api, config)
             try:
                 with self.api.transaction(check_error=True) as txn:

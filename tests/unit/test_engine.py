@@ -161,10 +161,14 @@ def compare_tables(engine: NetctlEngine, switches: FakeSwitches, kept: PoolState
         have = dict(engine.flows.tables.entries(dpid))
         assert have == want, f"{where}: {bridge} on {kept.hosts[host].name_label}"
         assert switches.installed[dpid] == want, f"{where}: deltas, {bridge}"
-        # the ports the sink sets NO_FWD/NO_RECV (disabled VIFs), as from scratch
+        # the ports the sink sets NO_FWD/NO_RECV (disabled VIFs), as from scratch: in the
+        # engine's table, and as set on the switch by the port modes handed on per round
         table = engine.flows.tables.tables[dpid]
-        assert table.disabled_ports() == set(disabled_ports(
-            seen, bridge_intent(seen, host, bridge), ports)), f"{where}: port config"
+        scratch = set(disabled_ports(seen, bridge_intent(seen, host, bridge), ports))
+        assert table.disabled_ports() == scratch, f"{where}: port config"
+        set_on_switch = {p for p, off in switches.disabled.get(dpid, {}).items()
+                         if off and p in names.values()}
+        assert set_on_switch == scratch, f"{where}: port modes handed on, {bridge}"
 
 
 def check_holds(kept: PoolState, holds: dict, switches: FakeSwitches, where: str) -> None:

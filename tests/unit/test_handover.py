@@ -165,7 +165,7 @@ def test_a_held_vif_keeps_its_locking_and_a_move_back_ends_the_hold():
 
 
 def test_a_vif_port_arriving_on_an_external_bridge_is_announced_unless_it_may_not_send():
-    """The sink sends a RARP from the VIF's MAC for each arrival (`FlowController._announce`):
+    """The sink sends a RARP from the VIF's MAC for each arrival (`FlowSink._announce`):
     a port that appeared on an external bridge while connected — not a private one (no switch
     upstream learns there), not a disabled VIF, not a switch's (re)connect."""
     pool = Pool()

@@ -18,8 +18,8 @@ def feed(run: Run, old: PoolState | None, new: PoolState) -> None:
     after = {o.ref: o for o in new.objects()}
     objects = {r: (before.get(r), after.get(r)) for r in before.keys() | after.keys()
                if before.get(r) != after.get(r)}
-    run.reconciler.submit_xapi(SimpleNamespace(objects=objects))
-    run.reconciler.round()
+    run.loop.submit_xapi(SimpleNamespace(objects=objects))
+    run.loop.round()
 
 
 def wait(predicate, timeout: float = 10.0) -> bool:

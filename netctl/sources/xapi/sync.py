@@ -516,6 +516,11 @@ class XapiSync:
                 self._writer = None
                 raise
 
+    @property
+    def connected(self) -> bool:
+        """Whether the sync holds a session with the pool master now."""
+        return self._session is not None
+
     def write_tunnel_status(self, tunnel: str, *, active: bool, key: str | int | None = None,
                             error: str | None = None) -> bool:
         """Set tunnel.status (`active`, `key`, `error`) as the tunnelling design asks of a

@@ -1,7 +1,9 @@
-"""The os-ken application: a thin adapter from OpenFlow events to `FlowController` calls.
+"""The os-ken application: a thin adapter from OpenFlow messages to `SwitchFeed` events.
 
-Every handler is wrapped so an exception is logged and counted, never escaping: with os-ken's
-native hub one escaping exception silently ends the whole app's event loop.
+It decides nothing and keeps no state: every handler turns one os-ken event into one feed
+event (`netctl.sources.switches`), which the reconcile loop takes on its own thread. Every
+handler is wrapped so an exception is logged and counted, never escaping: with os-ken's native
+hub one escaping exception silently ends the whole app's event loop.
 """
 
 from __future__ import annotations
@@ -21,12 +23,21 @@ from os_ken.controller.handler import (
 )
 from os_ken.ofproto import ofproto_v1_3
 
-from netctl.sinks.openflow import FlowController
+from netctl.sources.switches import (
+    Aggregate,
+    Barrier,
+    Error,
+    FlowStats,
+    PacketIn,
+    Port,
+    SwitchFeed,
+)
 
 LOG = logging.getLogger("netctl.openflow")
+APP = "netctl.sources.osken_app"  # what os-ken's app manager is told to run
 
-# Set by the launcher before os-ken instantiates the app (os-ken builds apps itself).
-CONTROLLER: FlowController | None = None
+# Set before os-ken instantiates the app (os-ken builds apps itself, without arguments).
+FEED: SwitchFeed | None = None
 
 
 def guarded(handler: Callable) -> Callable:
@@ -35,7 +46,7 @@ def guarded(handler: Callable) -> Callable:
         try:
             handler(self, ev)
         except Exception:  # noqa: BLE001 - the app must outlive any one bad event
-            self.core.stats.errors += 1
+            self.feed.handler_errors += 1
             LOG.exception("handler %s failed", handler.__name__)
 
     return run
@@ -56,60 +67,62 @@ def error_text(ofp: Any, type_: int, code: int) -> str:
     return f"{kind}/{what} ({type_}/{code})"
 
 
+def port_of(desc: Any) -> Port:
+    name = desc.name.decode() if isinstance(desc.name, bytes) else str(desc.name)
+    return Port(desc.port_no, name, desc.hw_addr, desc.config)
+
+
 class NetctlApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if CONTROLLER is None:
-            raise RuntimeError("netctl.sinks.osken_app.CONTROLLER must be set before start")
-        self.core = CONTROLLER
+        if FEED is None:
+            raise RuntimeError(f"{APP}.FEED must be set before os-ken starts the app")
+        self.feed = FEED
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
     @guarded
     def state_change(self, ev: Any) -> None:
         dp = ev.datapath
         if ev.state == MAIN_DISPATCHER:
-            self.core.switch_ready(dp)
+            self.feed.connected(dp, [port_of(p) for p in dict(dp.ports).values()])
         elif ev.state == DEAD_DISPATCHER and dp.id is not None:
-            self.core.switch_gone(dp)
+            self.feed.gone(dp)
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN_DISPATCHER)
     @guarded
     def flow_stats(self, ev: Any) -> None:
         msg = ev.msg
         more = bool(msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
-        self.core.flow_stats(msg.datapath, msg.body, more)
+        self.feed.put(FlowStats(msg.datapath, msg.body, more))
 
     @set_ev_cls(ofp_event.EventOFPAggregateStatsReply, MAIN_DISPATCHER)
     @guarded
     def aggregate(self, ev: Any) -> None:
-        self.core.aggregate(ev.msg.datapath, ev.msg.body.flow_count)
+        self.feed.put(Aggregate(ev.msg.datapath, ev.msg.body.flow_count))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded
     def port_status(self, ev: Any) -> None:
         msg = ev.msg
-        ofp = msg.datapath.ofproto
-        name = msg.desc.name.decode() if isinstance(msg.desc.name, bytes) else msg.desc.name
-        self.core.port_changed(msg.datapath, name, msg.desc.port_no,
-                               deleted=msg.reason == ofp.OFPPR_DELETE,
-                               config=msg.desc.config, hw_addr=msg.desc.hw_addr)
+        self.feed.port(msg.datapath, port_of(msg.desc),
+                       deleted=msg.reason == msg.datapath.ofproto.OFPPR_DELETE)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     @guarded
     def packet_in(self, ev: Any) -> None:
         msg = ev.msg
-        self.core.packet_in(msg.datapath, msg.match["in_port"], msg.data)
+        self.feed.put(PacketIn(msg.datapath, msg.match["in_port"], bytes(msg.data)))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     @guarded
     def barrier(self, ev: Any) -> None:
-        self.core.barrier_reply(ev.msg.datapath, ev.msg.xid)
+        self.feed.put(Barrier(ev.msg.datapath, ev.msg.xid))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG_DISPATCHER, MAIN_DISPATCHER])
     @guarded
     def error(self, ev: Any) -> None:
         msg = ev.msg
-        self.core.error(msg.datapath, error_text(msg.datapath.ofproto, msg.type, msg.code),
-                        xid=msg.xid)
+        self.feed.put(Error(msg.datapath, error_text(msg.datapath.ofproto, msg.type, msg.code),
+                            msg.xid))

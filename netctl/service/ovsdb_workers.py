@@ -1,0 +1,117 @@
+"""Each host's OVSDB, kept equal to the latest HostConfig the engine gave for it.
+
+One worker thread per host holds the latest desired configuration: a host whose OVSDB is down
+never delays the others; when it comes back (or its ovsdb-server restarted) the worker
+reconnects and applies the latest configuration (`netctl.sinks.ovsdb.HostOvsdb`: the
+difference, in one transaction, nothing when in sync).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from netctl.hostconfig import HostConfig
+from netctl.service.config import Config
+from netctl.service.metrics import Metrics
+from netctl.sinks.ovsdb import HostOvsdb, SslFiles
+
+LOG = logging.getLogger("netctl.run")
+
+
+@dataclass
+class HostStatus:
+    name: str
+    uuid: str
+    endpoint: str
+    connected: bool = False
+    last_error: str = ""
+    applies: int = 0
+    operations: int = 0
+    applied: HostConfig | None = None
+    bridges: list[str] = field(default_factory=list)
+
+
+class HostWorker:
+    """Keeps one host's OVSDB equal to the latest HostConfig it was given."""
+
+    def __init__(self, status: HostStatus, config: Config, metrics: Metrics,
+                 on_applied: Callable[[], None] = lambda: None) -> None:
+        self.status = status
+        self.config = config
+        self.metrics = metrics
+        self.on_applied = on_applied  # the applied configuration changed (tunnel.status)
+        self.desired: HostConfig | None = None
+        self.db: HostOvsdb | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"ovsdb-{status.name}", daemon=True)
+        self.thread.start()
+
+    def want(self, config: HostConfig) -> None:
+        self.desired = config
+        self._wake.set()
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop the worker. `wait=False` (the reconcile thread) returns at once: the worker
+        ends on its own and closes its session."""
+        self._stop.set()
+        self._wake.set()
+        if not wait:
+            return
+        self.thread.join(5)
+        if self.db is not None:
+            self.db.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            try:
+                self._step()
+            except Exception as exc:  # noqa: BLE001 - a host failure is reported, not fatal
+                self.status.connected = False
+                self.status.last_error = str(exc)
+                self.metrics.ovsdb_connected.labels(self.status.name).set(0)
+                LOG.warning("host %s (%s): %s", self.status.name, self.status.endpoint, exc)
+                if self.db is not None:
+                    self.db.close()
+                    self.db = None
+                self._stop.wait(1.0)
+        if self.db is not None:  # stopped without waiting: close the session here
+            self.db.close()
+            self.db = None
+
+    def _step(self) -> None:
+        if self.db is None:
+            ssl = SslFiles(**self.config.ssl) if self.config.ssl else None
+            self.db = HostOvsdb(
+                self.status.endpoint, timeout=self.config.ovsdb_timeout, ssl=ssl
+            ).connect()
+            self.status.applied = None  # a new session: compare with what is there
+        if not self.db.is_connected():
+            self.status.connected = False
+            self.status.last_error = "OVSDB session lost; reconnecting"
+            self.metrics.ovsdb_connected.labels(self.status.name).set(0)
+            return
+        self.status.connected = True
+        self.status.last_error = ""
+        self.metrics.ovsdb_connected.labels(self.status.name).set(1)
+        desired = self.desired
+        if desired is None:
+            return
+        result = self.db.reapply_if_reconnected()
+        if desired != self.status.applied or result is not None:
+            result = self.db.apply(desired)
+            self.status.applied = desired
+            self.status.applies += 1
+            self.status.operations += result.count
+            self.metrics.ovsdb_operations.inc(result.count)
+            self.status.bridges = list(desired.bridge_names())
+            self.on_applied()
+            if result.count:
+                LOG.info("host %s: %d OVSDB operations", self.status.name, result.count)

@@ -1,0 +1,168 @@
+"""What the bridges say over OpenFlow, as the reconcile loop takes it: a source, like xapi.
+
+os-ken's handlers (`netctl.sources.osken_app`) run on os-ken's threads; they only call
+`SwitchFeed`'s methods, which enqueue and wake the loop, so a port event or a packet-in never
+waits behind a recompute. The reconcile loop drains the feed on its own thread (`drain`), and
+only there is a session's state read: which datapath object is a switch's current session (a
+reconnected switch's old session may still deliver a late event, which is dropped), and which
+port names it has (a port whose state or config changed — link, LACP, netctl's own port-mod —
+is `PortState`, not a topology change, so the engine hears only of ports that came or went).
+
+Two kinds of events come out, and the loop routes them:
+- topology — `Connected`, `PortChanged` (came, went or renumbered), `Gone` — for the engine's
+  switch input and for the OpenFlow sink's sessions;
+- feedback on what the sink sent or asked — `FlowStats`, `Aggregate`, `Barrier`, `Error`,
+  `PacketIn`, `PortState` — for the sink alone.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Port:
+    number: int
+    name: str
+    hw_addr: str | None = None
+    config: int = 0  # OpenFlow port config bits (NO_RECV, NO_FWD, ...)
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A switch's session came up (os-ken's MAIN_DISPATCHER), with every port it has."""
+
+    dp: Any
+    ports: tuple[Port, ...]
+
+
+@dataclass(frozen=True)
+class PortChanged:
+    """A port came (or was renumbered) or went (`deleted`)."""
+
+    dp: Any
+    port: Port
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class PortState:
+    """A known port's state or config changed (link, LACP, a port-mod): nothing structural."""
+
+    dp: Any
+    port: Port
+
+
+@dataclass(frozen=True)
+class Gone:
+    dp: Any
+
+
+@dataclass(frozen=True)
+class FlowStats:
+    dp: Any
+    body: list
+    more: bool  # more replies follow (OFPMPF_REPLY_MORE)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    dp: Any
+    flow_count: int
+
+
+@dataclass(frozen=True)
+class Barrier:
+    dp: Any
+    xid: int
+
+
+@dataclass(frozen=True)
+class Error:
+    dp: Any
+    text: str
+    xid: int | None
+
+
+@dataclass(frozen=True)
+class PacketIn:
+    dp: Any
+    in_port: int
+    data: bytes
+
+
+TOPOLOGY = (Connected, PortChanged, Gone)
+Event = (Connected | PortChanged | PortState | Gone | FlowStats | Aggregate | Barrier | Error
+         | PacketIn)
+
+
+@dataclass
+class _Session:
+    dp: Any
+    names: dict[str, int] = field(default_factory=dict)  # port name -> number
+
+
+class SwitchFeed:
+    """The switches' events, queued by os-ken's threads and drained by the reconcile loop."""
+
+    def __init__(self, wake: Callable[[], None] = lambda: None) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._wake = wake
+        self._sessions: dict[int, _Session] = {}  # dpid -> current session (loop thread)
+        self.handler_errors = 0  # os-ken handlers that raised (counted by the app)
+
+    # ------------------------------------------------------------------ os-ken's threads
+    def put(self, event: Event) -> None:
+        self._queue.put(event)
+        self._wake()
+
+    def connected(self, dp: Any, ports: list[Port]) -> None:
+        self.put(Connected(dp, tuple(ports)))
+
+    def port(self, dp: Any, port: Port, deleted: bool) -> None:
+        self.put(PortChanged(dp, port, deleted))
+
+    def gone(self, dp: Any) -> None:
+        self.put(Gone(dp))
+
+    # ------------------------------------------------------------------ the loop's thread
+    def drain(self, limit: int) -> list[Event]:
+        """Up to `limit` events, in order, with stale sessions' events dropped and port
+        events sorted into structural (`PortChanged`) and state-only (`PortState`)."""
+        out: list[Event] = []
+        while len(out) < limit:
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            event = self._sorted(event)
+            if event is not None:
+                out.append(event)
+        return out
+
+    def _sorted(self, event: Event) -> Event | None:
+        dpid = event.dp.id
+        session = self._sessions.get(dpid)
+        if isinstance(event, Connected):
+            self._sessions[dpid] = _Session(event.dp, {p.name: p.number for p in event.ports})
+            return event
+        if session is None or session.dp is not event.dp:
+            # an event of a session that is no longer (or not yet) the switch's: dropped, but
+            # for an error, which is still worth a line in the log
+            return event if isinstance(event, Error) else None
+        if isinstance(event, Gone):
+            del self._sessions[dpid]
+            return event
+        if isinstance(event, PortChanged):
+            name, number = event.port.name, event.port.number
+            known = session.names.get(name) == number
+            if event.deleted:
+                session.names.pop(name, None)
+            else:
+                session.names[name] = number
+                if known:
+                    return PortState(event.dp, event.port)
+        return event
