@@ -264,9 +264,6 @@ class NetctlEngine:
                 "bridges_rebuilt": self.flows.tables.rebuilds,
                 "vif_updates": self.flows.tables.vif_updates}
 
-    def host_config(self, host_ref: str) -> HostConfig | None:
-        return self.hosts.configs.config(host_ref)
-
     def xapi(self, changes: Iterable[Change]) -> None:
         self.pool.feed(changes)
 

@@ -164,7 +164,6 @@ class FlowTables:
         self._domid_of: dict[str, int] = {}  # VIF ref -> domain id its local part's ports have
         self.holds: dict[str, Held] = {}  # migrating VIFs kept where their port still is
         self._awaited: dict[tuple[str, str], str] = {}  # (host ref, new port name) -> held VIF
-        self.partial_rebuilds = 0  # switches whose shape or ports changed, rebuilt in part
         self._waiting: dict[int, dict[str, int]] = {}  # connected, not (yet) the pool's
         self.deltas: dict[int, Delta] = {}
         # VIF ports that appeared on an external bridge this round, to announce upstream:
@@ -173,7 +172,6 @@ class FlowTables:
         # VIF ports whose disabled state may have changed this round: dpid -> port -> disabled
         self.port_changes: dict[int, dict[int, bool]] = {}
         self.rebuilds = 0  # switch tables rebuilt whole
-        self.recomputes = 0  # every table rebuilt at once (the counted fallback)
         self.vif_updates = 0  # VIF parts replaced (the fast path)
 
     @property
@@ -331,8 +329,7 @@ class FlowTables:
             self._vif(ref)
 
     def recompute(self) -> None:
-        """Every table again (the counted fallback)."""
-        self.recomputes += 1
+        """Every table again (the fallback, counted as the node's recompute)."""
         self.placements, self._placed = {}, {}
         for vif in self.view.vifs.values():
             self._place(vif.ref)
@@ -454,7 +451,6 @@ class FlowTables:
         if (kind, bond) != (old.kind, old.bond) or kind == "none":
             self._rebuild_whole(table)
             return
-        self.partial_rebuilds += 1
         delta = self.deltas.setdefault(table.dpid, Delta())
         old_remote_nets, old_remote_port = dict(table.remote_nets), dict(table.remote_port)
         old_uplinks = table.ports.uplinks
@@ -787,14 +783,10 @@ class FlowTables:
     def _hosts_of(self, obj: XapiObject) -> set[str]:
         view = self.view
         refs: tuple[str, ...] = ()
-        if isinstance(obj, PIF):
-            return {obj.host}
         if isinstance(obj, Bond):
             refs = (obj.master, *obj.slaves)
         elif isinstance(obj, VLAN):
             refs = (obj.tagged_pif, obj.untagged_pif)
-        elif isinstance(obj, Tunnel):
-            refs = (obj.access_pif, obj.transport_pif)
         return {view.pifs[r].host for r in refs if r in view.pifs}
 
 

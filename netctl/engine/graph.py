@@ -67,17 +67,12 @@ class InputNode(Node):
 @dataclass
 class Engine:
     nodes: list[Node] = field(default_factory=list)
-    rounds: int = 0
 
     def __post_init__(self) -> None:
         self.nodes = _topological(self.nodes)
 
-    def node(self, name: str) -> Node:
-        return next(n for n in self.nodes if n.name == name)
-
     def run(self, force: bool = False) -> None:
         """One round. `force`: recompute every non-input node (a cold start)."""
-        self.rounds += 1
         for node in self.nodes:
             if isinstance(node, InputNode):
                 continue

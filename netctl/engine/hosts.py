@@ -81,12 +81,10 @@ class HostConfigs:
         self._built: set[str] = set()  # hosts rebuilt in this round
         self.changed: set[str] = set()
         self.rebuilds = 0  # hosts built (structural changes)
-        self.recomputes = 0  # every host rebuilt at once (the counted fallback)
 
     # ------------------------------------------------------------------ entry points
     def recompute(self) -> None:
         """Every host from scratch."""
-        self.recomputes += 1
         self.hosts = {}
         self._home = {}
         self._vif_net = {}

@@ -92,7 +92,6 @@ class IncrementalValidator:
         self._refs_of: dict[str, tuple] = {}  # ref -> the reverse keys it is filed under
         self._macs: dict[str, dict[str, set[str]]] = {}  # big network -> MAC -> valid VIFs
         self._winners: dict[tuple[str, str], str] = {}  # (network, MAC) -> VIF that holds it
-        self.recomputes = 0
 
     # ------------------------------------------------------------------ entry points
     def recompute(self) -> dict[str, Change]:
@@ -102,7 +101,6 @@ class IncrementalValidator:
         quarantined = set(self.out.view.quarantined)
         winners = dict(self._winners)
         self.rebuild(winners)
-        self.recomputes += 1
         after = {o.ref: o for o in self.out.view.objects()}
         changes: dict[str, Change] = {}
         for ref in before.keys() | after.keys():

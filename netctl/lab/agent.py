@@ -48,7 +48,6 @@ class LabAgent:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
-        self.rounds = 0
         self.in_step = threading.Event()  # set while the lab matches the last seen state
 
     def start(self) -> LabAgent:
@@ -72,7 +71,6 @@ class LabAgent:
                 LOG.exception("lab agent round failed")
                 self.errors.append(str(exc))
                 done = False
-            self.rounds += 1
             if done:
                 self.in_step.set()
             else:

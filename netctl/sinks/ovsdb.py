@@ -2,9 +2,10 @@
 
 `HostOvsdb(endpoint).connect()` opens an IDL connection (TCP `tcp:IP:6640`, SSL `ssl:IP:PORT`
 with `SslFiles`, or `unix:PATH`); `apply(config)` computes the difference between the
-`HostConfig` and the database and sends it as **one** transaction (the way ovs-vsctl does: it
-also bumps `next_cfg` and waits until ovs-vswitchd has applied it). When nothing differs no
-transaction is sent at all; `ApplyResult.operations` lists what was sent, one entry per row
+`HostConfig` and the database and sends it as **one** transaction, computed once, inside the
+transaction, on the IDL's copy (as `ovs-vsctl --no-wait` would: it does not bump `next_cfg` nor
+wait for ovs-vswitchd to put the change in effect). When nothing differs no transaction is sent
+at all; `ApplyResult.operations` lists what was sent, one entry per row
 inserted or deleted and per column (or map key) written, so tests and benchmarks can count them.
 
 What netctl touches:
@@ -26,7 +27,7 @@ import logging
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,8 +181,9 @@ def _sync_scalar(w: _Writer, row: Any, column: str, desired: Any, what: str) -> 
         w.set(row, column, desired, what)
 
 
-class _Reconciler:
-    """One pass of HostConfig against the IDL cache (run inside the IDL thread)."""
+class _HostDiff:
+    """One host's difference: a HostConfig against the IDL's copy of its database, as the
+    operations that make them equal (run inside the IDL thread, in a transaction)."""
 
     def __init__(self, api: Any, config: HostConfig, txn: Any | None) -> None:
         self.api, self.config = api, config
@@ -394,7 +396,7 @@ class _Reconciler:
 
 
 class _ApplyCommand(ovs_command.BaseCommand):
-    """ovsdbapp command that runs the reconciler inside the transaction (so a retry after a
+    """ovsdbapp command that computes the difference inside the transaction (so a retry after a
     concurrent change recomputes the difference on fresh data)."""
 
     def __init__(self, api: Any, config: HostConfig) -> None:
@@ -403,7 +405,7 @@ class _ApplyCommand(ovs_command.BaseCommand):
         self.kept: list[str] = []
 
     def run_idl(self, txn: Any) -> None:
-        rec = _Reconciler(self.api, self.config, txn)
+        rec = _HostDiff(self.api, self.config, txn)
         self.result = rec.run()
         self.kept = rec.kept
 
@@ -419,7 +421,7 @@ class _PlanCommand(ovs_command.BaseCommand):
         self.kept: list[str] = []
 
     def run_idl(self, txn: Any) -> None:
-        rec = _Reconciler(self.api, self.config, None)
+        rec = _HostDiff(self.api, self.config, None)
         self.result = rec.run()
         self.kept = rec.kept
 
@@ -444,12 +446,11 @@ def _api_class() -> type:
 class HostOvsdb:
     """One host's OVSDB: connect, apply HostConfigs, survive ovsdb-server restarts."""
 
-    def __init__(self, endpoint: str, *, timeout: float = 20.0, ssl: SslFiles | None = None,
-                 on_reapply: Callable[[ApplyResult], None] | None = None) -> None:
+    def __init__(self, endpoint: str, *, timeout: float = 20.0,
+                 ssl: SslFiles | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self.ssl = ssl
-        self.on_reapply = on_reapply
         self.api: Any = None
         self._conn: connection.Connection | None = None
         self._last: HostConfig | None = None
@@ -457,7 +458,6 @@ class HostOvsdb:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
-        self.applies = 0
         self.reapplies = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -540,7 +540,6 @@ class HostOvsdb:
             self._last = config
             self._wait_synced(time.monotonic() + self.timeout)
             self._session_seqno = self._idl._session.get_seqno()
-            self.applies += 1
             cmd = _ApplyCommand(self.api, config)
             try:
                 with self.api.transaction(check_error=True) as txn:
@@ -561,8 +560,6 @@ class HostOvsdb:
             self.reapplies += 1
             result = self.apply(self._last)
             log.info("%s: reconnected; reapplied (%d operations)", self.endpoint, result.count)
-            if self.on_reapply is not None:
-                self.on_reapply(result)
             return result
 
     def watch(self, interval: float = 0.2) -> HostOvsdb:
@@ -580,9 +577,4 @@ class HostOvsdb:
         return self
 
 
-def apply_all(configs: Iterable[tuple[HostOvsdb, HostConfig]]) -> list[ApplyResult]:
-    """Apply each host's config on its own connection (one transaction per host)."""
-    return [db.apply(cfg) for db, cfg in configs]
-
-
-__all__ = ["ApplyResult", "HostOvsdb", "OvsdbError", "SslFiles", "apply_all"]
+__all__ = ["ApplyResult", "HostOvsdb", "OvsdbError", "SslFiles"]
