@@ -287,8 +287,8 @@ def run(xapi_url: str, username: str, password_file: str, config_file: str | Non
                               f"{exc.strerror}") from None
     host, _, port = config.openflow_listen.rpartition(":")
     try:
-        run_controller(controller.loop.switches, host, int(port), config.hub, [controller.feed],
-                       config.openflow_tls)
+        run_controller(controller.loop.switches, host, int(port), config.hub,
+                       [controller.run_forever], config.openflow_tls)
     except LaunchError as exc:
         raise NetctlError(str(exc)) from None
 

@@ -40,7 +40,7 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
     sync = XapiSync(xapi_url, user, password, ca_file=xapi_ca, ignore_ssl=xapi_insecure,
                     on_changes=loop.submit_xapi)
 
-    def feed() -> None:
+    def start() -> None:
         loop.start()
         sync.start()
 
@@ -54,4 +54,4 @@ def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
             tmp.replace(path)
             oshub.sleep(0.2)
 
-    run_controller(loop.switches, listen_host, port, hub, [feed, write_status], tls)
+    run_controller(loop.switches, listen_host, port, hub, [start, write_status], tls)

@@ -5,7 +5,7 @@ the controller module imported (it registers the listen options), the config par
 then the apps run. Both native-hub bugs of os-ken 4.x are repaired here (`fix_native_hub`).
 os-ken also swallows a failed bind() of its listening socket, so the port is checked first.
 
-`run_controller()` runs os-ken's app manager in the main thread and the given feeders on hub
+`run_controller()` runs os-ken's app manager in the main thread and the given tasks on hub
 threads (real threads with the native hub, green ones with eventlet: the hub's own primitive,
 so both hubs work); `start()` runs it on a thread of its own (tests, benchmarks). Stopping
 (SIGTERM/SIGINT) never touches the dataplane: the flows stay installed and the bridges'
@@ -177,8 +177,8 @@ def _listening(host: str, port: int) -> bool:
 
 
 def run_controller(feed: SwitchFeed, listen_host: str, port: int, hub: str,
-                   feeders: list[Callable[[], None]], tls: TlsFiles | None = None) -> None:
-    """Run os-ken (blocking, main thread) feeding `feed`, with `feeders` on hub threads."""
+                   beside: list[Callable[[], None]], tls: TlsFiles | None = None) -> None:
+    """Run os-ken (blocking, main thread) feeding `feed`, with `beside` on hub threads."""
     manager = prepare(listen_host, port, hub, tls)
     from os_ken.lib import hub as oshub
 
@@ -192,7 +192,7 @@ def run_controller(feed: SwitchFeed, listen_host: str, port: int, hub: str,
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for feeder in feeders:
-        oshub.spawn(feeder)
+    for task in beside:
+        oshub.spawn(task)
     LOG.info("OpenFlow controller on %s:%d (%s hub)", listen_host, port, hub)
     manager.run_apps([osken_app.APP])

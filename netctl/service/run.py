@@ -105,9 +105,9 @@ class Run:
         self.metrics.convergence.observe(seconds)
 
     # ------------------------------------------------------------------ the process
-    def feed(self) -> None:
-        """Start the sync and the reconcile loop, then keep the tunnel status and the gauges
-        up to date (runs on a hub thread)."""
+    def run_forever(self) -> None:
+        """Start the reconcile loop and the sync, then, once a second and forever, bring the
+        tunnel status and the gauges up to date (runs on a hub thread beside os-ken)."""
         # Bridges are told to connect here as soon as they exist: be listening first, or OVS
         # backs off (up to 8 s) before it tries again.
         host, _, port = self.config.openflow_listen.rpartition(":")
