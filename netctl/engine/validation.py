@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 
 from netctl.engine.pool import LivePool
 from netctl.model import (
-    NULL_REF,
     PIF,
     VIF,
     VLAN,
     VM,
+    XAPI_CLASS,
     Bond,
     Host,
     Network,
@@ -42,14 +42,16 @@ from netctl.model import (
     SDNController,
     Tunnel,
     XapiObject,
-    _check_bond,
-    _check_network,
-    _check_pif,
-    _check_sdn,
-    _check_tunnel,
-    _check_vif,
-    _check_vlan,
-    _check_vm,
+    check_bond,
+    check_network,
+    check_pif,
+    check_pif_represents,
+    check_sdn,
+    check_tunnel,
+    check_vif,
+    check_vlan,
+    check_vm,
+    describe,
     duplicate_macs,
 )
 from vlan.checks import (
@@ -272,7 +274,7 @@ class IncrementalValidator:
                 self._clear(ref)
                 self._set(ref, None, view)
             else:
-                errs = _check_vm(view, obj) if isinstance(obj, VM) else _check_sdn(view, obj)
+                errs = check_vm(view, obj) if isinstance(obj, VM) else check_sdn(view, obj)
                 self._report(obj, "check", errs)
                 self._set(ref, obj if not errs else None, view)
             if isinstance(obj, VM) or (obj is None and before):
@@ -286,7 +288,7 @@ class IncrementalValidator:
                 self._clear(ref)
                 self._set(ref, None, view)
             else:
-                errs = _check_vif(view, vif)
+                errs = check_vif(view, vif)
                 self._report(vif, "check", errs)
                 self._set(ref, vif if not errs else None, view)
             for v in (old, vif):
@@ -313,7 +315,7 @@ class IncrementalValidator:
                         self._network_dependents(ref, work)
                 continue  # a renamed network is checked in its new group
             pre = network_mtu_problem(raw, net)
-            errs = pre if pre else _check_network(view, net, seen)
+            errs = pre if pre else check_network(view, net, seen)
             self._report(net, "check", errs)
             if not errs:
                 seen[net.bridge] = net
@@ -328,7 +330,7 @@ class IncrementalValidator:
     def _pif_first(self, pif: PIF) -> list[tuple[str, str]]:
         """The first pass: host-networking rule, then validate's (against valid networks)."""
         pre = pif_mtu_problem(pif)
-        errs = pre if pre else _check_pif(self.out.view, pif)
+        errs = pre if pre else check_pif(self.out.view, pif)
         self._report(pif, "check", errs)
         return errs
 
@@ -338,12 +340,12 @@ class IncrementalValidator:
         raw = self.raw
         first = _FirstPassPifs(self.out.view, raw, self._pre_pifs)
         if isinstance(obj, Bond):
-            return bond_host_problem(raw, obj) or _check_bond(first, obj)
+            return bond_host_problem(raw, obj) or check_bond(first, obj)
         if isinstance(obj, VLAN):
             return vlan_problem(raw, obj, self._vlan_groups.get((obj.tagged_pif, obj.tag),
-                                                                set())) or _check_vlan(first, obj)
+                                                                set())) or check_vlan(first, obj)
         if isinstance(obj, Tunnel):
-            return tunnel_transport_problem(raw, obj) or _check_tunnel(first, obj)
+            return tunnel_transport_problem(raw, obj) or check_tunnel(first, obj)
         raise TypeError(obj)
 
     def _masters_of(self, ref: str) -> set[str]:
@@ -366,16 +368,9 @@ class IncrementalValidator:
                 self._clear(ref)
             self._set(ref, None, view)
         else:
-            err: tuple[str, str] | None = None
-            if pif.bond_master_of and not any(b in view.bonds for b in pif.bond_master_of):
-                err = ("bond_master_of", "the bond this PIF represents is invalid")
-            elif pif.vlan_master_of != NULL_REF and pif.vlan_master_of not in view.vlans:
-                err = ("VLAN_master_of", "the VLAN this PIF represents is invalid")
-            elif pif.tunnel_access_pif_of and not any(t in view.tunnels
-                                                      for t in pif.tunnel_access_pif_of):
-                err = ("tunnel_access_PIF_of", "the tunnel this PIF gives access to is invalid")
-            self._report(pif, "post", [err] if err else [])
-            self._set(ref, pif if err is None else None, view)
+            errs = check_pif_represents(view, pif)
+            self._report(pif, "post", errs)
+            self._set(ref, pif if not errs else None, view)
         after = view.pifs.get(ref)
         if (before is None) != (after is None) or (before is not None and after is not None
                                                    and before.vlan != after.vlan):
@@ -431,8 +426,6 @@ class IncrementalValidator:
         if not errs:
             self.out.problems.pop(key, None)
             return
-        from netctl.model import XAPI_CLASS, describe
-
         self.out.problems[key] = [Problem(XAPI_CLASS[type(obj)], obj.ref, obj.uuid,
                                           describe(self.raw, obj), f, m) for f, m in errs]
 

@@ -10,6 +10,7 @@ and the rule.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +158,44 @@ def test_no_import_loops_between_packages() -> None:
         if not state.get(node):
             visit(node)
     assert cycles == []
+
+
+def test_the_model_imports_only_the_standard_library_and_netaddr() -> None:
+    """The model (`netctl.model` and its modules) is the bottom of the house: besides itself,
+    only the standard library and netaddr."""
+    broken = []
+    for path in sorted((ROOT / "netctl" / "model").rglob("*.py")):
+        for target in imports(path):
+            top = target.split(".")[0]
+            if not (target == "netctl.model" or target.startswith("netctl.model.")
+                    or top in sys.stdlib_module_names or top in ("__future__", "netaddr")):
+                broken.append(f"{module_name(path)} imports {target}")
+    assert broken == []
+
+
+def test_nothing_outside_the_model_imports_its_private_names() -> None:
+    """The model's public API is `netctl.model.__all__`; an underscore name of the model (or
+    of one of its modules) imported from outside it is a broken rule."""
+    broken = []
+    for tree in ("netctl", "flows", "vlan", "bonding", "harness", "bench", "tests"):
+        for path in sorted((ROOT / tree).rglob("*.py")):
+            mod = module_name(path)
+            if mod == "netctl.model" or mod.startswith("netctl.model."):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module
+                        and (node.module == "netctl.model"
+                             or node.module.startswith("netctl.model."))):
+                    broken += [f"{mod}: from {node.module} import {a.name}"
+                               for a in node.names if a.name.startswith("_")]
+    assert broken == []
+
+
+def test_the_model_exports_what_it_names() -> None:
+    import netctl.model
+
+    assert all(hasattr(netctl.model, name) for name in netctl.model.__all__)
+    assert not [name for name in netctl.model.__all__ if name.startswith("_")]
 
 
 def test_the_rules_catch_a_sink_importing_a_source() -> None:

@@ -115,9 +115,37 @@ def test_background_sync_survives_stale_sessions_and_restarts(demo_server, demo,
                                                           "error": "no peer"}
         assert not sync.write_tunnel_status(tunnel.ref, active=False, key=42, error="no peer")
         updates = []
-        sync.on_update = lambda st, ch: updates.append(ch)
+        sync.on_changes = updates.append
         x.VIF.unplug(vif)
         sync.wait_for(lambda s: not s.vifs[vif].currently_attached, 10)
         assert any(ch.changed("VIF") == {vif} for ch in updates)
     finally:
         sync.stop()
+
+
+def test_tunnel_status_by_uuid_is_a_lookup_kept_with_the_tunnels(demo_server, protocol):
+    """write_tunnel_status(uuid) finds the ref in the sync's own index (no xapi call, no scan),
+    which follows tunnels going and coming."""
+    sync = make_sync(demo_server, protocol=protocol)
+    sync.connect()
+    index = lambda: {t.uuid: t.ref for t in sync.state.tunnels.values()}  # noqa: E731
+    assert sync._tunnel_refs == index() and sync._tunnel_refs
+    tunnel = next(iter(sync.state.tunnels.values()))
+    calls = []
+    real = sync._call_writer
+    sync._call_writer = lambda fn: calls.append(fn) or real(fn)
+    assert sync.write_tunnel_status(tunnel.uuid, active=True, key=9)
+    assert len(calls) == 1  # set_status only: the uuid was resolved locally
+    sync.step()
+    assert not sync.write_tunnel_status(tunnel.uuid, active=True, key=9) and len(calls) == 1
+    x = login(demo_server).xenapi
+    transport = x.tunnel.get_transport_PIF(tunnel.ref)
+    network = x.PIF.get_network(x.tunnel.get_access_PIF(tunnel.ref))
+    x.tunnel.destroy(tunnel.ref)
+    sync.step()
+    assert tunnel.uuid not in sync._tunnel_refs and sync._tunnel_refs == index()
+    new = x.tunnel.create(transport, network, "vxlan")
+    sync.step()
+    assert sync._tunnel_refs == index() and new in sync._tunnel_refs.values()
+    assert sync.write_tunnel_status(x.tunnel.get_uuid(new), active=True, key=3)
+    assert len(calls) == 2

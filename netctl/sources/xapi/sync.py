@@ -1,17 +1,21 @@
-"""Keep an immutable `PoolState` in step with a xapi pool (real or simulated).
+"""Keep netctl's model of a xapi pool (real or simulated) in step with it.
 
 Usage::
 
-    sync = XapiSync("https://pool-master/", "root", "secret", ignore_ssl=True)
+    sync = XapiSync("https://pool-master/", "root", "secret", ignore_ssl=True,
+                    on_changes=handle)             # handle(changes): one ChangeSet per batch
     sync.start()                                   # background thread
-    for state, changes in sync.updates():          # blocks; one item per event batch
-        kept, problems = netctl.model.validate(state)
-        ... compile from `kept`, recompute only `changes.changed("VIF")` etc.
-    sync.write_tunnel_status(tunnel_ref, active=True, key="42")
+    ...
+    sync.write_tunnel_status(tunnel_uuid, active=True, key="42")
     sync.stop()
 
-Or without a thread: `sync.connect()` then `sync.step()` (one `event.from` round) in your loop;
-`sync.state` is always the latest snapshot, `sync.wait_for(predicate, timeout)` waits for one.
+Or without a thread: `sync.connect()` then `sync.step()` (one `event.from` round, returning its
+ChangeSet) in your loop. Each `ChangeSet` holds every changed object before and after, which is
+all an incremental consumer (`netctl run`'s engine) needs. Consumers that want the whole pool
+read `sync.state`, the latest `PoolState` (built when read, then kept until the next change),
+or `sync.wait_for(predicate, timeout)`, which waits for a state satisfying `predicate`.
+Nothing is kept per batch: a consumer that reads nothing holds the latest objects and no
+history.
 
 Wire: JSON-RPC on `/jsonrpc` (`netctl.sources.xapi.jsonrpc`) by default, because it measures several
 times faster than XML-RPC for a full dump (bench/xapi_sync.py: a third of the bytes, decoded
@@ -43,11 +47,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
-import queue
 import threading
 import time
 import xmlrpc.client
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,14 +141,14 @@ class _Builder:
 
 
 class XapiSync:
-    """Synchronises intent from xapi into `PoolState` snapshots. See the module docstring."""
+    """Synchronises intent from xapi: a ChangeSet per batch, the latest `PoolState` when asked
+    for. See the module docstring."""
 
     def __init__(self, url: str, user: str, password: str, *, timeout: float = 30.0,
                  ignore_ssl: bool = False, ca_file: str | None = None,
                  rpc_timeout: float = 30.0, dump_timeout: float = 600.0,
                  originator: str = "netctl",
                  backoff_initial: float = 0.1, backoff_max: float = 10.0,
-                 on_update: Callable[[PoolState, ChangeSet], None] | None = None,
                  on_changes: Callable[[ChangeSet], None] | None = None,
                  protocol: str = "auto") -> None:
         """`timeout`: how long one `event.from` waits on the server for changes.
@@ -168,8 +171,7 @@ class XapiSync:
         self.ca_file = ca_file
         self.originator = originator
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
-        self.on_update = on_update
-        self.on_changes = on_changes  # per batch, without building a snapshot
+        self.on_changes = on_changes  # per batch, in the sync's thread; no snapshot is built
         self.token = ""
         self._pool: Pool | None = None
         self._snapshot: PoolState | None = PoolState()
@@ -182,11 +184,12 @@ class XapiSync:
         self.reconnects = 0
         self._records: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in SYNC_CLASSES}
         self._objects: dict[str, dict[str, Any]] = {c: {} for c in STATE_FIELD}
+        # tunnel uuid -> ref, kept with the tunnel objects: write_tunnel_status is given uuids
+        self._tunnel_refs: dict[str, str] = {}
         self._session: Session | None = None
         self._writer: Session | None = None
         self._writer_lock = threading.Lock()
-        self._queue: queue.Queue[tuple[PoolState, ChangeSet] | None] = queue.Queue()
-        self._cond = threading.Condition()
+        self._cond = threading.Condition()  # notified after every batch (wait_for)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -272,7 +275,6 @@ class XapiSync:
                     pass
                 self._drop(self._writer)
                 self._writer = None
-        self._queue.put(None)
 
     def _close_session(self) -> None:
         if self._session is not None:
@@ -443,6 +445,8 @@ class XapiSync:
                 if rec is None:
                     if old is not None:
                         del objs[ref]
+                        if cls == "tunnel":
+                            self._forget_tunnel(old)
                         note("removed", cls, ref, old, None)
                         dirty.add(cls)
                     continue
@@ -455,11 +459,19 @@ class XapiSync:
                 else:
                     continue
                 objs[ref] = obj
+                if cls == "tunnel":
+                    if old is not None:
+                        self._forget_tunnel(old)
+                    self._tunnel_refs[obj.uuid] = ref
                 dirty.add(cls)
         if dirty:
             for cls in dirty:
                 self._maps.pop(cls, None)
             self._snapshot = None
+
+    def _forget_tunnel(self, tunnel: Any) -> None:
+        if self._tunnel_refs.get(tunnel.uuid) == tunnel.ref:
+            del self._tunnel_refs[tunnel.uuid]
 
     @staticmethod
     def _kind(old_pool: Pool | None, ref: str, pools: Mapping[str, Any]) -> str:
@@ -468,40 +480,28 @@ class XapiSync:
         return "modified" if old_pool is not None and old_pool.ref == ref else "added"
 
     def _publish(self, changes: ChangeSet) -> None:
-        with self._cond:
-            self._cond.notify_all()
-        if self.on_changes is not None:
-            self.on_changes(changes)
-            return  # an incremental consumer: no snapshots, no queue
-        state = self.state
-        self._queue.put((state, changes))
-        if self.on_update is not None:
-            self.on_update(state, changes)
+        """Hand a batch to the consumer's callback, then wake `wait_for`. Nothing is kept: the
+        snapshot is built only when someone reads `state`)."""
+        try:
+            if self.on_changes is not None:
+                self.on_changes(changes)
+        finally:
+            with self._cond:
+                self._cond.notify_all()
 
     # --- consumers ------------------------------------------------------------------------
-
-    def updates(self, timeout: float | None = None) -> Iterator[tuple[PoolState, ChangeSet]]:
-        """(state, changes) per batch, as they come; ends on stop() or after `timeout` idle."""
-        while True:
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                return
-            if item is None:
-                return
-            yield item
 
     def wait_for(self, predicate: Callable[[PoolState], bool], timeout: float = 10.0
                  ) -> PoolState:
         """The first state (current or future) satisfying `predicate`; TimeoutError if none."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not predicate(self.state):
+            while not predicate(state := self.state):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError("the pool state did not reach the expected condition")
                 self._cond.wait(remaining)
-            return self.state
+            return state  # the one that satisfied it (a later batch may have moved on)
 
     # --- writing back what the controller owns ----------------------------------------------
 
@@ -531,12 +531,11 @@ class XapiSync:
         if error:
             status["error"] = error
         ref = tunnel
-        tunnels = self._objects["tunnel"]
-        if not tunnel.startswith("OpaqueRef:"):
-            found = next((t for t in tunnels.values() if t.uuid == tunnel), None)
-            ref = found.ref if found is not None else \
+        if not tunnel.startswith("OpaqueRef:"):  # a uuid: ours if we know it, else xapi's
+            known = self._tunnel_refs.get(tunnel)
+            ref = known if known is not None else \
                 self._call_writer(lambda s: s.xenapi.tunnel.get_by_uuid(tunnel))
-        current = tunnels.get(ref)
+        current = self._objects["tunnel"].get(ref)
         if current is not None and dict(current.status) == status:
             return False
         if ref == NULL_REF:
