@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from netctl.model import VIF, PoolQueries
+from netctl.model import VIF, PoolQueries, tap_port, vif_port
 
 
 @dataclass(frozen=True)
@@ -57,4 +57,4 @@ class HeldPool:
 
 def port_names(domid: int, device: str) -> tuple[str, str]:
     """A VIF's two possible port names for a domain id: `vif<domid>.<dev>`, `tap<domid>.<dev>`."""
-    return f"vif{domid}.{device}", f"tap{domid}.{device}"
+    return vif_port(domid, device), tap_port(domid, device)

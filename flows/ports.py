@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
-from netctl.model import NULL_REF, VIF, PifType, PoolQueries, PoolState
+from netctl.model import NULL_REF, VIF, PifType, PoolQueries, PoolState, tap_twin, vif_port
 from vlan.tunnels import tunnel_port_name
 
 
@@ -32,14 +32,14 @@ def vif_port_name(state: PoolQueries, vif: VIF) -> str | None:
     if vif.vm not in state.vms:
         return None
     domid = state.vif_domid(vif)  # the VM's, or the one a migrating VIF's old port still has
-    return f"vif{domid}.{vif.device}" if domid >= 0 else None
+    return vif_port(domid, vif.device) if domid >= 0 else None
 
 
 def tap_port_name(state: PoolQueries, vif: VIF) -> str | None:
     """`tap<domid>.<device>`: the emulated NIC of an HVM guest without PV drivers, which xapi
     plugs beside (and instead of) `vif<domid>.<device>` until the drivers connect."""
     name = vif_port_name(state, vif)
-    return f"tap{name[3:]}" if name is not None else None
+    return tap_twin(name) if name is not None else None
 
 
 def uplink_devices(state: PoolState, host_ref: str, bridge: str) -> tuple[str, ...]:

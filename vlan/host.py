@@ -53,6 +53,7 @@ from netctl.model import (
     PoolState,
     Problem,
     describe,
+    vif_port,
 )
 from vlan.checks import check_host_networking
 from vlan.tunnels import allocate_tunnel_keys, endpoint, tunnel_port_name_for
@@ -104,7 +105,7 @@ def vif_port_configs(view: PoolQueries, vifs: Iterable[VIF]) -> tuple[VifPortCon
     out = []
     for vif in sorted(vifs, key=lambda v: (v.vm, v.device)):
         vm = view.vms[vif.vm]
-        out.append(VifPortConfig(f"vif{vm.domid}.{vif.device}", vif.uuid,
+        out.append(VifPortConfig(vif_port(vm.domid, vif.device), vif.uuid,
                                  tuple(sorted(set(vif.trunks)))))
     return tuple(out)
 

@@ -33,6 +33,7 @@ from netctl.model import (
     Problem,
     Tunnel,
     XapiObject,
+    vif_port,
 )
 from vlan.host import build_host, fail_mode_problems
 from vlan.tunnels import allocate_tunnel_keys
@@ -205,7 +206,7 @@ class HostConfigs:
             vm = view.vms[vif.vm]
             same = (st is not None and self._vif_net.get(vif_ref) == vif.network
                     and st.vif_ports.get(vif_ref) == VifPortConfig(
-                        f"vif{vm.domid}.{vif.device}", vif.uuid, tuple(sorted(set(vif.trunks)))))
+                        vif_port(vm.domid, vif.device), vif.uuid, tuple(sorted(set(vif.trunks)))))
             if same:
                 return set()  # a locking change, say: nothing a host's OVSDB holds
         touched: set[str] = set()
@@ -224,7 +225,7 @@ class HostConfigs:
         if home is not None and vif is not None:
             vm = view.vms[vif.vm]
             st = self.hosts.setdefault(home, _Host())
-            st.vif_ports[vif_ref] = VifPortConfig(f"vif{vm.domid}.{vif.device}", vif.uuid,
+            st.vif_ports[vif_ref] = VifPortConfig(vif_port(vm.domid, vif.device), vif.uuid,
                                                   tuple(sorted(set(vif.trunks))))
             if st.vif_networks[vif.network] == 0 and self._internal(vif.network, home):
                 self._need_rebuild.add(home)

@@ -37,6 +37,7 @@ from pyroute2 import NetNS
 from netctl.lab import netns, networkd
 from netctl.lab.ovs_instance import OvsInstance
 from netctl.lab.state import LabState
+from netctl.model import vif_port
 from netctl.topology import Topology, Vif, parse_text
 
 UNDERLAY_MTU = 1600  # NICs carry tunnels: room for VXLAN/GRE around a 1500-byte VM frame
@@ -152,7 +153,7 @@ class Lab:
         return self.state.vm_host.get(vm, "-")
 
     def vif_port(self, vm: str, device: int) -> str:
-        return f"vif{self.state.vm_domid[vm]}.{device}"
+        return vif_port(self.state.vm_domid[vm], str(device))
 
     def vif(self, vm: str, device: int) -> Vif:
         """The topology's VIF (topology VMs only; see `vif_spec` for any plugged VIF)."""
@@ -562,7 +563,7 @@ class Lab:
             self.unplug_vif(vm, device)
         moved = [(spec, f"mv{next(_MOVE_COUNTER) % 10**9}") for spec in ready]
         if moved:
-            old_ports = [f"vif{old_domid}.{spec.device}" for spec, _ in moved]
+            old_ports = [vif_port(old_domid, str(spec.device)) for spec, _ in moved]
             self.ovs(old_host).vsctl(*_each("--if-exists", "del-port", old_ports))
             with NetNS(self.ns(old_host)) as ipr:
                 for (_, tmp), old_port in zip(moved, old_ports, strict=True):
@@ -578,7 +579,7 @@ class Lab:
             args: list[str] = []
             with NetNS(self.ns(host)) as ipr:
                 for spec, tmp in moved:
-                    port = f"vif{domid}.{spec.device}"
+                    port = vif_port(domid, str(spec.device))
                     idx = ipr.link_lookup(ifname=tmp)[0]
                     ipr.link("set", index=idx, ifname=port)
                     ipr.link("set", index=idx, mtu=spec.mtu, state="up")

@@ -22,6 +22,7 @@ from mininet.node import Host
 from mininet.topo import Topo
 
 from netctl.lab.lab import Lab
+from netctl.model import vif_port
 from netctl.topology import Topology
 
 
@@ -129,7 +130,7 @@ class PoolTopo(Topo):
                     vm.name,
                     vm.host,
                     intfName1=f"eth{vif.device}",
-                    intfName2=f"vif{vm.domid}.{vif.device}",
+                    intfName2=vif_port(vm.domid, str(vif.device)),
                     addr1=vif.mac,
                     params1={"ip": ipv4} if ipv4 else {},
                     network=vif.network,

@@ -50,6 +50,9 @@ from netctl.model.types import (
     SDNController,
     Tunnel,
     XapiObject,
+    tap_port,
+    tap_twin,
+    vif_port,
 )
 from netctl.model.validation import (
     BRIDGE_RE,
@@ -98,6 +101,9 @@ __all__ = [
     "SDNController",
     "Tunnel",
     "XapiObject",
+    "tap_port",
+    "tap_twin",
+    "vif_port",
     # state: the pool snapshot and its queries
     "FrozenRefMap",
     "PoolQueries",

@@ -262,6 +262,24 @@ class VIF:
     other_config: FrozenMap = EMPTY
 
 
+def vif_port(domid: int, device: str) -> str:
+    """The port xenopsd plugs a VIF of domain `domid` in as: `vif<domid>.<device>` (a VIF's
+    OVS port is found by this name; xapi's hotplug scripts write its external_ids)."""
+    return f"vif{domid}.{device}"
+
+
+def tap_port(domid: int, device: str) -> str:
+    """`tap<domid>.<device>`: the emulated NIC of an HVM guest without PV drivers, which xapi
+    plugs beside (and instead of) `vif<domid>.<device>` until the drivers connect: the same
+    VIF."""
+    return f"tap{domid}.{device}"
+
+
+def tap_twin(vif_port_name: str) -> str:
+    """The tap port of the VIF whose vif port is named `vif_port_name`."""
+    return "tap" + vif_port_name.removeprefix("vif")
+
+
 @dataclass(frozen=True)
 class VM:
     ref: str

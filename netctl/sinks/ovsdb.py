@@ -45,6 +45,7 @@ from netctl.hostconfig import (
     PortConfig,
     is_managed_key,
 )
+from netctl.model import tap_twin
 
 log = logging.getLogger(__name__)
 SCHEMA = "Open_vSwitch"
@@ -336,8 +337,7 @@ class _HostDiff:
 
     def _vif_ports(self) -> None:
         for vif in self.config.vif_ports:
-            names = [vif.name, "tap" + vif.name[3:]] if vif.name.startswith("vif") \
-                else [vif.name]
+            names = [vif.name, tap_twin(vif.name)] if vif.name.startswith("vif") else [vif.name]
             for name in names:
                 row = self.ports.get(name)
                 if row is not None:
