@@ -182,10 +182,10 @@ class FlowsNode(Node):
             self._identify(host_ref)
         return True
 
-    def _identify(self, host_ref: str) -> None:
+    def _identify(self, host_ref: str, build: bool = True) -> None:
         cfg = self.hosts.configs.config(host_ref)
         bridges = cfg.bridge_names() if cfg is not None else ()
-        self.tables.set_host_bridges(host_ref, cfg.host_uuid if cfg else "", bridges)
+        self.tables.set_host_bridges(host_ref, cfg.host_uuid if cfg else "", bridges, build)
 
     def _intent_changed(self) -> bool:
         if not self._same_view():
@@ -206,8 +206,8 @@ class FlowsNode(Node):
 
     def recompute(self) -> None:
         self.tables.view = self.intent.view
-        for host_ref in set(self.hosts.configs.hosts) | self.tables.known_hosts():
-            self._identify(host_ref)
+        for host_ref in sorted(set(self.hosts.configs.hosts) | self.tables.known_hosts()):
+            self._identify(host_ref, build=False)
         self.tables.recompute()
         self._switch_events()
 

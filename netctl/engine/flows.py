@@ -180,10 +180,12 @@ class FlowTables:
         return HeldPool(self.view, self.holds)
 
     # ------------------------------------------------------------------ identities
-    def set_host_bridges(self, host_ref: str, host_uuid: str, bridges: Iterable[str]) -> None:
+    def set_host_bridges(self, host_ref: str, host_uuid: str, bridges: Iterable[str],
+                         build: bool = True) -> None:
         """The bridges netctl builds on a host (from its HostConfig): the switches that may
         connect as that host's, by datapath id (`flows.ports.datapath_id`). A connected switch
-        whose identity changes is rebuilt from its ports."""
+        whose identity changes is rebuilt from its ports (`build`; a recompute builds every
+        table once, after every identity is known)."""
         for dpid in self._host_dpids.pop(host_ref, set()):
             if self.identities.get(dpid, (None,))[0] == host_ref:  # not taken over meanwhile
                 del self.identities[dpid]
@@ -194,6 +196,8 @@ class FlowTables:
             dpids.add(dpid)
         if dpids:
             self._host_dpids[host_ref] = dpids
+        if not build:
+            return
         for dpid in sorted(self._connected_of.get(host_ref, set()) | (dpids & self.tables.keys())):
             table = self.tables[dpid]
             if self.identities.get(dpid) != (table.host_ref, table.bridge) or \
@@ -317,7 +321,7 @@ class FlowTables:
                     rebuild |= self._host_switches(self._hosts_of(obj))
                 elif isinstance(obj, Tunnel):  # the mesh of its network, nothing else
                     if status_only(old, new):
-                        continue  # netctl's own tunnel.status write-back
+                        continue  # tunnel.status: no flow reads it (keys are OVSDB's)
                     access = view.pifs.get(obj.access_pif)  # gone: its ports' events do it
                     if access is not None:
                         rebuild |= self._carrying.get(access.network, set())
@@ -329,13 +333,18 @@ class FlowTables:
             self._vif(ref)
 
     def recompute(self) -> None:
-        """Every table again (the fallback, counted as the node's recompute)."""
+        """Every table again (the fallback, counted as the node's recompute): each connected
+        switch that is one of the pool's — those connected before they were known too — is
+        built once."""
         self.placements, self._placed = {}, {}
         for vif in self.view.vifs.values():
             self._place(vif.ref)
-        for dpid, table in list(self.tables.items()):
+        switches = {dpid: table.names for dpid, table in self.tables.items()}
+        for dpid in list(self.tables):
             self.disconnect(dpid, recheck=False)
-            self.connect(dpid, table.names, recheck=False)
+        waiting, self._waiting = self._waiting, {}
+        for dpid, names in sorted({**waiting, **switches}.items()):
+            self.connect(dpid, names, recheck=False)  # not the pool's: it waits again
         self._recheck(None)
 
     def known_hosts(self) -> set[str]:

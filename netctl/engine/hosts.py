@@ -128,7 +128,10 @@ class HostConfigs:
                     rebuild |= self._pif_hosts((obj.tagged_pif, obj.untagged_pif))
                 elif isinstance(obj, Tunnel):
                     if status_only(old, new):
-                        continue  # netctl's own tunnel.status write-back (active, error)
+                        # netctl's own tunnel.status write-back: a key written there is read by
+                        # the key allocation, which rebuilds hosts only if keys moved
+                        keys_dirty |= old.status.get("key") != new.status.get("key")
+                        continue
                     keys_dirty = True
                     rebuild |= self._tunnel_hosts(obj.ref)
                 elif isinstance(obj, Network):
@@ -323,9 +326,8 @@ def _mesh_view(obj: XapiObject | None) -> tuple | None:
 
 
 def status_only(old: XapiObject | None, new: XapiObject | None) -> bool:
-    """A tunnel whose change is only in `status`, and not in the key it states (the key is
-    read by the key allocation; `active` and `error` are netctl's own write-back)."""
+    """A tunnel whose change is only in `status` (netctl's own write-back: `active`, `error`,
+    and the `key` it allocated, which the key allocation reads back)."""
     if not isinstance(old, Tunnel) or not isinstance(new, Tunnel):
         return False
-    return replace(old, status=new.status) == new and \
-        old.status.get("key") == new.status.get("key")
+    return replace(old, status=new.status) == new

@@ -3,10 +3,11 @@
 `HostOvsdb(endpoint).connect()` opens an IDL connection (TCP `tcp:IP:6640`, SSL `ssl:IP:PORT`
 with `SslFiles`, or `unix:PATH`); `apply(config)` computes the difference between the
 `HostConfig` and the database and sends it as **one** transaction, computed once, inside the
-transaction, on the IDL's copy (as `ovs-vsctl --no-wait` would: it does not bump `next_cfg` nor
-wait for ovs-vswitchd to put the change in effect). When nothing differs no transaction is sent
-at all; `ApplyResult.operations` lists what was sent, one entry per row
-inserted or deleted and per column (or map key) written, so tests and benchmarks can count them.
+transaction, on the IDL's copy (the way ovs-vsctl does: ovsdbapp's Open_vSwitch transaction
+also bumps `next_cfg` and waits, up to the timeout, until ovs-vswitchd has applied it). When
+nothing differs no transaction is sent at all; `ApplyResult.operations` lists what was sent,
+one entry per row inserted or deleted and per column (or map key) written, so tests and
+benchmarks can count them.
 
 What netctl touches:
 - rows it created carry `external_ids:netctl-owner=netctl`; only those are ever deleted (an

@@ -238,3 +238,31 @@ def test_a_restarted_xapi_with_new_refs_rebuilds_identities_and_tables():
         ports = scratch_ports(fresh, host, bridge, names)
         want = dict(canon_flow(f) for f in compile_bridge(fresh, host, bridge, ports))
         assert dict(engine.flows.tables.entries(dpid)) == want
+
+
+def test_switches_connected_before_the_first_sync_are_built_once():
+    """Real bridges connect as soon as netctl listens, long before its full sync is read: the
+    round that reads the pool builds each of their tables once (identities first, then one
+    build), and the switches that are not the pool's wait untouched."""
+    state = topology_state("demo-pool.yaml")
+    engine = NetctlEngine(SETTINGS)
+    engine.run()  # the loop's first round: nothing from xapi yet
+    engine.clear()
+    pool_switches = {}
+    for host in state.hosts.values():
+        cfg = with_datapath_ids(compile_host(state, host.ref, controllers=SETTINGS.controllers))
+        for br in cfg.bridges:
+            names = {i.name for p in br.ports for i in p.interfaces} - {br.name}
+            pool_switches[datapath_id(host.uuid, br.name)] = {n: port_number(n) for n in names}
+    for dpid, names in pool_switches.items():
+        engine.switch(SwitchEvent("connect", dpid, names=names))
+    engine.switch(SwitchEvent("connect", 0xBEEF, names={"eth9": 1}))  # someone else's bridge
+    engine.run()
+    engine.clear()
+    assert engine.flows.tables.rebuilds == 0  # nothing known yet: every switch waits
+    engine.xapi((o.ref, None, o) for o in state.objects())
+    engine.run()
+    tables = engine.flows.tables
+    assert set(tables.tables) == set(pool_switches)
+    assert tables.rebuilds == len(pool_switches)
+    assert all(tables.output().deltas[d].full for d in pool_switches)
