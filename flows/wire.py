@@ -8,6 +8,11 @@ dropped. A flow the switch reports back is re-encoded the same way, so it compar
 the flow that installed it; and the bytes compared are the bytes sent (adds, modifies and
 deletes are written directly, byte-identical to os-ken's serialisation — tested for every flow
 netctl compiles — at a fraction of the cost of building os-ken objects).
+
+The same goes for the one request os-ken cannot write for OVS: the flow monitor subscription
+(`flow_monitor_request_bytes`, ONF extension 187 over OpenFlow 1.3). A flow the monitor reports
+is canonicalised like a flow-stats entry (`canon_stats`), and `match_text` names a match for
+people (the log, a Problem).
 """
 
 from __future__ import annotations
@@ -15,19 +20,25 @@ from __future__ import annotations
 import functools
 import ipaddress
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 from flows.pipeline import COOKIE, COOKIE_MASK, Flow, Output, PopVlan, PushVlan
 
 ETH_8021Q = 0x8100
 OFP_VERSION = 0x04
-OFPT_EXPERIMENTER, OFPT_FLOW_MOD = 4, 14
+OFPT_EXPERIMENTER, OFPT_FLOW_MOD, OFPT_MULTIPART_REQUEST = 4, 14, 18
+OFPMP_EXPERIMENTER = 0xFFFF
 OFPFC_MODIFY_STRICT, OFPFC_DELETE_STRICT = 2, 4
 OFP_NO_BUFFER = 0xFFFFFFFF
 OFPP_ANY = OFPG_ANY = 0xFFFFFFFF
 OFPCML_NO_BUFFER = 0xFFFF
 ONF_EXPERIMENTER_ID = 0x4F4E4600
 ONF_ET_BUNDLE_ADD_MESSAGE = 2301
+ONFMP_FLOW_MONITOR = 1870  # ONF extension 187: flow monitoring for OpenFlow 1.3
+# onf_flow_monitor_request.flags (the same bits as Nicira's NXFMF_*)
+ONFFMF_INITIAL, ONFFMF_ADD, ONFFMF_DELETE, ONFFMF_MODIFY = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+ONFFMF_ACTIONS, ONFFMF_OWN = 1 << 4, 1 << 5
 OFPIT_GOTO_TABLE, OFPIT_WRITE_METADATA, OFPIT_APPLY_ACTIONS = 1, 2, 4
 OFPAT_OUTPUT, OFPAT_PUSH_VLAN, OFPAT_POP_VLAN, OFPAT_SET_FIELD = 0, 17, 18, 25
 OXM_FIELDS: dict[str, tuple[int, int]] = {  # name -> (OXM field number, value length)
@@ -163,7 +174,7 @@ def canon_stats(stat: Any, ofp: Any) -> tuple[Key, Body]:
             actions += f"<{kind}>".encode()
     try:
         match = match_bytes(list(stat.match.items()))
-    except KeyError as exc:  # a field netctl never matches: keep the flow distinct
+    except (KeyError, ValueError) as exc:  # a field netctl never matches: keep it distinct
         match = f"<unknown match field {exc}>".encode()
     return ((stat.table_id, stat.priority, match),
             (instruction_bytes(actions, metadata, goto), stat.cookie))
@@ -196,6 +207,57 @@ def bundle_add_bytes(bundle_id: int, flags: int, inner: bytes, xid: int) -> byte
     length = 24 + len(inner)
     return struct.pack("!BBHIIIIxxH", OFP_VERSION, OFPT_EXPERIMENTER, length, xid,
                        ONF_EXPERIMENTER_ID, ONF_ET_BUNDLE_ADD_MESSAGE, bundle_id, flags) + inner
+
+
+def flow_monitor_request_bytes(tables: Iterable[tuple[int, int]], flags: int,
+                               xid: int) -> bytes:
+    """An ONF flow monitor request (OFPMP_EXPERIMENTER multipart, ONFMP_FLOW_MONITOR): one
+    monitor per (monitor id, table), any output port, every flow of the table. Each is an
+    onf_flow_monitor_request followed by a whole ofp_match (header and padding), which is what
+    OVS (3.0 and later) reads; os-ken's `ONFFlowMonitorRequest` writes the match without its
+    header, as EXT-187's text reads, and OVS 3.1 refuses that (OFPBMC_BAD_LEN)."""
+    match = struct.pack("!HH4x", 1, 4)  # OFPMT_OXM, no fields: every flow
+    requests = b"".join(struct.pack("!IHHIB3x", monitor_id, flags, 4, OFPP_ANY, table) + match
+                        for monitor_id, table in tables)
+    body = struct.pack("!HH4xII", OFPMP_EXPERIMENTER, 0, ONF_EXPERIMENTER_ID,
+                       ONFMP_FLOW_MONITOR) + requests
+    return struct.pack("!BBHI", OFP_VERSION, OFPT_MULTIPART_REQUEST, 8 + len(body), xid) + body
+
+
+_OXM_NAMES = {number: name for name, (number, _size) in OXM_FIELDS.items()}
+
+
+def match_text(match: bytes) -> str:
+    """A canonical match as a person reads it ("in_port=5,eth_type=2048,ipv4_src=..."), for
+    the log and Problems."""
+    if len(match) < 4 or match[:2] != b"\x00\x01":
+        return match.decode(errors="replace")  # not an OXM match (see canon_stats)
+    end = min(struct.unpack_from("!H", match, 2)[0], len(match))
+    out, pos = [], 4
+    while pos + 4 <= end:
+        header = struct.unpack_from("!I", match, pos)[0]
+        size, has_mask, number = header & 0xFF, header >> 8 & 1, header >> 9 & 0x7F
+        raw = match[pos + 4:pos + 4 + size]
+        pos += 4 + size
+        name = _OXM_NAMES.get(number, f"oxm{number}") if header >> 16 == 0x8000 else \
+            f"oxm{header >> 16:#x}:{number}"
+        if has_mask:
+            half = len(raw) // 2
+            out.append(f"{name}={_value_text(name, raw[:half])}/{_value_text(name, raw[half:])}")
+        else:
+            out.append(f"{name}={_value_text(name, raw)}")
+    return ",".join(out) or "every frame"
+
+
+def _value_text(name: str, raw: bytes) -> str:
+    if len(raw) == 6:
+        return ":".join(f"{b:02x}" for b in raw)
+    if name in ("ipv4_src", "arp_spa") and len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw))
+    if len(raw) == 16:
+        return str(ipaddress.IPv6Address(raw))
+    value = int.from_bytes(raw, "big")
+    return f"{value:#x}" if name in ("metadata", "vlan_vid") else str(value)
 
 
 @functools.lru_cache(maxsize=1 << 12)

@@ -128,48 +128,47 @@ def show_probes(results, title: str) -> bool:  # noqa: ANN001 - list of probe Re
     return not failed
 
 
+# `netctl status` prints at most this many rows per table of the summary, trouble first (a pool
+# of 64 hosts has ~250 switches); a query's rows are capped by the controller (`limit`), and
+# `--full` prints everything, as asked.
+SUMMARY_ROWS = 64
+
+
 def show_status(data: dict) -> None:
+    """`netctl status`: the summary, a query's answer or the full document (`view` says which;
+    a controller older than the summary sends the full document without it)."""
+    view = data.get("view", "full")
+    # the summary's tables are capped here; a query's rows were capped by the controller, and
+    # its empty tables (nothing of that kind on the path) are left out; --full prints all
+    cap = SUMMARY_ROWS if view == "summary" else None
+    quiet = view == "query"
     x = data["xapi"]
     console.print(f"xapi {x['url']}: {'connected' if x['connected'] else '[red]unreachable[/red]'}"
                   f" ({x['full_syncs']} full syncs, {x['reconnects']} reconnects)")
-    t = Table(title="Hosts")
-    for col in ("host", "OVSDB", "connected", "bridges", "applies/ops", "error"):
-        t.add_column(col)
-    for h in data["hosts"]:
-        t.add_row(h["name"], h["endpoint"], "yes" if h["connected"] else "[red]no[/red]",
-                  " ".join(h["bridges"]), f"{h['applies']}/{h['operations']}", h["error"][:60])
-    console.print(t)
-    t = Table(title="OpenFlow switches")
-    for col in ("host", "bridge", "datapath", "ports", "netctl flows"):
-        t.add_column(col)
-    for s in data["switches"]:
-        t.add_row(s["host"], s["bridge"] or "?", s["dpid"], str(s["ports"]), str(s["flows"]))
-    console.print(t)
-    t = Table(title="Bonds")
-    for col in ("host", "bond", "mode", "members"):
-        t.add_column(col)
-    for b in data["bonds"]:
-        t.add_row(b["host"], b["bond"], b["mode"],
-                  "; ".join(f"{m}: {s}" for m, s in sorted(b["members"].items())))
-    console.print(t)
-    t = Table(title="Tunnels")
-    for col in ("host", "network", "protocol", "status"):
-        t.add_column(col)
-    for tu in data["tunnels"]:
-        t.add_row(tu["host"], tu["network"], tu["protocol"],
-                  " ".join(f"{k}={v}" for k, v in sorted(tu["status"].items())))
-    console.print(t)
-    t = Table(title="VIFs")
-    for col in ("VM", "VIF", "host", "network", "port", "locking", "flows"):
-        t.add_column(col)
-    for v in sorted(data["vifs"], key=lambda v: (v["vm"], v["device"])):
-        t.add_row(v["vm"], v["device"], v["host"], v["network"], v["port"] or "-",
-                  v["locking"], str(v["flows"]))
-    console.print(t)
-    f = data["flows"]
-    console.print(f"flow-mods sent {f['flow_mods']} in {f['bundles']} bundles; audits "
-                  f"{f['audits']}, repairs {f['repairs']}, refused {f['refused']}; "
-                  f"errors {f['errors']}")
+    if view == "summary":
+        _counts(data["counts"])
+    elif view == "query":
+        for what, found in data["match"].items():
+            for m in found:
+                extra = f", bridge {m['bridge']}" if "bridge" in m else (
+                    f", {m['power_state']}" if "power_state" in m else "")
+                note = "" if m["applied"] else (" [red]not applied: invalid intent, see "
+                                                "problems[/red]")
+                console.print(f"{what} [bold]{m['name']}[/bold] ({m['uuid']}{extra}){note}")
+    _hosts(data["hosts"], cap, quiet)
+    _switches(data["switches"], cap, quiet)
+    _bonds(data["bonds"], cap, quiet)
+    _tunnels(data["tunnels"], cap, quiet)
+    if "vifs" in data:
+        _vifs(data, view)
+    elif view == "summary":
+        console.print(f"VIFs: {data['counts']['vifs']}, too many to list here: "
+                      "netctl status --host NAME, --vm NAME or --network NAME (or --full)")
+    f = data.get("flows")
+    if f:
+        console.print(f"flow-mods sent {f['flow_mods']} in {f['bundles']} bundles; audits "
+                      f"{f['audits']}, repairs {f['repairs']}, refused {f['refused']}; "
+                      f"errors {f['errors']}")
     engine = data.get("engine")
     if engine:
         t = Table(title="Engine (changes taken by a handler, or by a recompute)")
@@ -183,9 +182,106 @@ def show_status(data: dict) -> None:
                       f"{r['switch_events']} switch events), last {r['last_round_ms']:.1f} ms; "
                       f"hosts rebuilt {engine['hosts_rebuilt']}, bridges rebuilt "
                       f"{engine['bridges_rebuilt']}, VIF parts updated {engine['vif_updates']}")
-    if data["problems"]:
-        console.print("[yellow]Problems:[/yellow]")
-        for p in data["problems"]:
-            console.print(f"  - {p}")
-    else:
-        console.print("no problems")
+    _problems(data, view)
+
+
+def _counts(c: dict) -> None:
+    console.print(
+        f"{c['hosts']} hosts ({c['hosts_connected']} with OVSDB), {c['vms']} VMs, "
+        f"{c['vifs']} VIFs, {c['networks']} networks, {c['pifs']} PIFs, {c['bonds']} bonds, "
+        f"{c['vlans']} VLANs, {c['tunnels']} tunnels; {c['bridges']} bridges, "
+        f"{c['switches']} OpenFlow switches ({c['switches_with_table']} with their table), "
+        f"{c['flows']} netctl flows; {c['problems']} problems")
+
+
+def _print(t: Table, rows: list[tuple[str, ...]], cap: int | None, quiet: bool,
+           what: str) -> None:
+    """A table of `rows` (already sorted trouble first); past `cap`, one line saying how many
+    were left out and how to see them; nothing at all for no rows when `quiet`."""
+    if quiet and not rows:
+        return
+    for row in rows[:cap]:
+        t.add_row(*row)
+    console.print(t)
+    if cap is not None and len(rows) > cap:
+        console.print(f"  ... {len(rows) - cap} more {what}: netctl status --host NAME shows "
+                      "one host's, --full all")
+
+
+def _hosts(hosts: list[dict], cap: int | None, quiet: bool) -> None:
+    t = Table(title="Hosts")
+    for col in ("host", "OVSDB", "connected", "bridges", "applies/ops", "VMs", "VIFs", "error"):
+        t.add_column(col)
+    rows = sorted(hosts, key=lambda h: (h["connected"] and not h["error"], h["name"]))
+    _print(t, [(h["name"], h["endpoint"], "yes" if h["connected"] else "[red]no[/red]",
+                " ".join(h["bridges"]), f"{h['applies']}/{h['operations']}",
+                str(h.get("vms", "")), str(h.get("vifs", "")), h["error"][:60]) for h in rows],
+           cap, quiet, "hosts")
+
+
+def _switches(switches: list[dict], cap: int | None, quiet: bool) -> None:
+    t = Table(title="OpenFlow switches")
+    for col in ("host", "bridge", "datapath", "ports", "netctl flows"):
+        t.add_column(col)
+    rows = sorted(switches, key=lambda s: (s["flows"] is not None, s["host"], s["bridge"] or ""))
+    _print(t, [(s["host"], s["bridge"] or "?", s["dpid"], str(s["ports"]),
+                str(s["flows"]) if s["flows"] is not None else "[yellow]not yet[/yellow]")
+               for s in rows], cap, quiet, "switches")
+
+
+def _member_trouble(state: str) -> int:
+    """0: a member down or its LACP expired; 1: not known; 2: up."""
+    if state == "unknown":
+        return 1
+    return 0 if not state.startswith("link up") or "expired" in state else 2
+
+
+def _bonds(bonds: list[dict], cap: int | None, quiet: bool) -> None:
+    t = Table(title="Bonds")
+    for col in ("host", "bond", "network", "mode", "members"):
+        t.add_column(col)
+    rows = sorted(bonds, key=lambda b: (min(map(_member_trouble, b["members"].values()),
+                                            default=2), b["host"], b["bond"]))
+    _print(t, [(b["host"], b["bond"], b.get("network", ""), b["mode"],
+                "; ".join(f"{m}: {s}" for m, s in sorted(b["members"].items())))
+               for b in rows], cap, quiet, "bonds")
+
+
+def _tunnels(tunnels: list[dict], cap: int | None, quiet: bool) -> None:
+    t = Table(title="Tunnels")
+    for col in ("host", "network", "protocol", "status"):
+        t.add_column(col)
+    rows = sorted(tunnels, key=lambda tu: (tu["status"].get("active") == "true", tu["host"],
+                                           tu["network"]))
+    _print(t, [(tu["host"], tu["network"], tu["protocol"],
+                " ".join(f"{k}={v}" for k, v in sorted(tu["status"].items())))
+               for tu in rows], cap, quiet, "tunnels")
+
+
+def _vifs(data: dict, view: str) -> None:
+    t = Table(title="VIFs")
+    for col in ("VM", "VIF", "host", "network", "port", "MAC", "locking", "flows"):
+        t.add_column(col)
+    for v in sorted(data["vifs"], key=lambda v: (v["vm"], v["device"])):
+        kind = v.get("vm_kind", "guest")
+        t.add_row(v["vm"] + (f" ({kind})" if kind != "guest" else ""), v["device"], v["host"],
+                  v["network"], v["port"] or "-", v.get("mac", ""), v["locking"],
+                  str(v["flows"]))
+    console.print(t)
+    if view == "query" and data["vifs_truncated"]:
+        console.print(f"  showing {len(data['vifs'])} of {data['vifs_total']} VIFs: narrow with "
+                      "--host/--vm/--network, or --limit N (at most 5000)")
+
+
+def _problems(data: dict, view: str) -> None:
+    problems = data["problems"]
+    total = data.get("problems_total", len(problems))
+    if not problems:
+        console.print("no problems" if view != "query" else "no problems about these")
+        return
+    console.print("[yellow]Problems:[/yellow]")
+    for p in problems:
+        console.print(f"  - {p}")
+    if total > len(problems):
+        console.print(f"  ... {total - len(problems)} more problems (netctl status --json "
+                      "--full lists them all)")

@@ -4,8 +4,9 @@ A frozen `PoolState` is rebuilt (and re-indexed) whole on every change: at 64 ho
 that alone costs more than a VIF event may. `LivePool` answers the same questions
 (`netctl.model.PoolQueries`: a compiler cannot tell the two apart) but is updated in place, in
 O(1) per changed object, and keeps its indexes — PIFs by host and network, VIFs by network, VM,
-host and (host, network), VMs by host, networks by bridge, VLANs by tagged PIF, everything by
-uuid — up to date as it goes. Lookups that return tuples copy one index bucket, never the pool.
+host and (host, network), VMs by host, networks by bridge, VLANs by tagged PIF, hosts, networks
+and VMs by name_label, everything by uuid — up to date as it goes. Lookups that return tuples
+copy one index bucket, never the pool.
 
 It is pure data (no I/O, no threads); the engine owns the only writer.
 """
@@ -53,6 +54,26 @@ def _drop(index: dict[Any, dict[str, Any]], key: Any, ref: str) -> None:
             del index[key]
 
 
+def _add_named(index: dict[str, Any], obj: Any) -> None:
+    have = index.get(obj.name_label)
+    if have is None or (not isinstance(have, dict) and have.ref == obj.ref):
+        index[obj.name_label] = obj
+    elif isinstance(have, dict):
+        have[obj.ref] = obj
+    else:
+        index[obj.name_label] = {have.ref: have, obj.ref: obj}
+
+
+def _drop_named(index: dict[str, Any], obj: Any) -> None:
+    have = index.get(obj.name_label)
+    if isinstance(have, dict):
+        have.pop(obj.ref, None)
+        if len(have) == 1:
+            index[obj.name_label] = next(iter(have.values()))
+    elif have is not None and have.ref == obj.ref:
+        del index[obj.name_label]
+
+
 class LivePool(PoolQueries):
     """A mutable, indexed pool with `PoolState`'s read API. See the module docstring."""
 
@@ -78,6 +99,10 @@ class LivePool(PoolQueries):
         self._vms_by_host: dict[str, dict[str, VM]] = {}
         self._networks_by_bridge: dict[str, dict[str, Network]] = {}
         self._vlans_by_tagged: dict[str, dict[str, VLAN]] = {}
+        # class -> name_label -> the object, or {ref: object} for a name several share: how a
+        # person names a host, network or VM (`named`). One object, not a bucket, per name: at
+        # 64 x 1000 a bucket per VM name would cost ~8 MiB per pool.
+        self._named: dict[type, dict[str, Any]] = {Host: {}, Network: {}, VM: {}}
         for obj in objects:
             self.upsert(obj)
 
@@ -116,6 +141,8 @@ class LivePool(PoolQueries):
         return None
 
     def _index(self, obj: XapiObject) -> None:
+        if isinstance(obj, Host | Network | VM):
+            _add_named(self._named[type(obj)], obj)
         if isinstance(obj, PIF):
             _add(self._pifs_by_host, obj.host, obj)
             _add(self._pifs_by_network, obj.network, obj)
@@ -135,6 +162,8 @@ class LivePool(PoolQueries):
             _add(self._vlans_by_tagged, obj.tagged_pif, obj)
 
     def _unindex(self, obj: XapiObject) -> None:
+        if isinstance(obj, Host | Network | VM):
+            _drop_named(self._named[type(obj)], obj)
         if isinstance(obj, PIF):
             _drop(self._pifs_by_host, obj.host, obj.ref)
             _drop(self._pifs_by_network, obj.network, obj.ref)
@@ -195,6 +224,17 @@ class LivePool(PoolQueries):
 
     def host_network_vifs(self, host: str, network: str) -> tuple[VIF, ...]:
         return tuple(self._vifs_by_host_network.get((host, network), {}).values())
+
+    def named(self, cls: type[Host] | type[Network] | type[VM], name: str) -> tuple[Any, ...]:
+        """The hosts, networks or VMs (`cls`) whose name_label is `name` — xapi does not make
+        names unique, so any number. For `netctl status --vm NAME` and its kin: a person asks
+        by name, and at 64 hosts x 1000 VIFs a walk over every VM costs more than the answer
+        may. One index bucket is copied (safe to call from another thread, as the other
+        lookups)."""
+        found = self._named[cls].get(name)
+        if found is None:
+            return ()
+        return tuple(found.values()) if isinstance(found, dict) else (found,)
 
     # --- snapshots ----------------------------------------------------------------------------
 

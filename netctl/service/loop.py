@@ -35,6 +35,7 @@ from netctl.sources.switches import (
     Connected,
     Error,
     Event,
+    FlowChanged,
     FlowStats,
     Gone,
     PacketIn,
@@ -171,6 +172,8 @@ class ReconcileLoop:
             sink.error(event.dp, event.text, event.xid)
         elif isinstance(event, PacketIn):
             sink.packet_in(event.dp, event.in_port, event.data)
+        elif isinstance(event, FlowChanged):
+            sink.flow_changed(event.dp, event.updates, event.xid)
         return False
 
     def _run_engine(self, cold: bool, fed: bool, since: float | None) -> None:

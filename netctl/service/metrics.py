@@ -3,18 +3,30 @@
 One small HTTP server (stdlib) serves both, so `netctl status` and Prometheus read the same
 process. The metrics are module-level in their own registry (not the global one), so tests
 and several controllers in one process do not collide.
+
+/status takes a query string (`netctl.service.status`: the summary, `?host=`/`?vm=`/
+`?network=` with `limit=`, `?full=1`); a query it cannot answer gets its HTTP code (400, 404)
+with a JSON body saying why, so `netctl status` and scripts can tell "no such VM" from "no
+netctl here".
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from netctl.service.status import QueryError
+
+LOG = logging.getLogger("netctl.metrics")
+StatusFn = Callable[[Mapping[str, Sequence[str]]], dict]
 
 
 class Metrics:
@@ -43,8 +55,14 @@ class Metrics:
                                    registry=r)
         # OpenFlow side: counters mirrored from the flow controller's own (`_sync_counters`).
         self.flow_repairs = Counter("netctl_flow_repairs_total", "netctl flows found drifted "
-                                    "(deleted or changed by hand) by an audit and repaired",
+                                    "(deleted or changed by hand) and repaired: by an audit, or "
+                                    "at once when a switch's flow monitor reported the change",
                                     registry=r)
+        self.flow_changes_repaired = Counter(
+            "netctl_flow_changes_repaired_total", "netctl flows another OpenFlow client "
+            "changed (actions modified, deleted, added with netctl's cookie), reported by the "
+            "switch's flow monitor and restored at once (also in netctl_flow_repairs_total)",
+            registry=r)
         self.flow_audits = Counter("netctl_flow_audits_total", "Dump-and-diff audits of a "
                                    "switch's table", registry=r)
         self.flows_refused = Counter("netctl_flows_refused_total", "Flow-mods a switch refused",
@@ -70,30 +88,44 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        if self.path.startswith("/metrics"):
+        url = urlsplit(self.path)
+        code = 200
+        if url.path.startswith("/metrics"):
             body, ctype = self.server.metrics.render(), CONTENT_TYPE_LATEST
-        elif self.path.startswith("/status"):
-            body, ctype = json.dumps(self.server.status()).encode(), "application/json"
+        elif url.path in ("/status", "/status/"):
+            body, code = self._status(parse_qs(url.query, keep_blank_values=True))
+            ctype = "application/json"
         else:
             self.send_error(404, "try /metrics or /status")
             return
-        self.send_response(200)
+        self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
+    def _status(self, query: Mapping[str, Sequence[str]]) -> tuple[bytes, int]:
+        """/status's JSON and HTTP code: a query error says what was wrong (400, 404); a
+        failure of status itself is a 500 with its text, never a dropped connection."""
+        try:
+            return json.dumps(self.server.status(query)).encode(), 200
+        except QueryError as exc:
+            return json.dumps(exc.body).encode(), exc.status
+        except Exception as exc:  # noqa: BLE001 - answer, and keep serving
+            LOG.exception("/status failed")
+            return json.dumps({"error": f"status failed: {exc!r}"}).encode(), 500
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr: tuple[str, int], metrics: Metrics,
-                 status: Callable[[], dict]) -> None:
+    def __init__(self, addr: tuple[str, int], metrics: Metrics, status: StatusFn) -> None:
         super().__init__(addr, _Handler)
         self.metrics, self.status = metrics, status
 
 
-def serve(host: str, port: int, metrics: Metrics, status: Callable[[], dict]) -> _Server:
+def serve(host: str, port: int, metrics: Metrics, status: StatusFn) -> _Server:
+    """Serve /metrics and /status (`status(query)`: the parsed query string) on a thread."""
     server = _Server((host, port), metrics, status)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

@@ -141,6 +141,7 @@ class Run:
         stats = self.sink.stats
         m = self.metrics
         for name, counter in (("flow_mods", m.flow_mods), ("repairs", m.flow_repairs),
+                              ("changes_repaired", m.flow_changes_repaired),
                               ("audits", m.flow_audits), ("refused", m.flows_refused),
                               ("retries", m.switch_retries), ("port_mods", m.port_mods),
                               ("announced", m.announced),

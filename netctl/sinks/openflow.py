@@ -17,9 +17,30 @@ Per switch:
   installed table is kept);
 - a flow-mod the switch refuses (found by its xid) is a Problem, left out until it changes,
   and the table is re-read after a back-off — never an endless resend loop;
-- an audit every `audit_interval`: the switch's count of netctl flows (one aggregate-stats
-  reply) against the count sent; a difference (a flow deleted or replaced by hand) re-reads
-  the table and repairs it, counted;
+- right behind the first dump request, a subscription to the switch's flow monitor (ONF
+  extension 187 for OpenFlow 1.3, OVS 3.0 and later): the tables of netctl's pipeline (not
+  OVS's internal table 254, whose bond rules change at every rebalancing), adds, deletes and
+  modifications with their actions, not netctl's own changes (OVS reports those to the
+  connection that made them only as an abbreviation, so a repair is never reported back).
+  OVS answers a connection's requests in order, so every change after the dump's snapshot is
+  reported, at no polling cost. A change another client made to one of netctl's flows (its
+  cookie, or a key of the desired table) that leaves it different from the desired flow —
+  actions modified, deleted, or added with netctl's cookie where netctl wants nothing — is
+  put right (modify-strict, add or delete-strict, in a bundle as always): at once, but for a
+  deletion, compared `DELETE_SETTLE` seconds later, as it then stands (a script that deletes
+  and adds again is answered once, when it is done; a deletion is also what the audit sees
+  anyway, a modification it cannot see). Each is counted
+  (`changes_repaired`, also in `repairs`), logged with the flow's note and reported as a
+  Problem that expires `CHANGE_NOTICE` seconds (5 minutes) after the last change. A flow
+  another client keeps changing back is restored at most every `FIGHT_HOLD` seconds. Another
+  owner's flow is never touched: on a match netctl wants it is reported as holding that match
+  (as a dump would find it), and when it goes netctl's flow goes in. Deletions the switch
+  made itself (timeouts, evictions) are left to the audit. A switch that refuses the
+  subscription (an OpenFlow error) is logged once and not asked again in that session;
+- an audit every `audit_interval`, the safety net (and the only check on a switch without the
+  flow monitor): the switch's count of netctl flows (one aggregate-stats reply) against the
+  count sent; a difference (a flow deleted or replaced by hand) re-reads the table and
+  repairs it, counted;
 - VIF ports of `disabled` VIFs are set NO_RECV|NO_FWD|NO_PACKET_IN (port-mod);
 - frames from a port without rules yet (a VIF plugged a moment ago) are held and replayed
   once its rules are sent, instead of being lost to the guest's ARP retry;
@@ -42,8 +63,8 @@ from typing import Any, Protocol
 from os_ken.lib.packet import arp, ether_types, ethernet, packet
 
 from flows import wire
-from flows.pipeline import COOKIE, COOKIE_MASK
-from flows.wire import Body, Key
+from flows.pipeline import COOKIE, COOKIE_MASK, PIPELINE
+from flows.wire import ONFFMF_ACTIONS, ONFFMF_ADD, ONFFMF_DELETE, ONFFMF_MODIFY, Body, Key
 from netctl.model import Problem
 
 LOG = logging.getLogger("netctl.openflow")
@@ -58,6 +79,18 @@ RETRY_FIRST, RETRY_MAX = 0.5, 60.0  # back-off after a switch refused a bundle (
 REFUSED_RETRY = 600.0  # a flow the switch refused is offered again after this long
 AUDIT_INTERVAL = 60.0  # default period of the flow-count audit that repairs drift
 ETH_RARP = 0x8035
+# The flow monitor: per session, one monitor (its id, its table) per table of netctl's
+# pipeline — not every table: OVS's own balance-tcp bond rules in its internal table 254 are
+# re-added at every rebalancing and reported to a monitor of all tables (some 1800 updates in
+# the demo pool's first seconds) —; every change but the session's own (no ONFFMF_OWN: OVS
+# then reports netctl's own changes only as an abbreviated update) and no initial copy of the
+# tables (no ONFFMF_INITIAL: the sink reads them with a flow-stats request anyway).
+MONITORS = tuple((number + 1, table) for number, table in enumerate(sorted(PIPELINE)))
+MONITOR_FLAGS = ONFFMF_ADD | ONFFMF_DELETE | ONFFMF_MODIFY | ONFFMF_ACTIONS
+OFPRR_DELETE = 2  # a deletion a client asked for (not a timeout, not an eviction)
+DELETE_SETTLE = 1.0  # a flow another client deleted is compared (and restored) this much later
+CHANGE_NOTICE = 300.0  # a flow another client changed is a Problem this long after the last
+FIGHT_WINDOW, FIGHT_LIMIT, FIGHT_HOLD = 10.0, 3, 10.0  # restored 3 times in 10 s: hold 10 s
 RARP_REQUEST_REVERSE = 3  # RFC 903
 
 
@@ -98,6 +131,19 @@ class RoundFlows(Protocol):
     arrivals: Mapping[int, list[tuple[int, str]]]
 
 
+class MonitoredFlow(Protocol):
+    """A flow as another OpenFlow client left it (`netctl.sources.switches.FlowUpdate`): the
+    fields of a flow-stats entry, and what happened to it."""
+
+    event: str  # "added" | "modified" | "deleted"
+    table_id: int
+    priority: int
+    cookie: int
+    match: Any
+    instructions: Any
+    reason: int
+
+
 class PortDesc(Protocol):
     number: int
     hw_addr: str | None
@@ -120,7 +166,13 @@ class Stats:
     refused: int = 0  # flow-mods the switch refused (each reported as a Problem)
     retries: int = 0  # re-reads after a refused bundle (backed off)
     audits: int = 0  # flow-count audits
-    repairs: int = 0  # flows found missing, changed or extra by an audit, and put right
+    repairs: int = 0  # flows found missing, changed or extra (audit or monitor), put right
+    # of those, the ones a switch's flow monitor reported another client changing, put right
+    # at once
+    changes_repaired: int = 0
+    monitors: int = 0  # flow monitor subscriptions the switches accepted (one per session)
+    monitor_updates: int = 0  # flow changes by other OpenFlow clients the monitors reported
+    monitors_refused: int = 0  # switches that refused the flow monitor (the audit checks them)
     foreign_blocked: int = 0  # desired flows not sent: another owner's flow holds the match
 
 
@@ -132,6 +184,34 @@ class Refusal:
     note: str  # what the flow is for (the Problem's words)
     label: str  # the switch as a person names it ("host1 xenbr0")
     installed: bool = False  # whether the switch still holds an older version of the flow
+
+
+@dataclass
+class Change:
+    """A flow as another client last left it (the flow monitor's report), not yet compared."""
+
+    body: Body | None  # None: deleted
+    cookie: int
+    due: float  # when to compare it (monotonic): at once, or after DELETE_SETTLE
+
+
+@dataclass
+class ChangeNotice:
+    """A netctl flow another client changed and netctl restored (a Problem for a while)."""
+
+    note: str  # what the flow is for ("": none netctl wants)
+    match: str  # its match, as a person reads it
+    label: str  # the switch as a person names it ("host1 xenbr0")
+    what: str  # what the other client did ("deleted", "changed (its actions)", ...)
+    last: float  # when it was last restored (wall clock)
+    done: str = "restored"  # what netctl did: restored, or removed (a flow it does not want)
+    times: int = 0
+    recent: list[float] = field(default_factory=list)  # monotonic times of recent restores
+    held_until: float = 0.0  # restored too often: not again before this (monotonic)
+
+    @property
+    def flow(self) -> str:
+        return f"flow '{self.note}' ({self.match})" if self.note else f"a flow ({self.match})"
 
 
 @dataclass
@@ -160,6 +240,10 @@ class Switch:
     last_error: str = ""
     held: dict[int, list[tuple[float, bytes]]] = field(default_factory=dict)
     converged_at: float = 0.0
+    monitor: str = "off"  # the flow monitor subscription: off | asked | on | refused
+    monitor_xid: int | None = None
+    changes: dict = field(default_factory=dict)  # key -> Change (reported, to compare)
+    changed: dict = field(default_factory=dict)  # key -> ChangeNotice (restored)
 
     @property
     def id(self) -> int:
@@ -172,15 +256,18 @@ class FlowSink:
 
     def __init__(self, tables: DesiredTables,
                  on_converged: Callable[[int, float], None] | None = None,
-                 audit_interval: float = AUDIT_INTERVAL) -> None:
+                 audit_interval: float = AUDIT_INTERVAL, flow_monitor: bool = True) -> None:
         self.tables = tables
         self.switches: dict[int, Switch] = {}
         self.stats = Stats()
         self.audit_interval = audit_interval
+        self.flow_monitor = flow_monitor  # subscribe to each switch's flow monitor
+        self._monitor_refused: set[int] = set()  # switches whose refusal was logged
         self.on_converged = on_converged
         self._bundle_id = 0
         self._since = time.monotonic()
         self._holding: set[int] = set()  # switches holding frames from unclassified ports
+        self._changing: set[int] = set()  # switches with flow changes not yet compared
 
     # ------------------------------------------------------------------ sessions
     def connected(self, dp: Any, ports: Iterable[PortDesc]) -> None:
@@ -195,6 +282,8 @@ class FlowSink:
         self.switches[dp.id] = sw
         self.stats.connects += 1
         self._request_dump(sw, "connect")
+        if self.flow_monitor:
+            self._subscribe(sw)
 
     def port(self, dp: Any, port: PortDesc, deleted: bool) -> None:
         """A port came, went or changed state (its config bits are what port-mods compare)."""
@@ -213,6 +302,7 @@ class FlowSink:
         if self._session(dp) is not None:
             del self.switches[dp.id]
             self._holding.discard(dp.id)
+            self._changing.discard(dp.id)
 
     def _session(self, dp: Any) -> Switch | None:
         sw = self.switches.get(dp.id)
@@ -235,6 +325,7 @@ class FlowSink:
                 foreign[key] = stat.cookie
         sw.dumping = []
         sw.foreign = foreign
+        sw.changes.clear()  # reported before the dump's snapshot: the dump has them
         self._full_diff(sw, ours)
 
     def aggregate(self, dp: Any, count: int) -> None:
@@ -257,6 +348,35 @@ class FlowSink:
             held.append((time.monotonic(), data))
         self._holding.add(sw.id)
         self._replay(sw)
+
+    def flow_changed(self, dp: Any, updates: Iterable[MonitoredFlow], xid: int = 0) -> None:
+        """The flow monitor: the switch's answer to the subscription (its xid) and the flows
+        other clients changed, kept (the last state of each) until the end of the round,
+        when they are compared with the desired table (`_repair_changes`; a deletion
+        `DELETE_SETTLE` seconds later, at a tick)."""
+        sw = self._session(dp)
+        if sw is None:
+            return
+        if xid and xid == sw.monitor_xid and sw.monitor == "asked":
+            sw.monitor = "on"
+            self.stats.monitors += 1
+            LOG.info("switch %016x (%s): flow monitor on", dp.id, self.tables.describe(dp.id))
+        ofp = dp.ofproto
+        now = time.monotonic()
+        for update in updates:
+            self.stats.monitor_updates += 1
+            if update.event == "deleted" and update.reason != OFPRR_DELETE:
+                continue  # the switch's own doing (a timeout, an eviction): the audit's
+            try:
+                key, body = wire.canon_stats(update, ofp)
+            except Exception:  # noqa: BLE001 - one odd flow must not cost the round
+                LOG.exception("switch %016x: flow update not understood: %s", dp.id, update)
+                continue
+            if update.event == "deleted":
+                sw.changes[key] = Change(None, update.cookie, now + DELETE_SETTLE)
+            else:
+                sw.changes[key] = Change(body, update.cookie, now)
+            self._changing.add(sw.id)
 
     def barrier(self, dp: Any, xid: int) -> None:
         sw = self._session(dp)
@@ -281,6 +401,16 @@ class FlowSink:
         sw = self._session(dp)
         if sw is None:
             LOG.error("switch %016x: %s", dp.id or 0, text)
+            return
+        if xid is not None and xid == sw.monitor_xid:
+            # no flow monitor here: said once per switch, never asked again in this session
+            sw.monitor = "refused"
+            self.stats.monitors_refused += 1
+            level = logging.DEBUG if dp.id in self._monitor_refused else logging.WARNING
+            self._monitor_refused.add(dp.id)
+            LOG.log(level, "switch %016x (%s) refused the flow monitor (%s): changes other "
+                    "clients make to its flows are found by the audit (every %d s) only",
+                    dp.id, self.tables.describe(dp.id), text, int(self.audit_interval))
             return
         sw.last_error = text
         now = time.monotonic()
@@ -318,6 +448,9 @@ class FlowSink:
                 self._request_dump(sw, "rebuilt")
                 continue
             self._send_ops(sw, delta.ops.items())
+        now = time.monotonic()
+        for dpid in [d for d in self.switches if d in self._changing]:
+            self._repair_changes(self.switches[dpid], now)
         for dpid, arrivals in out.arrivals.items():
             sw = self.switches.get(dpid)
             if sw is not None:
@@ -332,9 +465,17 @@ class FlowSink:
                 self._replay(sw)
 
     def tick(self, now: float | None = None) -> None:
-        """Timers: back-off retries after a refused bundle, and the flow-count audit."""
+        """Timers: back-off retries after a refused bundle, the flow-count audit, changes
+        other clients made whose comparison waited (a deletion settling, a flow fought over),
+        and the notices of restored flows that expired."""
         now = time.monotonic() if now is None else now
+        wall = time.time()
         for sw in self.switches.values():
+            if sw.id in self._changing:
+                self._repair_changes(sw, now)  # deletions settled, flows fought over
+            for key in [k for k, n in sw.changed.items()
+                        if wall - n.last >= CHANGE_NOTICE and n.held_until <= now]:
+                del sw.changed[key]
             if not sw.dumped or sw.dumping:
                 continue
             if sw.retry_at is not None and now >= sw.retry_at or (
@@ -364,9 +505,11 @@ class FlowSink:
         return out
 
     def problems(self) -> list[Problem]:
-        """The flows a switch refused and those another owner's flows hold. From any thread:
-        reads copies."""
+        """The flows a switch refused, those another owner's flows hold, and netctl's flows
+        another client changed (for `CHANGE_NOTICE` seconds after the last change). From any
+        thread: reads copies."""
         problems: list[Problem] = []
+        wall, now = time.time(), time.monotonic()
         for dpid, sw in sorted(dict(self.switches).items()):
             ident = self.tables.identity(dpid)
             where = f"{ident[0]}/{ident[1]}" if ident is not None else "None/None"
@@ -384,6 +527,18 @@ class FlowSink:
                     f"flow '{note}' not installed: another owner's flow (cookie {cookie:#x}) "
                     "holds the same match and priority, and netctl never replaces a flow it "
                     "does not own"))
+            for key, notice in sorted(dict(sw.changed).items(), key=lambda kv: repr(kv[0])):
+                if wall - notice.last >= CHANGE_NOTICE:
+                    continue
+                times = f"{notice.times} time{'s' if notice.times != 1 else ''}"
+                held = (f"; it keeps being changed back, so netctl puts it right at most every "
+                        f"{int(FIGHT_HOLD)} s" if notice.held_until > now else "")
+                problems.append(Problem(
+                    "bridge", where, name, notice.label, f"table {key[0]} priority {key[1]}",
+                    f"{notice.flow} was {notice.what} by another OpenFlow client and netctl "
+                    f"{notice.done} it ({times}, last at "
+                    f"{time.strftime('%H:%M:%S', time.localtime(notice.last))}){held}; this "
+                    f"notice expires {int(CHANGE_NOTICE // 60)} minutes after the last change"))
         return problems
 
     # ------------------------------------------------------------------ internals
@@ -448,6 +603,119 @@ class FlowSink:
             self._send_bundle(sw, msgs)
         self._port_mods(sw, self.tables.port_modes(sw.id))
         self._replay(sw)
+
+    def _subscribe(self, sw: Switch) -> None:
+        """Ask the switch for every change other clients make to its flows (written as bytes:
+        os-ken's request is not the layout OVS reads, see `wire.flow_monitor_request_bytes`)."""
+        dp = sw.dp
+        xid = (dp.xid + 1) & dp.ofproto.MAX_XID or 1  # as Datapath.set_xid does, never 0
+        dp.xid = xid
+        sw.monitor, sw.monitor_xid = "asked", xid
+        dp.send(wire.flow_monitor_request_bytes(MONITORS, MONITOR_FLAGS, xid))
+
+    def _repair_changes(self, sw: Switch, now: float) -> None:
+        """The flows other clients changed (the flow monitor's reports) that are due, against
+        the desired table: netctl's flows are put right, in one bundle; another owner's flows
+        are only noted. One pass over the desired table per round with changes due."""
+        try:
+            self._compare_changes(sw, now)
+        finally:
+            if not sw.changes:
+                self._changing.discard(sw.id)
+
+    def _compare_changes(self, sw: Switch, now: float) -> None:
+        if not sw.dumped or self.tables.identity(sw.id) is None:
+            sw.changes.clear()  # never written, or its next dump and diff sees them anyway
+            return
+        due = {k: c for k, c in sw.changes.items() if c.due <= now
+               and (k not in sw.changed or sw.changed[k].held_until <= now)}
+        if not due:
+            return
+        desired = self.tables.desired(sw.id)
+        if desired is None:
+            sw.changes.clear()
+            return
+        for key in due:
+            del sw.changes[key]
+        want = {k: b for k, b in desired if k in due}
+        ofp = sw.dp.ofproto
+        where = self.tables.describe(sw.id)
+        msgs = []
+        for key, change in due.items():
+            body, have = want.get(key), change.body
+            if have is not None and change.cookie & COOKIE_MASK != COOKIE:
+                # another owner's flow: never netctl's to change (a match netctl wants is
+                # reported as held, as a dump would find it)
+                sw.foreign[key] = change.cookie
+                if body is not None and key not in sw.blocked:
+                    self._blocked_by_change(sw, key, change.cookie, where)
+                continue
+            if have is None:
+                sw.foreign.pop(key, None)
+                if key in sw.blocked:
+                    # the other owner's flow that held this match went: netctl's goes in
+                    del sw.blocked[key]
+                    if body is not None:
+                        msgs.append((ofp.OFPFC_ADD, key, body))
+                        sw.expected += 1
+                        LOG.info("switch %016x (%s): another owner's flow on the match of "
+                                 "flow '%s' went: netctl's installed", sw.id, where,
+                                 self.tables.note(sw.id, key))
+                    continue
+            if have == body:
+                continue
+            refusal = sw.refused.get(key)
+            if refusal is not None and refusal.body == body:
+                continue  # the switch refused it: offered again on its retry
+            if have is None:
+                command, what = ofp.OFPFC_ADD, "deleted"
+            elif body is None:
+                command = ofp.OFPFC_DELETE_STRICT
+                what = "added with netctl's cookie where netctl wants none"
+            else:
+                command = ofp.OFPFC_MODIFY_STRICT
+                what = "changed (its actions)" if have[0] != body[0] else "changed (its cookie)"
+            msgs.append((command, key, body))
+            self._restored(sw, key, what, where, now, wanted=body is not None)
+        if msgs:
+            self._send_bundle(sw, msgs, since=now)
+
+    def _restored(self, sw: Switch, key: Key, what: str, where: str, now: float,
+                  wanted: bool) -> None:
+        """Count, log and remember (for a Problem) a flow put right after another client's
+        change; one put right again and again is held back for a while (no fight at line
+        rate with another controller)."""
+        self.stats.changes_repaired += 1
+        self.stats.repairs += 1
+        notice = sw.changed.get(key)
+        if notice is None:
+            notice = sw.changed[key] = ChangeNotice(
+                self.tables.note(sw.id, key) if wanted else "", wire.match_text(key[2]), where,
+                what, 0.0)
+        notice.what, notice.last = what, time.time()
+        notice.done = "restored" if wanted else "removed"
+        notice.times += 1
+        notice.recent = [t for t in notice.recent if now - t < FIGHT_WINDOW] + [now]
+        LOG.warning("switch %016x (%s): %s (table %d priority %d) was %s by another OpenFlow "
+                    "client: %s", sw.id, where, notice.flow, key[0], key[1], what, notice.done)
+        if len(notice.recent) >= FIGHT_LIMIT:
+            notice.held_until = now + FIGHT_HOLD
+            LOG.error("switch %016x (%s): %s was changed back %d times in %d s: put right at "
+                      "most every %d s from now on", sw.id, where, notice.flow,
+                      len(notice.recent), int(FIGHT_WINDOW), int(FIGHT_HOLD))
+            notice.recent = []
+
+    def _blocked_by_change(self, sw: Switch, key: Key, cookie: int, where: str) -> None:
+        """Another owner's flow took the match of a desired flow (an add replaces): reported
+        as holding it, never replaced (as `_full_diff` finds it in a dump)."""
+        note = self.tables.note(sw.id, key)
+        if key not in sw.refused:
+            sw.expected -= 1  # the switch no longer holds netctl's flow there
+        sw.blocked[key] = (note, cookie, where)
+        self.stats.foreign_blocked += 1
+        LOG.error("switch %016x (%s): another owner's flow (cookie %#x) took the match of flow "
+                  "'%s' (table %d priority %d); not replaced", sw.id, where, cookie, note,
+                  key[0], key[1])
 
     def _send_ops(self, sw: Switch, ops: Iterable) -> None:
         ofp = sw.dp.ofproto
@@ -528,10 +796,10 @@ class FlowSink:
         if not sw.held:
             self._holding.discard(sw.id)
 
-    def _send_bundle(self, sw: Switch, msgs: list) -> None:
+    def _send_bundle(self, sw: Switch, msgs: list, since: float | None = None) -> None:
         """Open, add, commit, barrier. Each (command, key, body) is written as bytes from its
         canonical form (`flows.wire`: byte-identical to os-ken's, far cheaper), many messages
-        per socket write."""
+        per socket write. `since`: when the change it answers was seen (the round's)."""
         dp = sw.dp
         ofp, parser = dp.ofproto, dp.ofproto_parser
         self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF
@@ -556,7 +824,7 @@ class FlowSink:
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))
         barrier = parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)
-        sw.pending_barriers[barrier.xid] = self._since
+        sw.pending_barriers[barrier.xid] = self._since if since is None else since
         dp.send_msg(barrier)
         self.stats.flow_mods += len(msgs)
         self.stats.bundles += 1

@@ -4,12 +4,19 @@ It decides nothing and keeps no state: every handler turns one os-ken event into
 event (`netctl.sources.switches`), which the reconcile loop takes on its own thread. Every
 handler is wrapped so an exception is logged and counted, never escaping: with os-ken's native
 hub one escaping exception silently ends the whole app's event loop.
+
+os-ken 4.x writes an ONF flow monitor request (`ONFFlowMonitorRequest`) but parses neither the
+replies nor the updates: both arrive as an experimenter multipart reply whose body is raw bytes
+(`OFPExperimenterStatsReply`), which `flow_updates` reads here with os-ken's own match and
+instruction parsers (the updates' layout is OVS's: a Nicira flow update header, a whole
+ofp_match, OpenFlow 1.3 instructions).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -21,13 +28,15 @@ from os_ken.controller.handler import (
     MAIN_DISPATCHER,
     set_ev_cls,
 )
-from os_ken.ofproto import ofproto_v1_3
+from os_ken.ofproto import ofproto_common, ofproto_v1_3
 
 from netctl.sources.switches import (
     Aggregate,
     Barrier,
     Error,
+    FlowChanged,
     FlowStats,
+    FlowUpdate,
     PacketIn,
     Port,
     SwitchFeed,
@@ -72,6 +81,41 @@ def port_of(desc: Any) -> Port:
     return Port(desc.port_no, name, desc.hw_addr, desc.config)
 
 
+# onf_flow_update_header.event (as OVS writes them: Nicira's NXFME_*)
+UPDATE_EVENTS = {ofproto_v1_3.ONFFME_ADDED: "added", ofproto_v1_3.ONFFME_DELETED: "deleted",
+                 ofproto_v1_3.ONFFME_MODIFIED: "modified"}
+UPDATE_FULL = struct.Struct("!HHHHHHHBxQ")  # length, event, reason, priority, idle, hard,
+# match_len, table_id, cookie: 24 bytes, then a whole ofp_match, then the instructions
+
+
+def flow_updates(data: bytes, parser: Any) -> tuple[list[FlowUpdate], int]:
+    """The flow updates in one ONFMP_FLOW_MONITOR reply body, and how many abbreviated ones
+    (changes made over this very connection, reported only by their xid) it held."""
+    out: list[FlowUpdate] = []
+    own = 0
+    pos = 0
+    while pos + 4 <= len(data):
+        length, event = struct.unpack_from("!HH", data, pos)
+        if length < 8 or pos + length > len(data):
+            raise ValueError(f"flow update of length {length} at {pos} in {len(data)} bytes")
+        if event == ofproto_v1_3.ONFFME_ABBREV:
+            own += 1
+        elif event in UPDATE_EVENTS:
+            (_length, _event, reason, priority, _idle, _hard, _match_len, table_id,
+             cookie) = UPDATE_FULL.unpack_from(data, pos)
+            match = parser.OFPMatch.parser(data, pos + UPDATE_FULL.size)
+            at = pos + UPDATE_FULL.size + (match.length + 7) // 8 * 8
+            instructions = []
+            while at < pos + length:
+                ins = parser.OFPInstruction.parser(data, at)
+                instructions.append(ins)
+                at += ins.len
+            out.append(FlowUpdate(UPDATE_EVENTS[event], table_id, priority, cookie, match,
+                                  tuple(instructions), reason))
+        pos += length
+    return out, own
+
+
 class NetctlApp(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -101,6 +145,21 @@ class NetctlApp(app_manager.OSKenApp):
     @guarded
     def aggregate(self, ev: Any) -> None:
         self.feed.put(Aggregate(ev.msg.datapath, ev.msg.body.flow_count))
+
+    @set_ev_cls(ofp_event.EventOFPExperimenterStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def experimenter_stats(self, ev: Any) -> None:
+        """The flow monitor: its answer to the subscription (the request's xid) and the
+        updates the switch sends of its own accord (xid 0)."""
+        msg = ev.msg
+        body = msg.body
+        if (body.experimenter != ofproto_common.ONF_EXPERIMENTER_ID
+                or body.exp_type != ofproto_v1_3.ONFMP_FLOW_MONITOR):
+            return
+        updates, own = flow_updates(bytes(body.data), msg.datapath.ofproto_parser)
+        self.feed.own_changes += own
+        if updates or msg.xid:
+            self.feed.put(FlowChanged(msg.datapath, tuple(updates), msg.xid))
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     @guarded

@@ -8,11 +8,15 @@ reconnected switch's old session may still deliver a late event, which is droppe
 port names it has (a port whose state or config changed — link, LACP, netctl's own port-mod —
 is `PortState`, not a topology change, so the engine hears only of ports that came or went).
 
-Two kinds of events come out, and the loop routes them:
+Three kinds of events come out, and the loop routes them:
 - topology — `Connected`, `PortChanged` (came, went or renumbered), `Gone` — for the engine's
   switch input and for the OpenFlow sink's sessions;
 - feedback on what the sink sent or asked — `FlowStats`, `Aggregate`, `Barrier`, `Error`,
-  `PacketIn`, `PortState` — for the sink alone.
+  `PacketIn`, `PortState` — for the sink alone;
+- what other OpenFlow clients did to a switch's flows — `FlowChanged`, from the flow monitor
+  the sink subscribes to (ONF extension 187) — for the sink alone. The switch reports the
+  changes made over netctl's own connection only as an abbreviation (an xid), which the app
+  counts (`own_changes`) and does not pass on.
 """
 
 from __future__ import annotations
@@ -94,9 +98,33 @@ class PacketIn:
     data: bytes
 
 
+@dataclass(frozen=True)
+class FlowUpdate:
+    """One flow as another OpenFlow client left it, as the switch's flow monitor reports it:
+    the same fields as a flow-stats entry (os-ken's match and instructions)."""
+
+    event: str  # "added" | "modified" | "deleted"
+    table_id: int
+    priority: int
+    cookie: int
+    match: Any
+    instructions: tuple  # as the flow holds them (a "deleted" one's too); empty: it drops
+    reason: int = 0  # "deleted": why (OFPRR_DELETE for a client's delete; timeouts, eviction)
+
+
+@dataclass(frozen=True)
+class FlowChanged:
+    """Flows other OpenFlow clients added, changed or deleted (`updates`), or, with the xid of
+    the sink's subscription and perhaps no updates, the switch's answer to it."""
+
+    dp: Any
+    updates: tuple[FlowUpdate, ...]
+    xid: int = 0  # 0: an update the switch sent of its own accord
+
+
 TOPOLOGY = (Connected, PortChanged, Gone)
 Event = (Connected | PortChanged | PortState | Gone | FlowStats | Aggregate | Barrier | Error
-         | PacketIn)
+         | PacketIn | FlowChanged)
 
 
 @dataclass
@@ -113,6 +141,9 @@ class SwitchFeed:
         self._wake = wake
         self._sessions: dict[int, _Session] = {}  # dpid -> current session (loop thread)
         self.handler_errors = 0  # os-ken handlers that raised (counted by the app)
+        # changes made over netctl's own connections, which the flow monitors report only as
+        # an abbreviation (counted by the app, never queued)
+        self.own_changes = 0
 
     # ------------------------------------------------------------------ os-ken's threads
     def put(self, event: Event) -> None:
