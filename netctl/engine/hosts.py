@@ -13,6 +13,7 @@ Problems of building (and of fail modes, which read the host's VIFs' locking) ar
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,6 +64,10 @@ class _Host:
     base: HostConfig | None = None  # without vif_ports
     config: HostConfig | None = None  # what the OVSDB side gets
     vif_ports: dict[str, VifPortConfig] = field(default_factory=dict)  # VIF ref -> settings
+    # (VM ref, device, VIF ref) of its VIF ports, kept in order (a VIF's port settings join or
+    # leave a host's configuration without sorting all of them again)
+    order: list[tuple[str, str, str]] = field(default_factory=list)
+    key_of: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # VIF ref -> key
     vif_networks: Counter = field(default_factory=Counter)  # network -> running VIFs
     problems: tuple[Problem, ...] = ()
     fail_problems: tuple[Problem, ...] = ()
@@ -216,6 +221,9 @@ class HostConfigs:
         if old_home is not None:
             st = self.hosts.setdefault(old_home, _Host())
             st.vif_ports.pop(vif_ref, None)
+            key = st.key_of.pop(vif_ref, None)
+            if key is not None:
+                del st.order[bisect.bisect_left(st.order, key)]
             old_net = self._vif_net.pop(vif_ref, None)
             if old_net is not None:
                 st.vif_networks[old_net] -= 1
@@ -230,6 +238,8 @@ class HostConfigs:
             st = self.hosts.setdefault(home, _Host())
             st.vif_ports[vif_ref] = VifPortConfig(vif_port(vm.domid, vif.device), vif.uuid,
                                                   tuple(sorted(set(vif.trunks))))
+            st.key_of[vif_ref] = key = (vif.vm, vif.device, vif_ref)
+            bisect.insort(st.order, key)
             if st.vif_networks[vif.network] == 0 and self._internal(vif.network, home):
                 self._need_rebuild.add(home)
             st.vif_networks[vif.network] += 1
@@ -298,9 +308,7 @@ class HostConfigs:
             return
         if st.base is None:
             return
-        vifs = self.view.vifs
-        ports = tuple(p for _k, p in sorted(
-            st.vif_ports.items(), key=lambda kv: (vifs[kv[0]].vm, vifs[kv[0]].device)))
+        ports = tuple(st.vif_ports[ref] for _vm, _device, ref in st.order)
         config = replace(st.base, vif_ports=ports)
         if force or config != st.config:
             if config != st.config:
