@@ -53,14 +53,21 @@ class PortWatch:
             if stamp is None or len(parts) < 4:
                 continue
             op, name, ofport = parts[1], parts[2].strip('"'), parts[3]
+            numbered = ofport.isdigit() and 0 < int(ofport) < 0xFF00
             if op == "new":  # a modification: the port is in the datapath once it has a number
-                if not (ofport.isdigit() and 0 < int(ofport) < 0xFF00):
+                if not numbered:
                     continue
-                op = "ready"
-            elif op not in ("insert", "delete"):
+                ops = ["ready"]
+            elif op == "insert":
+                # ovsdb-server sends the changes of transactions committed close together in
+                # one update: a row inserted and numbered by ovs-vswitchd at once is both
+                ops = ["insert", "ready"] if numbered else ["insert"]
+            elif op == "delete":
+                ops = ["delete"]
+            else:
                 continue
             with self.changed:
-                self.events.append((stamp, host, op, name))
+                self.events += [(stamp, host, o, name) for o in ops]
                 self.changed.notify_all()
 
     def find(self, host: str, op: str, after: float, name: str | None = None,
