@@ -14,8 +14,10 @@ against its source:
    `lacp-fallback-ab` verbatim, `lacp-aggregation-key`/`lacp-actor-key` on every member
    interface, and any other key as `other_config:bond-<k>`.
 
-The only deviation from networkd: a value networkd would drop with a debug line becomes a
-`Problem` too, so an operator sees why a property had no effect.
+The only deviation from networkd: an override of a known property whose value cannot be used
+(`netctl.model.keys.BOND_OVERRIDES`: networkd would drop it with a debug line, leaving the
+property unset) is passed over as if it were absent, so xapi's value applies, and the model's
+key check reports it as a Problem on the master PIF, so an operator sees why it had no effect.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netctl.hostconfig import InterfaceConfig, PortConfig
-from netctl.model import PIF, Bond, FrozenMap, PoolState, Problem, describe
+from netctl.model import PIF, Bond, FrozenMap
+from netctl.model.keys import BOND_OVERRIDE
 
 # networkd's known_props: everything else becomes other_config:bond-<k>.
 KNOWN_PROPS = ("mode", "hashing-algorithm", "updelay", "downdelay", "miimon", "use_carrier",
@@ -53,8 +56,11 @@ def networkd_bond_properties(bond: Bond, n_members: int, master_other_config: Fr
             for key in ("lacp-time", "lacp-aggregation-key", "lacp-fallback-ab"):
                 if key in bond.properties:
                     props.append((key, bond.properties[key]))
+    # an override whose value netctl cannot use is passed over, as if it were absent: what xapi
+    # passes applies (the key check says so: `netctl.model.keys.BOND_OVERRIDES`)
     overrides = [(k[len("bond-"):], v) for k, v in master_other_config.items()
-                 if k.startswith("bond-")]
+                 if k.startswith("bond-")
+                 and (k not in BOND_OVERRIDE or BOND_OVERRIDE[k].value(v) is not None)]
     overridden = {k for k, _ in overrides}
     return [(k, v) for k, v in props if k not in overridden] + overrides
 
@@ -110,17 +116,11 @@ def bond_columns(properties: list[tuple[str, str]]) -> BondColumns:
                        interface_other_config=FrozenMap(iface_other), dropped=tuple(dropped))
 
 
-def bond_port(state: PoolState, master: PIF, bond: Bond, members: tuple[PIF, ...], mtu: int
-              ) -> tuple[PortConfig, list[Problem]]:
+def bond_port(master: PIF, bond: Bond, members: tuple[PIF, ...], mtu: int) -> PortConfig:
     """The OVS port of a bond master PIF: named after the master (`bond0`), one interface per
     member NIC, the bond's MAC on the port, and networkd's mode/LACP columns."""
-    problems: list[Problem] = []
     props = networkd_bond_properties(bond, len(members), master.other_config)
     cols = bond_columns(props)
-    for prop, value in cols.dropped:
-        problems.append(Problem("PIF", master.ref, master.uuid, describe(state, master),
-                                f"other_config:bond-{prop}",
-                                f"'{value}' is not a non-negative integer; networkd ignores it"))
     interfaces = tuple(
         InterfaceConfig(name=m.device, mtu_request=mtu, other_config=cols.interface_other_config)
         for m in members)
@@ -128,4 +128,4 @@ def bond_port(state: PoolState, master: PIF, bond: Bond, members: tuple[PIF, ...
         name=master.device, interfaces=interfaces, bond_mode=cols.bond_mode, lacp=cols.lacp,
         bond_updelay=cols.bond_updelay, bond_downdelay=cols.bond_downdelay,
         mac=master.mac or None, other_config=cols.other_config)
-    return port, problems
+    return port

@@ -15,6 +15,22 @@ bridge): the port's rules drop what it sends, and `flows.compile` gives it no fo
 the OpenFlow side sets the port `NO_FWD`/`NO_RECV`, so neither NORMAL's flooding nor unicast
 reaches it.
 
+What a value netctl cannot read becomes (fail safe and loud: each is a Problem naming the VIF
+or network and the field, with the allowed values, and none ever loosens the locking):
+- `other_config:netctl-locking-mode` not one of locked, unlocked, disabled (a typo such as
+  `lockd`): enforced as `locked`, with the VIF's allowed addresses — the override exists to ask
+  for locking, and falling back to the VIF's own `locking_mode` (often `unlocked` while netctl
+  is the SDN controller) would leave an operator believing a VIF locked that is not
+  (`netctl.model.keys.BAD_LOCKING_OVERRIDE`);
+- `locking_mode` not one of xapi's modes: enforced as `locked`;
+- an entry of `ipv4_allowed` / `ipv6_allowed` that does not parse: left out, so the VIF is
+  locked to the entries that do (none left: no IP traffic at all, as xapi's locked mode with
+  empty lists);
+- `network.default_locking_mode` not one of unlocked, disabled: its `network_default` VIFs are
+  enforced as `disabled`, the strictest reading of a default.
+(`netctl.model.validation.applied` and `PoolState.enforced_locking_mode` do it; the compilers
+only ever see values they can read.)
+
 One deliberate addition to xapi's rules: a locked VIF cannot send DHCP server replies (UDP
 source port 67) or DHCPv6 server replies (547), even from an allowed address — a rogue DHCP
 server is the classic attack locking is for (OVN lets such replies through).

@@ -1,5 +1,6 @@
 """Host-networking checks beyond `netctl.model.validate`: the intent xapi itself would refuse
-(or OVS could not build) for bridges, bonds, VLANs and tunnels.
+(or OVS could not build) for bonds, VLANs and tunnels (MTUs are the model's: a bad one is
+applied as xapi's default, `netctl.model.validation`).
 
 Each check names the xapi object and field; the offending object is removed from the snapshot
 before `validate` runs, so that everything depending on it is left out too (and says why),
@@ -11,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from netctl.model import (
-    PIF,
     VLAN,
     XAPI_CLASS,
     Bond,
-    Network,
     PoolQueries,
     PoolState,
     Problem,
@@ -25,26 +24,11 @@ from netctl.model import (
     validate,
 )
 
-MTU_MIN, MTU_MAX = 68, 9216  # what xapi/networkd accept for network.MTU and PIF other_config:mtu
 TAG_MIN, TAG_MAX = 1, 4094  # VLAN 0 is priority tagging, 4095 reserved: not a VLAN network
 
 
 def _problem(state: PoolQueries, obj: XapiObject, fld: str, message: str) -> Problem:
     return Problem(XAPI_CLASS[type(obj)], obj.ref, obj.uuid, describe(state, obj), fld, message)
-
-
-def network_mtu_problem(state: PoolQueries, net: Network) -> list[tuple[str, str]]:
-    if not MTU_MIN <= net.mtu <= MTU_MAX:
-        return [("MTU", f"{net.mtu} is outside {MTU_MIN}-{MTU_MAX}, the MTUs a host NIC can "
-                        "carry")]
-    return []
-
-
-def pif_mtu_problem(pif: PIF) -> list[tuple[str, str]]:
-    raw = pif.other_config.get("mtu")
-    if raw is not None and not (raw.isdigit() and MTU_MIN <= int(raw) <= MTU_MAX):
-        return [("other_config:mtu", f"'{raw}' is not an MTU in {MTU_MIN}-{MTU_MAX}")]
-    return []
 
 
 def bond_host_problem(state: PoolQueries, bond: Bond) -> list[tuple[str, str]]:
@@ -107,8 +91,7 @@ def check_host_networking(state: PoolState, incumbents: Collection[str] = ()
     """`validate(state)` preceded by the host-networking checks. Returns the snapshot holding
     only buildable objects, and every Problem found (these checks' first)."""
     problems: list[Problem] = []
-    drop: dict[str, set[str]] = {"networks": set(), "pifs": set(), "bonds": set(),
-                                 "vlans": set(), "tunnels": set()}
+    drop: dict[str, set[str]] = {"bonds": set(), "vlans": set(), "tunnels": set()}
 
     def check(obj: XapiObject, bucket: str, errs: list[tuple[str, str]]) -> None:
         for fld, message in errs:
@@ -116,10 +99,6 @@ def check_host_networking(state: PoolState, incumbents: Collection[str] = ()
         if errs:
             drop[bucket].add(obj.ref)
 
-    for net in sorted(state.networks.values(), key=lambda n: n.uuid):
-        check(net, "networks", network_mtu_problem(state, net))
-    for pif in sorted(state.pifs.values(), key=lambda p: p.uuid):
-        check(pif, "pifs", pif_mtu_problem(pif))
     for bond in sorted(state.bonds.values(), key=lambda b: b.uuid):
         check(bond, "bonds", bond_host_problem(state, bond))
     groups: dict[tuple[str, int], list[str]] = {}

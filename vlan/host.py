@@ -55,6 +55,7 @@ from netctl.model import (
     describe,
     vif_port,
 )
+from netctl.model.keys import DISABLE_IN_BAND, FAIL_MODE, first_read
 from vlan.checks import check_host_networking
 from vlan.tunnels import allocate_tunnel_keys, endpoint, tunnel_port_name_for
 
@@ -151,9 +152,7 @@ def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping
             members = tuple(sorted(kept.bond_slaves(bond), key=lambda m: m.device))
             br = new_bridge(pif, net)
             if br is not None:
-                port, bond_problems = bond_port(kept, pif, bond, members, br.mtu)
-                br.ports.append(port)
-                problems.extend(bond_problems)
+                br.ports.append(bond_port(pif, bond, members, br.mtu))
     for pif in sorted(pifs, key=lambda p: (p.vlan, p.device)):
         if pif.type is not PifType.VLAN_UNTAGGED:
             continue
@@ -254,18 +253,15 @@ def _has_any_pif(state: PoolQueries, network: str, host: str) -> bool:
 def _finish(state: PoolState, br: _Bridge, controllers: Sequence[str], datapath_type: str,
             protocols: Sequence[str]) -> BridgeConfig:
     net, pif = br.network, br.pif
-    if pif is not None:
-        merged = state.bridge_other_config(pif)
-    else:
-        pool_oc = state.pool.other_config if state.pool else FrozenMap()
-        merged = pool_oc.merged(net.other_config)
     fail_mode = fail_mode_of(state, net, pif, controlled=bool(controllers))[0]
     other = {"mac-table-size": MAC_TABLE_SIZE, "enable-ipv6-mcast-snooping": "false",
              "mcast-snooping-disable-flood-unregistered": "true"}
     if pif is not None and pif.mac:
         other["hwaddr"] = pif.mac.lower()
-    in_band = merged.get("vswitch-disable-in-band")
-    if in_band in ("true", "false"):
+    # PIF, network, pool: the first that sets it well decides (nm.ml's merge, bad values
+    # passed over: `netctl.model.keys`)
+    in_band = first_read(DISABLE_IN_BAND, (pif, net, state.pool))
+    if in_band is not None:
         other["disable-in-band"] = in_band
     uuids = (net.uuid, *(u for _, u in sorted(br.vlan_networks)))
     own = PortConfig(net.bridge, (InterfaceConfig(net.bridge, type="internal",
@@ -280,8 +276,7 @@ def _finish(state: PoolState, br: _Bridge, controllers: Sequence[str], datapath_
         network_uuids=uuids)
 
 
-FAIL_MODE_KEY = "vswitch-controller-fail-mode"
-FAIL_MODES = ("secure", "standalone")
+FAIL_MODE_KEY = FAIL_MODE.name
 
 
 def fail_mode_of(state: PoolState, net: Network, pif: PIF | None, controlled: bool = True
@@ -295,29 +290,22 @@ def fail_mode_of(state: PoolState, net: Network, pif: PIF | None, controlled: bo
     controller at all (`controlled=False`: netctl programming OVSDB only) stays `standalone`,
     since nothing else would ever forward on it."""
     for obj in (pif, net, state.pool):
-        if obj is None:
-            continue
-        value = obj.other_config.get(FAIL_MODE_KEY)
-        if value in FAIL_MODES:
+        value = FAIL_MODE.read(obj) if obj is not None else None  # a bad value: passed over
+        if value is not None:
             return value, obj
     return ("secure" if controlled else "standalone"), None
 
 
 def fail_mode_problems(state: PoolQueries, host_ref: str, bridges: Sequence[BridgeConfig]
                        ) -> list[Problem]:
-    """What an operator must hear about fail modes on this host: a value xapi would not
-    understand, and `standalone` on a bridge that carries locked or disabled VIFs (when netctl
-    is away for three inactivity probes, OVS switches that bridge with NORMAL and the locking
-    stops applying). Depends on the host's VIFs (their locking) as well as its bridges."""
+    """What an operator must hear about fail modes on this host beyond a bad value (the
+    model's key check says that, `netctl.model.keys.FAIL_MODE`): `standalone` on a bridge that
+    carries locked or disabled VIFs (when netctl is away for three inactivity probes, OVS
+    switches that bridge with NORMAL and the locking stops applying). Depends on the host's
+    VIFs (their locking) as well as its bridges."""
     pifs = [p for p in state.host_pifs(host_ref) if p.currently_attached
             and not p.is_bond_slave]
     out: list[Problem] = []
-    for obj in (state.pool, *(state.networks.get(p.network) for p in pifs), *pifs):
-        value = obj.other_config.get(FAIL_MODE_KEY) if obj is not None else None
-        if value is not None and value not in FAIL_MODES:
-            out.append(Problem(XAPI_CLASS[type(obj)], obj.ref, obj.uuid, describe(state, obj),
-                               f"other_config:{FAIL_MODE_KEY}", f"'{value}' is not one of secure, "
-                               "standalone; ignored"))
     host = state.hosts[host_ref]
     pif_by_bridge = {state.networks[p.network].bridge: p for p in pifs if p.network in
                      state.networks}

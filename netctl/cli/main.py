@@ -202,6 +202,9 @@ def lab_agent(prefix: str | None, xapi_url: str, username: str, password_file: s
               help="... and the CA the switches' certificates must be signed by.")
 @click.option("--audit-interval", type=float, default=60.0, show_default=True,
               help="Seconds between dump-and-diff audits that repair drifted flows (0: off).")
+@click.option("--flow-monitor/--no-flow-monitor", default=True, show_default=True,
+              help="Subscribe to each switch's flow monitor (OVS >= 3.0): a flow another "
+                   "OpenFlow client changes is repaired at once.")
 @click.option("--xapi-ca", type=click.Path(exists=True, dir_okay=False),
               help="CA certificate to verify an https pool master with.")
 @click.option("--xapi-insecure", is_flag=True,
@@ -209,8 +212,8 @@ def lab_agent(prefix: str | None, xapi_url: str, username: str, password_file: s
 @click.option("-v", "--verbose", is_flag=True)
 def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub: str,
              status_file: str | None, tls_key: str | None, tls_cert: str | None,
-             tls_ca: str | None, audit_interval: float, xapi_ca: str | None,
-             xapi_insecure: bool, verbose: bool) -> None:
+             tls_ca: str | None, audit_interval: float, flow_monitor: bool,
+             xapi_ca: str | None, xapi_insecure: bool, verbose: bool) -> None:
     """Run the OpenFlow controller alone: keep every bridge's flows equal to xapi's intent."""
     import logging
 
@@ -236,7 +239,8 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
         tls = TlsFiles(tls_key, tls_cert, tls_ca)
     try:
         serve(host, int(port), xapi_url, username, password, hub=hub, status_file=status_file,
-              tls=tls, audit_interval=audit_interval, xapi_ca=xapi_ca,
+              tls=tls, audit_interval=audit_interval, flow_monitor=flow_monitor,
+              xapi_ca=xapi_ca,
               xapi_insecure=xapi_insecure)
     except LaunchError as exc:
         raise NetctlError(str(exc)) from None

@@ -329,8 +329,8 @@ class FlowTables:
             table = self.tables.get(dpid)
             if table is not None:
                 self._rebuild(table)
-        for ref in sorted(vifs):
-            self._vif(ref)
+        moves = [m for ref in sorted(vifs) if (m := self._vif(ref, remote=False)) is not None]
+        self._remote_moves(moves)
 
     def recompute(self) -> None:
         """Every table again (the fallback, counted as the node's recompute): each connected
@@ -650,9 +650,12 @@ class FlowTables:
         self._diff_into(self.deltas.setdefault(table.dpid, Delta()), table.flood, new)
         table.flood = new
 
-    def _vif(self, vif_ref: str) -> None:
+    def _vif(self, vif_ref: str, remote: bool = True) -> tuple[Placement | None,
+                                                                 Placement | None] | None:
         """A VIF changed: its local part where it runs (and where it ran), and its remote
-        flows on every other switch of its network (old placement out, new one in)."""
+        flows on every other switch of its network (old placement out, new one in). With
+        `remote=False` the placement change is returned instead, for `_remote_moves` to hand
+        on with the other VIFs' of the round."""
         view = self.view
         vif = view.vifs.get(vif_ref)
         old_dpid = self._local_of.get(vif_ref)
@@ -671,18 +674,41 @@ class FlowTables:
         old_p = self._placed.get(vif_ref)
         new_p = self._place(vif_ref)
         if old_p == new_p:
-            return
-        dpids = set()
-        for p in (old_p, new_p):
-            if p is not None:
-                dpids |= self._carrying.get(p.network, set())
-        for dpid in sorted(dpids):
-            table = self.tables[dpid]
-            before = dict(self._remote_of(table, old_p))
-            after = dict(self._remote_of(table, new_p))
-            if before == after:
-                continue
-            self._diff_into(self.deltas.setdefault(dpid, Delta()), before, after)
+            return None
+        if not remote:
+            return old_p, new_p
+        self._remote_moves([(old_p, new_p)])
+        return None
+
+    def _remote_moves(self, moves: list[tuple[Placement | None, Placement | None]]) -> None:
+        """VIFs' placements that changed, as remote flows on every other switch of their
+        networks: every old flow that goes first, then every new or changed one. Two VIFs may
+        share a remote flow's key (a MAC on a network: the one that keeps it and the one
+        quarantined for it); when the MAC passes from one to the other in a round, the flow
+        is then one modify, whichever VIF came first (in the other order the second VIF's
+        delete would cancel the first one's add)."""
+        pairs: dict[int, list[tuple[Entries, Entries]]] = {}
+        for old_p, new_p in moves:
+            dpids = set()
+            for p in (old_p, new_p):
+                if p is not None:
+                    dpids |= self._carrying.get(p.network, set())
+            for dpid in dpids:
+                table = self.tables[dpid]
+                before = dict(self._remote_of(table, old_p))
+                after = dict(self._remote_of(table, new_p))
+                if before != after:
+                    pairs.setdefault(dpid, []).append((before, after))
+        for dpid in sorted(pairs):
+            delta = self.deltas.setdefault(dpid, Delta())
+            for before, after in pairs[dpid]:
+                for key in before:
+                    if key not in after:
+                        delta.put(key, None, True)
+            for before, after in pairs[dpid]:
+                for key, body in after.items():
+                    if before.get(key) != body:
+                        delta.put(key, body, key in before)
 
     def _switch_of(self, host_ref: str | None, net: str) -> int | None:
         """The switch of a host that carries a network (its bridge, or a VLAN's parent)."""

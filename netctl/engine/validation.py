@@ -42,10 +42,13 @@ from netctl.model import (
     SDNController,
     Tunnel,
     XapiObject,
+    applied,
+    blocks,
     check_bond,
     check_network,
     check_pif,
     check_pif_represents,
+    check_pool,
     check_sdn,
     check_tunnel,
     check_vif,
@@ -56,8 +59,6 @@ from netctl.model import (
 )
 from vlan.checks import (
     bond_host_problem,
-    network_mtu_problem,
-    pif_mtu_problem,
     tunnel_transport_problem,
     vlan_problem,
 )
@@ -225,6 +226,8 @@ class IncrementalValidator:
         if raw.pool != view.pool:
             self._set(raw.pool.ref if raw.pool else (view.pool.ref if view.pool else ""),
                       raw.pool, view)
+            if raw.pool is not None:
+                self._report(raw.pool, "check", check_pool(raw, raw.pool))
         for ref in work.gone:
             self._forget(ref)
         # hosts are always kept (nothing to validate)
@@ -238,7 +241,7 @@ class IncrementalValidator:
             pif = raw.pifs.get(ref)
             was = ref in self._pre_pifs
             errs = self._pif_first(pif) if pif is not None else None
-            now = errs is not None and not errs
+            now = errs is not None and not blocks(errs)
             if now:
                 self._pre_pifs.add(ref)
             else:
@@ -259,7 +262,7 @@ class IncrementalValidator:
             else:
                 errs = self._middle(obj)
                 self._report(obj, "check", errs)
-                self._set(ref, obj if not errs else None, view)
+                self._set(ref, applied(view, obj) if not blocks(errs) else None, view)
             after = view.get(ref) is not None
             if before != after or obj is None:
                 work.t4 |= masters | self._masters_of(ref)
@@ -276,7 +279,7 @@ class IncrementalValidator:
             else:
                 errs = check_vm(view, obj) if isinstance(obj, VM) else check_sdn(view, obj)
                 self._report(obj, "check", errs)
-                self._set(ref, obj if not errs else None, view)
+                self._set(ref, applied(view, obj) if not blocks(errs) else None, view)
             if isinstance(obj, VM) or (obj is None and before):
                 if before != (view.get(ref) is not None):
                     work.t6 |= {v.ref for v in raw.vm_vifs(ref)}
@@ -290,7 +293,7 @@ class IncrementalValidator:
             else:
                 errs = check_vif(view, vif)
                 self._report(vif, "check", errs)
-                self._set(ref, vif if not errs else None, view)
+                self._set(ref, applied(view, vif) if not blocks(errs) else None, view)
             for v in (old, vif):
                 if v is not None:
                     work.t7.add((v.network, v.mac.lower()))
@@ -314,27 +317,26 @@ class IncrementalValidator:
                     if before:
                         self._network_dependents(ref, work)
                 continue  # a renamed network is checked in its new group
-            pre = network_mtu_problem(raw, net)
-            errs = pre if pre else check_network(view, net, seen)
+            errs = check_network(view, net, seen)
             self._report(net, "check", errs)
-            if not errs:
+            placed = not blocks(errs)
+            if placed:
                 seen[net.bridge] = net
-            self._set(ref, net if not errs else None, view)
-            if before != (not errs):
+            self._set(ref, applied(view, net) if placed else None, view)
+            if before != placed:
                 self._network_dependents(ref, work)
 
     def _network_dependents(self, ref: str, work: _Work) -> None:
         work.t2 |= {p.ref for p in self.raw.network_pifs(ref)}
         work.t6 |= {v.ref for v in self.raw.network_vifs(ref)}
 
-    def _pif_first(self, pif: PIF) -> list[tuple[str, str]]:
-        """The first pass: host-networking rule, then validate's (against valid networks)."""
-        pre = pif_mtu_problem(pif)
-        errs = pre if pre else check_pif(self.out.view, pif)
+    def _pif_first(self, pif: PIF) -> list:
+        """The first pass: validate's (against valid networks)."""
+        errs = check_pif(self.out.view, pif)
         self._report(pif, "check", errs)
         return errs
 
-    def _middle(self, obj: XapiObject) -> list[tuple[str, str]]:
+    def _middle(self, obj: XapiObject) -> list[tuple]:
         """A bond, VLAN or tunnel: host-networking rules on the raw pool, then validate's
         against the first-pass PIFs."""
         raw = self.raw
@@ -370,7 +372,7 @@ class IncrementalValidator:
         else:
             errs = check_pif_represents(view, pif)
             self._report(pif, "post", errs)
-            self._set(ref, pif if not errs else None, view)
+            self._set(ref, pif if not blocks(errs) else None, view)
         after = view.pifs.get(ref)
         if (before is None) != (after is None) or (before is not None and after is not None
                                                    and before.vlan != after.vlan):
@@ -421,13 +423,14 @@ class IncrementalValidator:
         return [vifs[r] for r in sorted(index.get(mac, ())) if r in vifs]
 
     # ------------------------------------------------------------------ writing the view
-    def _report(self, obj: XapiObject, stage: str, errs: list[tuple[str, str]]) -> None:
+    def _report(self, obj: XapiObject, stage: str, errs: list[tuple]) -> None:
+        """Every finding is a Problem, blocking or not ((field, message[, blocking]))."""
         key = (obj.ref, stage)
         if not errs:
             self.out.problems.pop(key, None)
             return
         self.out.problems[key] = [Problem(XAPI_CLASS[type(obj)], obj.ref, obj.uuid,
-                                          describe(self.raw, obj), f, m) for f, m in errs]
+                                          describe(self.raw, obj), f[0], f[1]) for f in errs]
 
     def _clear(self, ref: str) -> None:
         for stage in ("check", "post", "mac"):

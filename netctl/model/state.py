@@ -16,10 +16,9 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any, TypeVar
 
+from netctl.model.keys import BAD_LOCKING_OVERRIDE, LOCKING_OVERRIDE, PIF_MTU, VIF_MTU
 from netctl.model.types import (
     EMPTY,
-    ENFORCED_LOCKING_MODES,
-    LOCKING_OVERRIDE_KEY,
     NULL_REF,
     PIF,
     VIF,
@@ -156,27 +155,28 @@ class PoolQueries:
     def enforced_locking_mode(self, vif: VIF) -> str:
         """The mode netctl enforces: `VIF.other_config:netctl-locking-mode` when present (the
         way to ask for `locked` while netctl is the pool's SDN controller, see
-        `flows.locking`), else `effective_locking_mode`; a quarantined VIF is `disabled`."""
+        `flows.locking`) — one netctl cannot read is enforced as `locked`, never as the VIF's
+        own mode (`keys.BAD_LOCKING_OVERRIDE`) —, else `effective_locking_mode`; a quarantined
+        VIF is `disabled`."""
         if vif.ref in self.quarantined:
             return "disabled"
-        override = vif.other_config.get(LOCKING_OVERRIDE_KEY)
-        if override in ENFORCED_LOCKING_MODES:
-            return override
+        if LOCKING_OVERRIDE.raw(vif) is not None:
+            return LOCKING_OVERRIDE.read(vif) or BAD_LOCKING_OVERRIDE
         return self.effective_locking_mode(vif)
 
     def vif_mtu(self, vif: VIF) -> int:
         """The backend MTU: VIF other_config:mtu, else the network's MTU (not VIF.MTU, as xapi)."""
-        raw = vif.other_config.get("mtu")
-        if raw is not None and raw.isdigit():
-            return int(raw)
+        mtu = VIF_MTU.read(vif)  # a bad value is passed over (keys)
+        if mtu is not None:
+            return mtu
         net = self.networks.get(vif.network)
         return net.mtu if net is not None else 1500
 
     def pif_mtu(self, pif: PIF) -> int:
         """The MTU networkd applies to a PIF: PIF other_config:mtu, else network.MTU."""
-        raw = pif.other_config.get("mtu")
-        if raw is not None and raw.isdigit():
-            return int(raw)
+        mtu = PIF_MTU.read(pif)  # a bad value is passed over (keys)
+        if mtu is not None:
+            return mtu
         net = self.networks.get(pif.network)
         return net.mtu if net is not None else 1500
 

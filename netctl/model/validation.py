@@ -1,27 +1,45 @@
-"""Bad intent, found and said: `validate(state)` returns the pool without the objects netctl
-cannot build (and without the objects that depend on them) and a `Problem` for each, naming the
-object and field, so bad intent never blocks good intent.
+"""Bad intent, found and said: `validate(state)` returns the pool as netctl applies it and a
+`Problem` for each bad field, naming the object and the field, so bad intent costs only what is
+bad.
+
+Per field, not per object. A finding is *blocking* only for a field without which the object
+cannot be placed at all (a VIF's network, VM, device or MAC; a network's bridge; a PIF's host;
+...): that object is left out, with everything that depends on it, and says why. Any other bad
+field is dropped: the object is applied as if the field were absent (`applied`): a network's
+MTU as xapi's default 1500, a VIF without its rate limit, a bond without the property, an
+`other_config` key ignored (`netctl.model.keys` reads every key netctl reads, and passes over a
+bad value). Security fields fail safe: a VIF's locking netctl cannot read is enforced at its
+strictest reading, never as `unlocked` — a bad `locking_mode` or `netctl-locking-mode` as
+`locked`, allowed addresses that do not parse left out (locked to the ones that do), a network's
+bad `default_locking_mode` as `disabled` (`flows.locking` says what each becomes).
 
 Its own module because these rules are read twice: from scratch by `validate` (the definition),
 and one object at a time by the engine's incremental validator (`netctl.engine.validation`),
-which calls the same `check_*` functions and `duplicate_macs` and is proven equal to `validate`.
-Every check returns its findings as (field, message) pairs; the words are part of the contract
-(operators read them, tests compare them). Pure: standard library and the model only.
+which calls the same `check_*` functions, `applied` and `duplicate_macs` and is proven equal to
+`validate`. Every check returns `Finding`s (field, message, blocking); the words are part of the
+contract (operators read them, tests compare them). Pure: standard library and the model only.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, replace
 from functools import partial
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
+from netctl.model.keys import (
+    BOND_PROPERTIES,
+    NETWORK_KEYS,
+    PIF_KEYS,
+    POOL_KEYS,
+    VIF_KEYS,
+    key_findings,
+)
 from netctl.model.state import PoolQueries, PoolState
 from netctl.model.types import (
     BOND_MODES,
-    LACP_PROPERTIES,
     NETWORK_DEFAULT_LOCKING_MODES,
     NULL_REF,
     PIF,
@@ -34,6 +52,7 @@ from netctl.model.types import (
     VM_POWER_STATES,
     XAPI_CLASS,
     Bond,
+    FrozenMap,
     Host,
     Network,
     Pool,
@@ -45,8 +64,32 @@ from netctl.model.types import (
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 BRIDGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
 
-Findings = list[tuple[str, str]]  # (xapi field, message) per problem of one object
+MTU_MIN, MTU_MAX = 68, 9216  # what xapi/networkd accept for network.MTU (a host NIC's MTUs)
+DEFAULT_MTU = 1500  # xapi's network.MTU default
+BAD_NETWORK_DEFAULT = "disabled"  # a default_locking_mode netctl cannot read (strictest)
+BAD_LOCKING_MODE = "locked"  # a VIF locking_mode netctl cannot read (never unlocked)
+
+
+class Finding(NamedTuple):
+    """One bad field of one object: its xapi name, what is wrong and what netctl does instead,
+    and whether it blocks the object (it cannot be placed without the field)."""
+
+    field: str
+    message: str
+    blocking: bool = True
+
+
+Findings = list[Finding]
 Obj = TypeVar("Obj", bound=XapiObject)
+
+
+def blocks(findings: Iterable[tuple]) -> bool:
+    """Whether any finding leaves its object out (a plain (field, message) pair does)."""
+    return any(len(f) < 3 or f[2] for f in findings)
+
+
+def _soft(pairs: Iterable[tuple[str, str]]) -> Findings:
+    return [Finding(f, m, False) for f, m in pairs]
 
 
 @dataclass(frozen=True)
@@ -107,14 +150,6 @@ def _is_ipv6(text: str, allow_prefix: bool) -> bool:
         return False
 
 
-def _other_config_mtu(other_config: Mapping[str, str]) -> Findings:
-    """other_config:mtu (PIF and VIF): when present, an MTU."""
-    mtu = other_config.get("mtu")
-    if mtu is not None and not (mtu.isdigit() and 68 <= int(mtu) <= 65535):
-        return [("other_config:mtu", f"'{mtu}' is not a valid MTU (68-65535)")]
-    return []
-
-
 # ---------------------------------------------------------------------------------------------
 # One object against the objects already found valid (`state`)
 
@@ -132,12 +167,21 @@ def check_network(state: PoolQueries, n: Network, seen_bridges: dict[str, Networ
         other = seen_bridges[n.bridge]
         errs.append(("bridge", f"bridge '{n.bridge}' is already used by network "
                                f"'{other.name_label or other.uuid}'"))
-    if not 68 <= n.mtu <= 65535:
-        errs.append(("MTU", f"{n.mtu} is not a valid MTU (68-65535)"))
+    if not MTU_MIN <= n.mtu <= MTU_MAX:
+        errs.append(Finding("MTU", f"{n.mtu} is outside {MTU_MIN}-{MTU_MAX}, the MTUs a host NIC "
+                                   f"can carry; the network is applied with MTU {DEFAULT_MTU}",
+                            False))
     if n.default_locking_mode not in NETWORK_DEFAULT_LOCKING_MODES:
-        errs.append(("default_locking_mode", f"'{n.default_locking_mode}' is not one of "
-                                             "unlocked, disabled"))
-    return errs
+        errs.append(Finding("default_locking_mode",
+                            f"'{n.default_locking_mode}' is not one of unlocked, disabled; "
+                            f"its network_default VIFs are enforced as {BAD_NETWORK_DEFAULT} "
+                            "(no traffic) until it is corrected", False))
+    return errs + _soft(key_findings(n, NETWORK_KEYS))
+
+
+def check_pool(state: PoolQueries, pool: Pool) -> Findings:
+    """The pool object: only the other_config keys netctl reads (it is never left out)."""
+    return _soft(key_findings(pool, POOL_KEYS))
 
 
 def check_pif(state: PoolQueries, p: PIF) -> Findings:
@@ -162,8 +206,7 @@ def check_pif(state: PoolQueries, p: PIF) -> Findings:
     for addr in p.ipv6_addresses:
         if not _is_ipv6(addr, allow_prefix=True):
             errs.append(("IPv6", f"'{addr}' is not an IPv6 address/prefix"))
-    errs += _other_config_mtu(p.other_config)
-    return errs
+    return errs + _soft(key_findings(p, PIF_KEYS))
 
 
 def check_bond(state: PoolQueries, b: Bond) -> Findings:
@@ -177,17 +220,21 @@ def check_bond(state: PoolQueries, b: Bond) -> Findings:
                                f"it has {len(slaves)}"))
     if b.mode not in BOND_MODES:
         errs.append(("mode", f"'{b.mode}' is not one of {', '.join(BOND_MODES)}"))
-    for key, value in b.properties.items():
-        if b.mode != "lacp":
-            errs.append(("properties", f"'{key} = {value}' is not valid for mode {b.mode}"))
-            continue
-        allowed = LACP_PROPERTIES.get(key, ())
-        if allowed is None:
-            if not value.lstrip("-").isdigit():
-                errs.append(("properties", f"'{key} = {value}': {key} must be an integer"))
-        elif value not in allowed:
-            errs.append(("properties", f"'{key} = {value}' is not valid for mode lacp"))
-    return errs
+    return errs + _bond_properties(b)
+
+
+def _bond_properties(b: Bond) -> Findings:
+    """Bond.properties: each bad one is left out (the bond is built without it)."""
+    if b.mode != "lacp":
+        return [Finding(f"properties:{key}", f"'{value}' is not valid for mode {b.mode}; "
+                                             "ignored", False)
+                for key, value in b.properties.items()]
+    known = {k.name for k in BOND_PROPERTIES}
+    out = _soft(key_findings(b, BOND_PROPERTIES))
+    out += [Finding(f"properties:{key}", f"'{value}' is not a property of mode lacp (one of "
+                                         f"{', '.join(sorted(known))}); ignored", False)
+            for key, value in b.properties.items() if key not in known]
+    return out
 
 
 def check_vlan(state: PoolQueries, v: VLAN) -> Findings:
@@ -245,9 +292,11 @@ def check_vm(state: PoolQueries, vm: VM) -> Findings:
 
 def check_vif(state: PoolQueries, v: VIF) -> Findings:
     """A VIF against the valid networks, PIFs and VMs, in this order: what it hangs on (network,
-    VM), what it is (device, MAC), its locking, its trunks, its backend (MTU, QoS)."""
+    VM), what it is (device, MAC) — blocking: without them the VIF cannot be placed —, then
+    what is applied as if absent or at its strictest: its locking, its trunks, its backend
+    (other_config keys, QoS)."""
     return (_vif_references(state, v) + _vif_identity(v) + _vif_locking(v)
-            + _vif_trunks(state, v) + _other_config_mtu(v.other_config) + _vif_qos(v))
+            + _vif_trunks(state, v) + _soft(key_findings(v, VIF_KEYS)) + _vif_qos(v))
 
 
 def _vif_references(state: PoolQueries, v: VIF) -> Findings:
@@ -273,21 +322,32 @@ def _vif_identity(v: VIF) -> Findings:
 def _vif_locking(v: VIF) -> Findings:
     errs: Findings = []
     if v.locking_mode not in VIF_LOCKING_MODES:
-        errs.append(("locking_mode", f"'{v.locking_mode}' is not one of "
-                                     f"{', '.join(VIF_LOCKING_MODES)}"))
-    errs += [("ipv4_allowed", f"'{addr}' is not an IPv4 address")
+        errs.append(Finding("locking_mode", f"'{v.locking_mode}' is not one of "
+                                            f"{', '.join(VIF_LOCKING_MODES)}; the VIF is "
+                                            f"enforced as {BAD_LOCKING_MODE} until it is "
+                                            "corrected", False))
+    errs += [Finding("ipv4_allowed", f"'{addr}' is not an IPv4 address; left out (the VIF may "
+                                     "use only the addresses that are)", False)
              for addr in v.ipv4_allowed if not _is_ipv4(addr, allow_prefix=True)]
-    errs += [("ipv6_allowed", f"'{addr}' is not an IPv6 address")
+    errs += [Finding("ipv6_allowed", f"'{addr}' is not an IPv6 address; left out (the VIF may "
+                                     "use only the addresses that are)", False)
              for addr in v.ipv6_allowed if not _is_ipv6(addr, allow_prefix=True)]
     return errs
 
 
+def _trunks_allowed(state: PoolQueries, v: VIF) -> bool:
+    """Whether the VIF's network lets it trunk VLANs (not a VLAN network's)."""
+    return not (v.network in state.networks
+                and any(p.vlan != -1 for p in state.network_pifs(v.network)))
+
+
 def _vif_trunks(state: PoolQueries, v: VIF) -> Findings:
-    errs: Findings = [("trunks", f"VLAN {tag} is outside 0-4094")
+    errs: Findings = [Finding("trunks", f"VLAN {tag} is outside 0-4094; left out (the VIF "
+                                        "trunks the others)", False)
                       for tag in v.trunks if not 0 <= tag <= 4094]
-    if v.trunks and v.network in state.networks:
-        if any(p.vlan != -1 for p in state.network_pifs(v.network)):
-            errs.append(("trunks", "a VIF on a VLAN network cannot trunk VLANs"))
+    if v.trunks and not _trunks_allowed(state, v):
+        errs.append(Finding("trunks", "a VIF on a VLAN network cannot trunk VLANs; ignored (it "
+                                      "takes untagged frames only)", False))
     return errs
 
 
@@ -295,11 +355,58 @@ def _vif_qos(v: VIF) -> Findings:
     if v.qos_algorithm_type == "ratelimit":
         kbps = v.qos_algorithm_params.get("kbps", "")
         if not kbps.isdigit():
-            return [("qos_algorithm_params:kbps", f"'{kbps}' is not a rate in KiB/s")]
+            return [Finding("qos_algorithm_params:kbps", f"'{kbps}' is not a rate in KiB/s (a "
+                                                         "non-negative integer); the VIF is "
+                                                         "applied without a rate limit", False)]
     elif v.qos_algorithm_type:
-        return [("qos_algorithm_type", f"'{v.qos_algorithm_type}' is not a QoS algorithm "
-                                       "(only ratelimit exists)")]
+        return [Finding("qos_algorithm_type", f"'{v.qos_algorithm_type}' is not a QoS algorithm "
+                                              "(only ratelimit exists); the VIF is applied "
+                                              "without a rate limit", False)]
     return []
+
+
+# ---------------------------------------------------------------------------------------------
+# An object as netctl applies it
+
+
+def applied(state: PoolQueries, obj: Obj) -> Obj:
+    """The object as netctl applies it once its blocking findings are none: every bad field
+    as if it were absent, a security field at its strictest reading (the module docstring);
+    an object without bad fields is returned as it is. `other_config` keys are not touched:
+    `netctl.model.keys` reads them and passes over a bad value."""
+    if isinstance(obj, VIF):
+        return _applied_vif(state, obj)  # type: ignore[return-value]
+    if isinstance(obj, Network):
+        changes: dict = {}
+        if not MTU_MIN <= obj.mtu <= MTU_MAX:
+            changes["mtu"] = DEFAULT_MTU
+        if obj.default_locking_mode not in NETWORK_DEFAULT_LOCKING_MODES:
+            changes["default_locking_mode"] = BAD_NETWORK_DEFAULT
+        return replace(obj, **changes) if changes else obj
+    if isinstance(obj, Bond) and obj.properties:
+        bad = {f.field.removeprefix("properties:") for f in _bond_properties(obj)}
+        if bad:
+            return replace(obj, properties=FrozenMap(
+                {k: v for k, v in obj.properties.items() if k not in bad}))
+    return obj
+
+
+def _applied_vif(state: PoolQueries, v: VIF) -> VIF:
+    changes: dict = {}
+    if v.locking_mode not in VIF_LOCKING_MODES:
+        changes["locking_mode"] = BAD_LOCKING_MODE
+    v4 = tuple(a for a in v.ipv4_allowed if _is_ipv4(a, allow_prefix=True))
+    if v4 != v.ipv4_allowed:
+        changes["ipv4_allowed"] = v4
+    v6 = tuple(a for a in v.ipv6_allowed if _is_ipv6(a, allow_prefix=True))
+    if v6 != v.ipv6_allowed:
+        changes["ipv6_allowed"] = v6
+    trunks = tuple(t for t in v.trunks if 0 <= t <= 4094) if _trunks_allowed(state, v) else ()
+    if trunks != v.trunks:
+        changes["trunks"] = trunks
+    if _vif_qos(v):
+        changes["qos_algorithm_type"], changes["qos_algorithm_params"] = "", FrozenMap()
+    return replace(v, **changes) if changes else v
 
 
 def check_sdn(state: PoolQueries, c: SDNController) -> Findings:
@@ -354,17 +461,19 @@ class _Report:
         self.state = state
         self.problems: list[Problem] = []
 
-    def report(self, obj: XapiObject, errs: Findings) -> bool:
-        """Record `obj`'s findings; True when there are none (the object is valid)."""
-        for fld, msg in errs:
+    def report(self, obj: XapiObject, errs: Iterable[tuple]) -> bool:
+        """Record `obj`'s findings; True when none blocks it (the object is placed)."""
+        errs = list(errs)
+        for f in errs:
             self.problems.append(Problem(XAPI_CLASS[type(obj)], obj.ref, obj.uuid,
-                                         describe(self.state, obj), fld, msg))
-        return not errs
+                                         describe(self.state, obj), f[0], f[1]))
+        return not blocks(errs)
 
-    def keep(self, objs: Iterable[Obj], check: Callable[[Obj], Findings]) -> dict[str, Obj]:
-        """The objects `check` finds nothing wrong with (by ref), in their order; the others'
-        findings reported."""
-        return {o.ref: o for o in objs if self.report(o, check(o))}
+    def keep(self, objs: Iterable[Obj], check: Callable[[Obj], Findings],
+             against: PoolQueries) -> dict[str, Obj]:
+        """The objects no finding of `check` blocks (by ref, in their order), as applied
+        (`applied`, against the valid objects `against`); every finding reported."""
+        return {o.ref: applied(against, o) for o in objs if self.report(o, check(o))}
 
 
 def _valid_networks(state: PoolState, found: _Report) -> dict[str, Network]:
@@ -373,7 +482,7 @@ def _valid_networks(state: PoolState, found: _Report) -> dict[str, Network]:
     networks: dict[str, Network] = {}
     for n in sorted(state.networks.values(), key=lambda n: (n.uuid, n.ref)):
         if found.report(n, check_network(state, n, seen)):
-            networks[n.ref] = n
+            networks[n.ref] = applied(state, n)
             seen[n.bridge] = n
     return networks
 
@@ -389,22 +498,27 @@ def validate(state: PoolState, incumbents: Collection[str] = ()
     held their MAC before). Pure: same input, same output.
     """
     found = _Report(state)
-    keep = found.keep
+
+    def keep(objs: Iterable[Obj], check: Callable[..., Findings]) -> dict[str, Obj]:
+        return found.keep(objs, partial(check, kept), kept)
+
     # The pool and hosts are never left out; each tier is checked against the one before.
+    if state.pool is not None:
+        found.report(state.pool, check_pool(state, state.pool))
     kept = PoolState(pool=state.pool, hosts=state.hosts)
     kept = kept.replace(networks=_valid_networks(state, found))
-    kept = kept.replace(pifs=keep(state.pifs.values(), partial(check_pif, kept)))
+    kept = kept.replace(pifs=keep(state.pifs.values(), check_pif))
     kept = kept.replace(
-        bonds=keep(state.bonds.values(), partial(check_bond, kept)),
-        vlans=keep(state.vlans.values(), partial(check_vlan, kept)),
-        tunnels=keep(state.tunnels.values(), partial(check_tunnel, kept)),
+        bonds=keep(state.bonds.values(), check_bond),
+        vlans=keep(state.vlans.values(), check_vlan),
+        tunnels=keep(state.tunnels.values(), check_tunnel),
     )
-    kept = kept.replace(pifs=keep(kept.pifs.values(), partial(check_pif_represents, kept)))
+    kept = kept.replace(pifs=keep(kept.pifs.values(), check_pif_represents))
     kept = kept.replace(
-        vms=keep(state.vms.values(), partial(check_vm, kept)),
-        sdn_controllers=keep(state.sdn_controllers.values(), partial(check_sdn, kept)),
+        vms=keep(state.vms.values(), check_vm),
+        sdn_controllers=keep(state.sdn_controllers.values(), check_sdn),
     )
-    kept = kept.replace(vifs=keep(state.vifs.values(), partial(check_vif, kept)))
+    kept = kept.replace(vifs=keep(state.vifs.values(), check_vif))
     losers, dup_problems = duplicate_macs(kept, kept.vifs.values(), incumbents)
     if losers:
         found.problems += dup_problems

@@ -7,13 +7,14 @@ openflow:
   hub: native                   # os-ken hub: native | eventlet
   ssl: {private_key: ctl-privkey.pem, certificate: ctl-cert.pem, ca_cert: switchca.pem}
                                 # TLS only on the listen port; targets become ssl:
+  audit_interval: 60            # seconds between dump-and-diff rounds that repair drift (0: off)
+  flow_monitor: true            # OVS >= 3.0 reports flows other clients change: repaired at once
 ovsdb:
   endpoint: "tcp:{address}:6640"  # per host; {address} = xapi host.address, {name} = name_label
   hosts: {host1: "ssl:10.0.0.5:6640"}   # overrides, by host name_label or uuid
   ssl: {private_key: key.pem, certificate: cert.pem, ca_cert: ca.pem}
   datapath_type: system         # netdev where there is no OVS kernel module (the lab)
   timeout: 20
-  audit_interval: 60            # seconds between dump-and-diff rounds that repair drift (0: off)
 metrics:
   listen: 127.0.0.1:9464        # /metrics (Prometheus) and /status (JSON, read by netctl status)
 xapi:
@@ -34,7 +35,7 @@ from typing import Any
 import yaml
 
 SCHEMA = {
-    "openflow": {"listen", "target", "hub", "ssl", "audit_interval"},
+    "openflow": {"listen", "target", "hub", "ssl", "audit_interval", "flow_monitor"},
     "ovsdb": {"endpoint", "hosts", "ssl", "datapath_type", "timeout"},
     "metrics": {"listen"},
     "xapi": {"ca_file", "insecure", "event_timeout", "rpc_timeout"},
@@ -58,6 +59,7 @@ class Config:
     metrics_listen: str | None = "127.0.0.1:9464"
     openflow_ssl: dict[str, str] | None = None
     audit_interval: float = 60.0
+    flow_monitor: bool = True
     xapi_ca_file: str | None = None
     xapi_insecure: bool = False
     xapi_event_timeout: float = 30.0
@@ -121,6 +123,7 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         "openflow_ssl": of.get("ssl"),
         "audit_interval": _seconds(where, "openflow", "audit_interval",
                                    of.get("audit_interval", 60.0), zero_ok=True),
+        "flow_monitor": _flag(where, "openflow", "flow_monitor", of.get("flow_monitor", True)),
         "xapi_ca_file": xa.get("ca_file"),
         "xapi_insecure": xa.get("insecure", False),
         "xapi_event_timeout": _seconds(where, "xapi", "event_timeout",
@@ -144,6 +147,12 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
             raise ConfigError(f"{where}: {section}: ssl needs private_key, certificate and "
                               "ca_cert")
     return Config(**values)
+
+
+def _flag(where: str, section: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: {section}: {key} must be true or false, not {value!r}")
+    return value
 
 
 def _seconds(where: str, section: str, key: str, value: Any, zero_ok: bool = False) -> float:

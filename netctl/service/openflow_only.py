@@ -32,11 +32,13 @@ def status(loop: ReconcileLoop) -> dict:
 def serve(listen_host: str, port: int, xapi_url: str, user: str, password: str,
           hub: str = "native", status_file: str | None = None,
           tls: TlsFiles | None = None, audit_interval: float = AUDIT_INTERVAL,
+          flow_monitor: bool = True,
           xapi_ca: str | None = None, xapi_insecure: bool = False) -> None:
     """The standalone OpenFlow controller: xapi intent in, flow tables out (the bridges are
     someone else's to build: no OVSDB)."""
     engine = NetctlEngine()
-    loop = ReconcileLoop(engine, FlowSink(engine.desired, audit_interval=audit_interval))
+    loop = ReconcileLoop(engine, FlowSink(engine.desired, audit_interval=audit_interval,
+                                          flow_monitor=flow_monitor))
     sync = XapiSync(xapi_url, user, password, ca_file=xapi_ca, ignore_ssl=xapi_insecure,
                     on_changes=loop.submit_xapi)
 

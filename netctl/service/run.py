@@ -45,7 +45,8 @@ class Run:
         self.engine = NetctlEngine(HostSettings(controllers=(config.target,),
                                                 datapath_type=config.datapath_type))
         self.sink = FlowSink(self.engine.desired, on_converged=self._converged,
-                             audit_interval=config.audit_interval)
+                             audit_interval=config.audit_interval,
+                             flow_monitor=config.flow_monitor)
         self.loop = ReconcileLoop(self.engine, self.sink, on_hosts=self._hosts_changed,
                                   on_round=self._after_round)
         self.sync = XapiSync(xapi_url, user, password, timeout=config.xapi_event_timeout,

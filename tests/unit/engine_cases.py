@@ -29,7 +29,8 @@ def mutate(objs: dict, rng: random.Random, removed: dict | None = None) -> list:
     _REMOVED = removed if removed is not None else {}
     kinds = [_vif_locking, _vif_mac, _vif_plug, _vif_move, _vm_move, _vm_power, _vif_trunks,
              _network_bridge, _network_mtu, _pif_mtu, _pif_attach, _vlan_tag, _tunnel_ip,
-             _remove, _readd, _vif_new, _network_default, _pool_fail_mode, _network_fail_mode]
+             _remove, _readd, _vif_new, _network_default, _pool_fail_mode, _network_fail_mode,
+             _vif_backend, _network_in_band, _pif_keys]
     for _ in range(20):
         changed = rng.choice(kinds)(objs, rng)
         if changed:
@@ -54,9 +55,41 @@ def _vif_locking(objs, rng):
     mode = rng.choice(["locked", "unlocked", "disabled", "network_default", "bogus"])
     v4 = rng.choice([(), ("10.10.0.11",), ("10.10.0.0/24",), ("not-an-ip",)])
     v6 = rng.choice([(), ("fd4e:10::11",), ("fd4e:10::/64",)])
-    other = rng.choice([FrozenMap(), FrozenMap({"netctl-locking-mode": "locked"})])
+    other = rng.choice([FrozenMap(), FrozenMap({"netctl-locking-mode": "locked"}),
+                        FrozenMap({"netctl-locking-mode": "lockd"})])
     return _put(objs, replace(v, locking_mode=mode, ipv4_allowed=v4, ipv6_allowed=v6,
                               other_config=other))
+
+
+def _vif_backend(objs, rng):
+    """Bad (and good) values of what a VIF's backend reads: issue 17's per-field rules."""
+    v = _pick(objs, VIF, rng)
+    if v is None:
+        return []
+    other = rng.choice([FrozenMap(), FrozenMap({"mtu": "abc"}), FrozenMap({"mtu": "9000"}),
+                        FrozenMap({"mtu": "abc", "netctl-locking-mode": "bogus"})])
+    qos = rng.choice([("", FrozenMap()), ("ratelimit", FrozenMap({"kbps": "-5"})),
+                      ("ratelimit", FrozenMap({"kbps": "100"})), ("leaky", FrozenMap())])
+    return _put(objs, replace(v, other_config=other, qos_algorithm_type=qos[0],
+                              qos_algorithm_params=qos[1]))
+
+
+def _network_in_band(objs, rng):
+    n = _pick(objs, Network, rng)
+    value = rng.choice([None, "true", "maybe"])
+    oc = dict(n.other_config) if n else {}
+    oc.pop("vswitch-disable-in-band", None)
+    if value:
+        oc["vswitch-disable-in-band"] = value
+    return _put(objs, replace(n, other_config=FrozenMap(oc))) if n else []
+
+
+def _pif_keys(objs, rng):
+    p = _pick(objs, PIF, rng)
+    oc = rng.choice([FrozenMap(), FrozenMap({"bond-downdelay": "soon"}),
+                     FrozenMap({"vswitch-disable-in-band": "0", "mtu": "jumbo"}),
+                     FrozenMap({"bond-lacp-time": "fast"})])
+    return _put(objs, replace(p, other_config=oc)) if p else []
 
 
 def _vif_mac(objs, rng):

@@ -82,10 +82,12 @@ def test_master_pif_bond_keys_override_and_add():
     assert [i.other_config["lacp-actor-key"] for i in port.interfaces] == ["7", "7"]
 
 
-def test_a_value_networkd_would_ignore_is_dropped_and_reported_on_the_master_pif():
+def test_an_override_netctl_cannot_use_is_passed_over_and_reported_on_the_master_pif():
+    """As if the key were absent (issue 17): xapi's downdelay (200) applies, not networkd's
+    drop of the property (0), and the master PIF says why."""
     b, h, _, master = bond_pool("balance-slb", {"bond-downdelay": "soon"})
     config = compile_host(b.state(), h.ref)
-    assert config.bridge("xapi1").port("bond0").bond_downdelay == 0
+    assert config.bridge("xapi1").port("bond0").bond_downdelay == 200
     [problem] = config.problems
     assert (problem.object_class, problem.uuid, problem.field) == \
         ("PIF", master.uuid, "other_config:bond-downdelay")

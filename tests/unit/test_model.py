@@ -141,7 +141,7 @@ def test_tunnel_without_transport_ip_and_bad_bond():
     msgs = {(p.object_class, p.field): p.message for p in problems}
     assert "has no IP address" in msgs[("tunnel", "transport_PIF")]
     assert "at least two" in msgs[("Bond", "slaves")]
-    assert "lacp-time = fast" in msgs[("Bond", "properties")]
+    assert "'fast' is not valid for mode active-backup" in msgs[("Bond", "properties:lacp-time")]
     assert "t2" not in kept.tunnels and "b1" not in kept.bonds and p2.ref in kept.pifs
 
 

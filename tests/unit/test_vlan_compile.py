@@ -179,24 +179,27 @@ def test_vlan_whose_tagged_pif_is_unplugged_is_a_problem():
 
 
 @pytest.mark.parametrize("mtu", [67, 9217, 65000])
-def test_network_mtu_outside_68_9216_is_a_problem_the_rest_compiles(mtu):
+def test_network_mtu_outside_68_9216_is_a_problem_the_bridge_gets_1500(mtu):
+    """Per field (issue 17): the network is built, with xapi's default MTU, and says why."""
     b = PoolBuilder()
     h = b.host("host1")
     bad = b.network("jumbo", "xenbr0", mtu=mtu)
     b.nic(h, "eth0", bad)
     b.nic(h, "eth1", b.network("ok", "xenbr1"))
     config = compile_host(b.state(), h.ref)
-    assert config.bridge_names() == ("xenbr1",)
+    assert config.bridge_names() == ("xenbr0", "xenbr1")
+    assert config.bridge("xenbr0").port("eth0").interfaces[0].mtu_request == 1500
     problem = next(p for p in config.problems if p.object_class == "network")
     assert (problem.uuid, problem.name_label, problem.field) == (bad.uuid, "jumbo", "MTU")
+    assert "applied with MTU 1500" in problem.message
 
 
-def test_pif_mtu_override_outside_range_is_a_problem_on_the_pif():
+def test_pif_mtu_override_outside_range_is_a_problem_on_the_pif_the_network_mtu_applies():
     b = PoolBuilder()
     h = b.host("host1")
     pif = b.nic(h, "eth0", b.network("a", "xenbr0"), mtu="10000")
     config = compile_host(b.state(), h.ref)
-    assert config.bridges == ()
+    assert config.bridge("xenbr0").port("eth0").interfaces[0].mtu_request == 1500
     assert (config.problems[0].uuid, config.problems[0].field) == (pif.uuid, "other_config:mtu")
 
 
