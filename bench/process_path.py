@@ -592,6 +592,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work dirs (logs)")
     parser.add_argument("--smoke", action="store_true", help="2x10, 5 samples, 3 s idle")
     args = parser.parse_args()
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)  # unwinds through every `finally`: all stopped by PID
+
+    signal.signal(signal.SIGTERM, stop)
     if args.smoke:
         args.sizes, args.samples, args.idle_seconds = "2x10", 5, 3.0
         print("smoke run: small sizes, to prove the path runs; its figures are not the "

@@ -34,6 +34,7 @@ from netctl.model.keys import (
     NETWORK_KEYS,
     PIF_KEYS,
     POOL_KEYS,
+    QOS_KBPS,
     VIF_KEYS,
     key_findings,
 )
@@ -353,11 +354,10 @@ def _vif_trunks(state: PoolQueries, v: VIF) -> Findings:
 
 def _vif_qos(v: VIF) -> Findings:
     if v.qos_algorithm_type == "ratelimit":
-        kbps = v.qos_algorithm_params.get("kbps", "")
-        if not kbps.isdigit():
-            return [Finding("qos_algorithm_params:kbps", f"'{kbps}' is not a rate in KiB/s (a "
-                                                         "non-negative integer); the VIF is "
-                                                         "applied without a rate limit", False)]
+        if QOS_KBPS.read(v) is None:  # absent too: a rate limit needs its rate
+            raw = QOS_KBPS.raw(v) or ""
+            return [Finding(QOS_KBPS.field, f"'{raw}' is not {QOS_KBPS.allowed}; "
+                                            f"{QOS_KBPS.if_bad}", False)]
     elif v.qos_algorithm_type:
         return [Finding("qos_algorithm_type", f"'{v.qos_algorithm_type}' is not a QoS algorithm "
                                               "(only ratelimit exists); the VIF is applied "

@@ -153,7 +153,7 @@ class ReconcileLoop:
             self.engine.switch(SwitchEvent("connect", dpid,
                                            names={p.name: p.number for p in event.ports}))
         elif isinstance(event, PortChanged):
-            sink.port(event.dp, event.port, event.deleted)
+            sink.port(event.dp, event.port, event.deleted, fresh=not event.deleted)
             self.engine.switch(SwitchEvent("port", dpid, name=event.port.name,
                                            number=None if event.deleted else event.port.number))
             return True

@@ -220,7 +220,8 @@ class Switch:
 
     dp: Any
     port_hw: dict[int, str] = field(default_factory=dict)
-    port_config: dict[int, int] = field(default_factory=dict)
+    port_config: dict[int, int] = field(default_factory=dict)  # as the switch reported it
+    requested: dict[int, int] = field(default_factory=dict)  # port -> config bits last asked
     dumped: bool = False  # the switch's table has been read and diffed
     dumping: list = field(default_factory=list)
     dump_reason: str = "connect"  # connect | audit | retry | rebuilt
@@ -285,15 +286,17 @@ class FlowSink:
         if self.flow_monitor:
             self._subscribe(sw)
 
-    def port(self, dp: Any, port: PortDesc, deleted: bool) -> None:
-        """A port came, went or changed state (its config bits are what port-mods compare)."""
+    def port(self, dp: Any, port: PortDesc, deleted: bool, fresh: bool = False) -> None:
+        """A port came (`fresh`), went (`deleted`) or changed state (its reported config)."""
         sw = self._session(dp)
         if sw is None:
             return
-        if deleted:
+        if deleted or fresh:  # a port that went, or came (its number may be reused)
             sw.port_config.pop(port.number, None)
             sw.port_hw.pop(port.number, None)
-            return
+            sw.requested.pop(port.number, None)
+            if deleted:
+                return
         sw.port_config[port.number] = port.config
         if port.hw_addr is not None:
             sw.port_hw[port.number] = port.hw_addr
@@ -601,7 +604,7 @@ class FlowSink:
         sw.dumped = True
         if msgs:
             self._send_bundle(sw, msgs)
-        self._port_mods(sw, self.tables.port_modes(sw.id))
+        self._port_mods(sw, self.tables.port_modes(sw.id), whole=True)
         self._replay(sw)
 
     def _subscribe(self, sw: Switch) -> None:
@@ -746,21 +749,31 @@ class FlowSink:
         if msgs:
             self._send_bundle(sw, msgs)
 
-    def _port_mods(self, sw: Switch, modes: Mapping[int, bool]) -> None:
-        """A disabled VIF's ports NO_RECV|NO_FWD|NO_PACKET_IN; every other VIF port clear."""
+    def _port_mods(self, sw: Switch, modes: Mapping[int, bool], whole: bool = False) -> None:
+        """A disabled VIF's ports NO_RECV|NO_FWD|NO_PACKET_IN; every other VIF port clear.
+        Compared with what netctl last asked of the port, else (and on a `whole` walk, after
+        a dump) with what the switch reported: a port status sent before netctl's port-mod
+        but read after it (OVS reports a new port twice) must not pass for the switch undoing
+        the port-mod, or the VIF could never be enabled again."""
         dp = sw.dp
         parser = dp.ofproto_parser
         for port, disabled in sorted(modes.items()):
             if port not in sw.port_hw:
                 continue
             want = DISABLED_PORT if disabled else 0
-            have = sw.port_config.get(port, 0) & DISABLED_PORT
+            have = None if whole else sw.requested.get(port)
+            if have is None:
+                have = sw.port_config.get(port, 0) & DISABLED_PORT
             if want == have:
+                sw.requested[port] = want
                 continue
             dp.send_msg(parser.OFPPortMod(dp, port_no=port, hw_addr=sw.port_hw[port],
                                           config=want, mask=DISABLED_PORT, advertise=0))
             sw.port_config[port] = (sw.port_config.get(port, 0) & ~DISABLED_PORT) | want
+            sw.requested[port] = want
             self.stats.port_mods += 1
+            LOG.info("switch %016x (%s): port %d %s", sw.id, self.tables.describe(sw.id), port,
+                     "disabled (NO_RECV, NO_FWD)" if want else "enabled")
 
     def _announce(self, sw: Switch, arrivals: list[tuple[int, str]]) -> None:
         """One RARP per arrived VIF port, as if the guest had sent it (in_port = its port),
