@@ -264,8 +264,8 @@ def run(args: argparse.Namespace, ns: str, workdir: Path, procs: list) -> int:
         converged.set()
 
     engine = NetctlEngine()
-    core = TimedSink(engine.desired, on_converged=on_converged, audit_interval=0)
-    loop = ReconcileLoop(engine, core)
+    sink = TimedSink(engine.desired, on_converged=on_converged, audit_interval=0)
+    loop = ReconcileLoop(engine, sink)
     loop.submit_xapi(SimpleNamespace(objects={o.ref: (None, o) for o in state.objects()}))
     loop.start()
     launcher.start(loop.switches, "127.0.0.1", args.port)
@@ -283,13 +283,13 @@ def run(args: argparse.Namespace, ns: str, workdir: Path, procs: list) -> int:
         timer.t.clear()
         ready_at.clear()
         done_at.clear()
-        before = core.stats.flow_mods
+        before = sink.stats.flow_mods
         t_set = time.perf_counter()
         ovs.vsctl("set-controller", BRIDGE, target)
         if not converged.wait(120):
-            raise RuntimeError(f"no barrier reply after 120s: {vars(core.stats)}")
+            raise RuntimeError(f"no barrier reply after 120s: {vars(sink.stats)}")
         total = done_at[0] - ready_at[0]
-        sent = core.stats.flow_mods - before
+        sent = sink.stats.flow_mods - before
         installed = flow_count(ovs)
         if installed != expected or sent != expected:
             raise RuntimeError(f"netctl: {sent} flow-mods sent, {installed} flows installed, "

@@ -166,18 +166,17 @@ class PoolQueries:
 
     def vif_mtu(self, vif: VIF) -> int:
         """The backend MTU: VIF other_config:mtu, else the network's MTU (not VIF.MTU, as xapi)."""
-        mtu = VIF_MTU.read(vif)  # a bad value is passed over (keys)
-        if mtu is not None:
-            return mtu
-        net = self.networks.get(vif.network)
-        return net.mtu if net is not None else 1500
+        return self._mtu(VIF_MTU.read(vif), vif.network)
 
     def pif_mtu(self, pif: PIF) -> int:
         """The MTU networkd applies to a PIF: PIF other_config:mtu, else network.MTU."""
-        mtu = PIF_MTU.read(pif)  # a bad value is passed over (keys)
-        if mtu is not None:
-            return mtu
-        net = self.networks.get(pif.network)
+        return self._mtu(PIF_MTU.read(pif), pif.network)
+
+    def _mtu(self, own: int | None, network: str) -> int:
+        """An object's own MTU (a bad value reads as None: passed over), else its network's."""
+        if own is not None:
+            return own
+        net = self.networks.get(network)
         return net.mtu if net is not None else 1500
 
     def pif_type(self, pif: PIF) -> PifType:
