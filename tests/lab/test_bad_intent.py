@@ -70,8 +70,11 @@ class Ping:
         time.sleep(0.5)
         self.proc.send_signal(2)  # SIGINT: ping prints its summary
         out, _ = self.proc.communicate(timeout=10)
-        sent, got = re.search(r"(\d+) packets transmitted, (\d+) received", out).groups()
-        self.sent, self.lost = int(sent), int(sent) - int(got)
+        self.sent = int(re.search(r"(\d+) packets transmitted", out).group(1))
+        replied = {int(n) for n in re.findall(r"icmp_seq=(\d+) ttl=", out)}
+        # the last request may still be in flight when SIGINT stops ping: a reply it has not
+        # waited for is not a lost one; any earlier request without its reply is
+        self.lost = len(set(range(1, self.sent)) - replied)
 
 
 def problems(pool, field: str) -> list[str]:
