@@ -21,18 +21,20 @@ TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 
 @contextmanager
 def running_pool(topology: str, prefix: str, management: str, ports: tuple[int, int, int],
-                 settings: dict[str, dict] | None = None, lacp: bool = True
-                 ) -> Iterator[DemoPool]:
+                 settings: dict[str, dict] | None = None, lacp: bool = True,
+                 attach: bool = False, converge: bool = True) -> Iterator[DemoPool]:
     """Bring `topologies/<topology>` up under `prefix` with `netctl run` (its extra
     configuration `settings`), wait until it converged (and its LACP bonds negotiated), hand
-    it over, and leave nothing behind."""
+    it over, and leave nothing behind. `attach`: see `DemoPool`; `converge=False` hands it
+    over without waiting (an attach-mode pool converges only once netctl is registered)."""
     topo = parse_file(TOPOLOGIES / topology).relabel(prefix, management)
     assert lab_footprint(prefix) == NOTHING, "a previous run left this lab behind"
-    pool = DemoPool(topo, ports=ports, settings=settings)
+    pool = DemoPool(topo, ports=ports, settings=settings, attach=attach)
     try:
         pool.up()
-        pool._wait(pool.converged, 90, "netctl run convergence")
-        if lacp:
+        if converge:
+            pool._wait(pool.converged, 90, "netctl run convergence")
+        if lacp and converge:
             assert pool.lab is not None and pool.lab.wait_lacp(20)
         yield pool
     finally:

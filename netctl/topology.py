@@ -181,7 +181,8 @@ class Topology:
     name: str
     prefix: str
     source: str
-    management: str  # IPv4 CIDR of the management network (root namespace gets the first host)
+    management: str  # IPv4 or IPv6 CIDR of the management network (root namespace: the first
+    # address; an IPv6 one makes an IPv6-only management network, as XCP-ng 8.3 can install)
     pool_uuid: str
     networks: tuple[Network, ...]
     hosts: tuple[Host, ...]
@@ -209,7 +210,8 @@ class Topology:
         return next(v for v in self.vms if v.name == name)
 
     def management_address(self, host: str | None) -> str:
-        """The management IPv4 of a host (None = the root namespace, where the controller runs)."""
+        """The management address of a host, IPv4 or IPv6 as the management network is (None =
+        the root namespace, where the controller runs)."""
         net = ipaddress.ip_network(self.management)
         offset = 1 if host is None else 10 + self.host(host).index
         return str(net.network_address + offset)
@@ -382,10 +384,14 @@ def parse_data(data: Any, source: str = "<topology>") -> Topology:  # noqa: C901
     try:
         mgmt = ipaddress.ip_network(str(mgmt_raw))
     except ValueError:
-        raise ctx.fail("topology", "management", f"{mgmt_raw!r} is not an IPv4 network") from None
-    if mgmt.version != 4 or mgmt.num_addresses < 64:
         raise ctx.fail(
-            "topology", "management", f"{mgmt_raw} must be an IPv4 network of /26 or larger"
+            "topology", "management", f"{mgmt_raw!r} is not an IPv4 or IPv6 network"
+        ) from None
+    if mgmt.num_addresses < 64:
+        raise ctx.fail(
+            "topology", "management",
+            f"{mgmt_raw} must be an IPv4 network of /26 or larger, or an IPv6 network of /122 "
+            "or larger",
         )
 
     pool = _mapping(ctx, top.get("pool"), "pool", "-")

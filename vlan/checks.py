@@ -78,11 +78,14 @@ def vlan_problem(state: PoolQueries, vlan: VLAN, same_tag: Iterable[str]
 
 
 def tunnel_transport_problem(state: PoolQueries, tun: Tunnel) -> list[tuple[str, str]]:
+    """A transport PIF without an address in its primary family (`primary_address_type`):
+    the tunnel has no endpoint."""
     transport = state.pifs.get(tun.transport_pif)
-    if transport is not None and not transport_ipv4(transport.ip,
-                                                    transport.ip_configuration_mode):
+    if transport is not None and not transport.primary_address:
+        family = (" in its primary family IPv6 (primary_address_type)"
+                  if transport.primary_ipv6 else "")
         return [("transport_PIF", f"the transport PIF {describe(state, transport)} has no IP "
-                                  "address, so the tunnel has no endpoint")]
+                                  f"address{family}, so the tunnel has no endpoint")]
     return []
 
 
@@ -113,11 +116,6 @@ def check_host_networking(state: PoolState, incumbents: Collection[str] = ()
                                for name, refs in drop.items()})
     kept, more = validate(trimmed, incumbents)
     return kept, problems + more
-
-
-def transport_ipv4(ip: str, mode: str) -> bool:
-    """A PIF can be a tunnel endpoint when it has an IPv4 address (Static or DHCP-learnt)."""
-    return mode != "None" and bool(ip)
 
 
 def _without(objs: Iterable[XapiObject], refs: set[str]) -> dict[str, XapiObject]:

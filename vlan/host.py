@@ -12,6 +12,10 @@ What each attached PIF of the host becomes, as xapi + xcp-networkd build it:
 | tunnel access PIF | bridge with no uplink + one GRE/VXLAN port per peer host (full mesh) |
 | SR-IOV logical | nothing (VF passthrough) |
 
+A tunnel port's `remote_ip` is the peer's transport PIF address in that PIF's primary family
+(`primary_address_type`: IPv4 `PIF.IP`, or IPv6 from `PIF.IPv6`, then with `local_ip` too); two
+hosts whose transports differ in family get no tunnel between them, and a Problem naming both.
+
 plus an internal bridge for a network that has running VIFs on the host but no PIF there, and
 `trunks` on VIF ports from `VIF.trunks`. Every real bridge gets `other_config:hwaddr` (the PIF's
 MAC), `fail_mode` from `vswitch-controller-fail-mode` (PIF ⊕ network ⊕ pool other_config;
@@ -184,12 +188,14 @@ def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping
         if br is None:
             continue
         tun = kept.tunnel_of(pif)
-        if tun is None or endpoint(kept, tun) is None:
+        ends = endpoint(kept, tun) if tun is not None else None
+        if tun is None or ends is None:
             problems.append(Problem("tunnel", tun.ref if tun else NULL_REF,
                                     tun.uuid if tun else "", describe(kept, pif), "transport_PIF",
                                     "the transport PIF is not plugged or has no address: the "
                                     "network stays local to this host"))
             continue
+        own_transport = ends[1]
         for peer in sorted(kept.network_tunnels(net.ref), key=lambda t: t.uuid):
             peer_ends = endpoint(kept, peer)
             if peer.ref == tun.ref or peer_ends is None:
@@ -205,8 +211,14 @@ def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping
                 continue
             peer_host = kept.hosts.get(peer_access.host)
             peer_uuid = peer_host.uuid if peer_host else peer_access.host
+            if peer_transport.primary_ipv6 != own_transport.primary_ipv6:
+                problems.append(Problem("tunnel", peer.ref, peer.uuid, describe(kept, peer),
+                                        "transport_PIF", mixed_family_message(
+                                            kept, net, own_transport, peer_transport)))
+                continue
             port, link = _tunnel_port(tun.protocol, net.uuid, tun.uuid, peer_uuid,
-                                      peer_transport.ip, keys[net.ref])
+                                      peer_transport.primary_address, keys[net.ref],
+                                      local_ip(own_transport))
             br.ports.append(port)
             tunnels.append(link)
 
@@ -229,15 +241,43 @@ def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping
         problems=tuple(problems))
 
 
+def family_name(pif: PIF) -> str:
+    """The address family a transport PIF's tunnels use (its `primary_address_type`)."""
+    return "IPv6" if pif.primary_ipv6 else "IPv4"
+
+
+def mixed_family_message(state: PoolQueries, net: Network, own: PIF, peer: PIF) -> str:
+    """Why two hosts of a private network have no tunnel between them: their transport PIFs
+    are of different primary address families (a GRE or VXLAN tunnel has one family at both
+    ends). Names both PIFs, and so both hosts."""
+    return (f"the transport PIF {describe(state, peer)} is {family_name(peer)} "
+            f"({peer.primary_address}) and the transport PIF {describe(state, own)} is "
+            f"{family_name(own)} ({own.primary_address}) (primary_address_type): a tunnel "
+            "needs one address family at both ends, so these two hosts are not linked on "
+            f"network {net.name_label or net.uuid}; give both PIFs the same "
+            "primary_address_type")
+
+
+def local_ip(transport: PIF) -> str:
+    """`options:local_ip` of the tunnels leaving from `transport`: its IPv6 address, for IPv6
+    endpoints only. A host often holds several IPv6 addresses on one device (static, SLAAC,
+    temporary); the one a tunnel leaves from must be the one its peer has as `remote_ip`, or
+    the peer does not recognise the packets as its tunnel's. IPv4 tunnels leave it to the
+    route (one address per PIF, as before)."""
+    return transport.primary_address if transport.primary_ipv6 else ""
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _tunnel_port(protocol: str, network_uuid: str, tunnel_uuid: str, peer_uuid: str,
-                 remote_ip: str, key: int) -> tuple[PortConfig, TunnelLink]:
+                 remote_ip: str, key: int, local: str = "") -> tuple[PortConfig, TunnelLink]:
     """One tunnel port of a mesh (shared: a 64-host mesh has 4032 of them, and a host rebuilt
-    reuses those of its ports that did not change)."""
+    reuses those of its ports that did not change). `local`: options:local_ip, if any."""
     name = tunnel_port_name_for(protocol, network_uuid, peer_uuid)
+    options = {"remote_ip": remote_ip, "key": str(key)}
+    if local:
+        options["local_ip"] = local
     port = PortConfig(
-        name, (InterfaceConfig(name, type=protocol, options=FrozenMap(
-            {"remote_ip": remote_ip, "key": str(key)})),),
+        name, (InterfaceConfig(name, type=protocol, options=FrozenMap(options)),),
         external_ids=FrozenMap({"xs-network-uuid": network_uuid, "netctl-tunnel": tunnel_uuid,
                                 "netctl-peer-host": peer_uuid}))
     return port, TunnelLink(tunnel_uuid, network_uuid, name, protocol, key, remote_ip,

@@ -78,11 +78,13 @@ def tunnel_port_name_for(protocol: str, network_uuid: str, peer_host_uuid: str) 
 
 def endpoint(state: PoolState, tun: Tunnel) -> tuple[PIF, PIF] | None:
     """(access PIF, transport PIF) of a tunnel whose two PIFs are plugged and whose transport
-    has an address: the tunnels that take part in the mesh."""
+    has an address in its primary family (`PIF.primary_address`): the tunnels that take part
+    in the mesh."""
     access = state.pifs.get(tun.access_pif)
     transport = state.pifs.get(tun.transport_pif)
     if access is None or transport is None:
         return None
-    if not (access.currently_attached and transport.currently_attached and transport.ip):
+    if not (access.currently_attached and transport.currently_attached
+            and transport.primary_address):
         return None
     return access, transport

@@ -28,6 +28,7 @@ from netctl.lab.lab import Lab
 from netctl.lab.probe import run_probes
 from netctl.lab.processes import OwnedProcess
 from netctl.lab.spoof import LEGIT, SPOOFED, spoof_check
+from netctl.model.hostport import join_host_port
 from netctl.topology import Topology
 
 XAPI_PORT = 18443
@@ -52,10 +53,14 @@ class DemoPool:
 
     def __init__(self, topology: Topology, log: Callable[[str], None] = print,
                  ports: tuple[int, int, int] = (XAPI_PORT, OPENFLOW_PORT, METRICS_PORT),
-                 settings: dict[str, dict] | None = None) -> None:
-        """`settings`: extra `netctl run` configuration, by section (netctl/service/config.py)."""
+                 settings: dict[str, dict] | None = None, attach: bool = False) -> None:
+        """`settings`: extra `netctl run` configuration, by section (netctl/service/config.py).
+        `attach`: the hosts' OVSDB listens on no port of its own and netctl's configuration
+        names no endpoint: netctl reaches the hosts once it is the pool's SDN controller
+        (`netctl register`), as in a real pool."""
         self.topology = topology
         self.settings = settings or {}
+        self.attach = attach
         self.log = log
         self.xapi_port, self.openflow_port, self.metrics_port = ports
         self.lab: Lab | None = None
@@ -75,12 +80,14 @@ class DemoPool:
         return f"http://127.0.0.1:{self.metrics_port}/status"
 
     def up(self) -> None:
-        self.lab = lab = Lab.up(self.topology, host_networking="none")
+        self.lab = lab = Lab.up(self.topology, host_networking="none",
+                                ovsdb_tcp=not self.attach)
         work = lab.state.dir
         (work / "password").write_text("netctl\n")
         config: dict[str, dict] = {
-            "openflow": {"listen": f"{self.mgmt}:{self.openflow_port}"},
-            "ovsdb": {"endpoint": "tcp:{address}:6640", "datapath_type": "netdev"},
+            "openflow": {"listen": join_host_port(self.mgmt, self.openflow_port)},
+            "ovsdb": {"datapath_type": "netdev"} if self.attach else
+                     {"endpoint": "tcp:{address}:6640", "datapath_type": "netdev"},
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
         }
         for section, values in self.settings.items():
@@ -186,8 +193,9 @@ class DemoPool:
         want = sum(len(vm.vifs) for vm in self.topology.vms)
         if sum(len(v) for v in self.lab.reload().state.plugged.values()) != want:
             return False
-        return all(self._has_address(h.name, self.topology.network(a.network).bridge, a.ipv4)
-                   for h in self.topology.hosts for a in h.addresses if a.ipv4)
+        return all(self._has_address(h.name, self.topology.network(a.network).bridge, cidr)
+                   for h in self.topology.hosts for a in h.addresses
+                   for cidr in (a.ipv4, a.ipv6) if cidr)
 
     def _has_address(self, host: str, device: str, cidr: str) -> bool:
         """The lab agent (networkd's part) put the PIF's address on its bridge device."""

@@ -248,9 +248,12 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
 
 # --------------------------------------------------------------------------------- run
 @main.command("run")
-@click.option("--xapi", "xapi_url", required=True, help="URL of the pool master (or simulator).")
-@click.option("--username", default="root", show_default=True)
-@click.option("--password-file", type=click.Path(exists=True, dir_okay=False), required=True)
+@click.option("--xapi", "xapi_url", required=True, envvar="NETCTL_XAPI",
+              help="URL of the pool master (or simulator); env NETCTL_XAPI.")
+@click.option("--username", default="root", show_default=True, envvar="NETCTL_USERNAME")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False),
+              envvar="NETCTL_PASSWORD_FILE",
+              help="File holding xapi's password (or the password itself in env NETCTL_PASSWORD).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="YAML configuration (OVSDB endpoints, TLS, OpenFlow, metrics): see "
                    "netctl/service/config.py.")
@@ -258,41 +261,59 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
               help="CA certificate to verify an https pool master with (xapi.ca_file).")
 @click.option("--xapi-insecure", is_flag=True, default=None,
               help="Do not verify the https pool master's certificate (xapi.insecure).")
-@click.option("-v", "--verbose", is_flag=True)
-def run(xapi_url: str, username: str, password_file: str, config_file: str | None,
-        xapi_ca: str | None, xapi_insecure: bool | None, verbose: bool) -> None:
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Log this level and above to stderr (log.level; default info).")
+@click.option("--log-file", type=click.Path(dir_okay=False),
+              help="Also log to this file, with timestamps (log.file).")
+@click.option("-v", "--verbose", is_flag=True, help="The same as --log-level debug.")
+def run(xapi_url: str, username: str, password_file: str | None, config_file: str | None,
+        xapi_ca: str | None, xapi_insecure: bool | None, log_level: str | None,
+        log_file: str | None, verbose: bool) -> None:
     """Keep every host's OVSDB and OpenFlow tables equal to the pool's xapi intent."""
-    import logging
+    import signal
 
+    from netctl.service import logs
     from netctl.service.config import ConfigError, load
+    from netctl.service.health import health
     from netctl.service.metrics import serve as serve_metrics
     from netctl.service.openflow_only import run_controller
     from netctl.service.osken import LaunchError
+    from netctl.service.reload import Reloader
     from netctl.service.run import Run
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    overrides = {"xapi_ca_file": xapi_ca, "xapi_insecure": xapi_insecure or None,
+                 "log_level": "debug" if verbose else log_level, "log_file": log_file}
     try:
-        config = load(config_file, xapi_ca_file=xapi_ca, xapi_insecure=xapi_insecure or None)
+        config = load(config_file, **overrides)
         config.target  # noqa: B018 - fail now on an incomplete OpenFlow configuration
-    except ConfigError as exc:
+        logs.configure(config.log_level, config.log_file)
+    except (ConfigError, logs.LogError) as exc:
         raise NetctlError(str(exc)) from None
     if config.hub == "eventlet" and os.environ.get("OSKEN_HUB_TYPE") != "eventlet":
         args = sys.argv[sys.argv.index("run"):]
         os.execv(sys.executable, [sys.executable, "-m", "netctl.cli.green", *args])
-    password = open(password_file).read().strip()  # noqa: SIM115 - read once
+    if password_file:
+        password = open(password_file).read().strip()  # noqa: SIM115 - read once
+    elif os.environ.get("NETCTL_PASSWORD"):
+        password = os.environ.pop("NETCTL_PASSWORD")  # not handed on to any child
+    else:
+        raise NetctlError("xapi's password: give --password-file (or NETCTL_PASSWORD_FILE), "
+                          "or set NETCTL_PASSWORD")
     controller = Run(config, xapi_url, username, password)
+    reloader = Reloader(controller, config_file, overrides)
+    signal.signal(signal.SIGHUP, reloader.request)  # the main thread; `watch` reloads
     if config.metrics_listen:
         host, _, port = config.metrics_listen.rpartition(":")
         try:
-            serve_metrics(host, int(port), controller.metrics, controller.status)
+            serve_metrics(host, int(port), controller.metrics, controller.status,
+                          lambda: health(controller))
         except OSError as exc:
             raise NetctlError(f"metrics: cannot listen on {config.metrics_listen}: "
                               f"{exc.strerror}") from None
     host, _, port = config.openflow_listen.rpartition(":")
     try:
         run_controller(controller.loop.switches, host, int(port), config.hub,
-                       [controller.run_forever], config.openflow_tls)
+                       [controller.run_forever, reloader.watch], config.openflow_tls)
     except LaunchError as exc:
         raise NetctlError(str(exc)) from None
 
@@ -383,12 +404,24 @@ def trace(vif: str, packet: str, xapi_url: str, username: str, password_file: st
 
 
 def _register_xapi_commands() -> None:
+    from netctl.cli.attach import pki, register, unregister
     from netctl.xapisim.cli import xapi_sim
 
     main.add_command(xapi_sim, "xapi-sim")
+    for command in (register, unregister, pki):
+        main.add_command(command)
 
 
 _register_xapi_commands()
+
+
+def _register_service_commands() -> None:
+    from netctl.cli.install import install_service
+
+    main.add_command(install_service)
+
+
+_register_service_commands()
 
 if __name__ == "__main__":
     main()

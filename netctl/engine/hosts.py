@@ -330,7 +330,8 @@ def _mesh_view(obj: XapiObject | None) -> tuple | None:
     if not isinstance(obj, PIF):
         return None
     return (obj.host, obj.network, obj.currently_attached, obj.ip,
-            obj.ip_configuration_mode, obj.tunnel_access_pif_of, obj.tunnel_transport_pif_of)
+            obj.ip_configuration_mode, obj.ipv6, obj.ipv6_configuration_mode,
+            obj.primary_address_type, obj.tunnel_access_pif_of, obj.tunnel_transport_pif_of)
 
 
 def status_only(old: XapiObject | None, new: XapiObject | None) -> bool:

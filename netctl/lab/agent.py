@@ -28,9 +28,9 @@ import logging
 import threading
 import time
 
-from netctl.lab import netns
+from netctl.lab import config_update, netns
 from netctl.lab.lab import Lab, LabError, VifSpec, guest_name
-from netctl.model import NULL_REF, VM, PoolState
+from netctl.model import NULL_REF, VM, PoolState, SDNController
 from netctl.sources.xapi.sync import XapiSync
 
 LOG = logging.getLogger("netctl.lab.agent")
@@ -49,6 +49,7 @@ class LabAgent:
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
         self.in_step = threading.Event()  # set while the lab matches the last seen state
+        self._sdn_controller: SDNController | None = None  # as the hosts were last told
 
     def start(self) -> LabAgent:
         self.sync.start()
@@ -94,8 +95,25 @@ class LabAgent:
         """Make the lab match `state`; True when nothing is left to do."""
         if not state.hosts:
             return False
+        self._controller(state)
         done = self._addresses(state)
         return self._vms(state) and done
+
+    def _controller(self, state: PoolState) -> None:
+        """xapi runs `openvswitch-config-update` on every host when the pool's SDN controller
+        is introduced or forgotten: so does the lab (`netctl.lab.config_update`)."""
+        controller = state.sdn_controller
+        if controller == self._sdn_controller:
+            return
+        for host in self.lab.topology.hosts:
+            try:
+                said = config_update.update(self.lab.ovs(host.name), state)
+            except Exception as exc:  # noqa: BLE001 - a plugin failure is xapi's error
+                LOG.warning("openvswitch-config-update on %s failed: %s", host.name, exc)
+                self.errors.append(f"{host.name}: openvswitch-config-update: {exc}")
+                continue
+            LOG.info("openvswitch-config-update on %s: %s", host.name, said)
+        self._sdn_controller = controller
 
     def _host_name(self, state: PoolState, host_ref: str) -> str | None:
         host = state.hosts.get(host_ref)

@@ -129,7 +129,8 @@ class Lab:
         if host == self.topology.switch.name:
             return OvsInstance(self.ns(host), self.state.dir / host)
         return OvsInstance(
-            self.ns(host), self.state.dir / host, self.topology.management_address(host)
+            self.ns(host), self.state.dir / host,
+            self.topology.management_address(host) if self.state.ovsdb_tcp else None,
         )
 
     @property
@@ -197,6 +198,7 @@ class Lab:
         host_networking: str = "lab",
         start_vms: bool | None = None,
         controller: str | None = None,
+        ovsdb_tcp: bool = True,
     ) -> Lab:
         """Build the whole lab. On any failure, removes what it made, then raises.
 
@@ -205,7 +207,9 @@ class Lab:
         program; then VMs are not started (their bridges do not exist yet) unless `start_vms`:
         call `start_vms()` once the bridges exist, as xapi starts VMs after networkd is done.
         `controller` (e.g. "tcp:198.18.10.1:6653", with host_networking="lab"): every host
-        bridge connects to that OpenFlow controller, fail_mode secure, tunnels in a full mesh."""
+        bridge connects to that OpenFlow controller, fail_mode secure, tunnels in a full mesh.
+        `ovsdb_tcp=False`: the hosts' OVSDB opens no TCP port of its own; only a manager set
+        through xapi's SDN_controller (`netctl.lab.config_update`) reaches it from outside."""
         if host_networking not in ("lab", "none"):
             raise LabError(f"host_networking must be 'lab' or 'none', not {host_networking!r}")
         if topology.prefix in LabState.prefixes():
@@ -239,6 +243,7 @@ class Lab:
             topology_text=topology.to_yaml(),
             host_networking=host_networking,
             controller=controller,
+            ovsdb_tcp=ovsdb_tcp,
             vm_host={v.name: v.host for v in topology.vms},
             vm_domid={v.name: v.domid for v in topology.vms},
             vm_uuid={v.name: v.uuid for v in topology.vms},

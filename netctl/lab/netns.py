@@ -150,7 +150,7 @@ def root_routes_overlapping(cidr: str) -> list[str]:
     net = ipaddress.ip_network(cidr)
     found = []
     with IPRoute() as ipr:
-        for route in ipr.get_routes(family=2):
+        for route in ipr.get_routes(family=10 if net.version == 6 else 2):  # AF_INET6 / AF_INET
             dst = route.get("RTA_DST")
             if dst is None:
                 continue

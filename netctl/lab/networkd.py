@@ -84,8 +84,12 @@ def host_vsctl_args(topo: Topology, host: Host, controller: str | None = None) -
                 if peer.name == host.name or (controller is None and not star_edge):
                     continue
                 addr = peer.address_on(net.tunnel_transport or "")
-                if addr is None or addr.ipv4 is None:
-                    continue
+                # an IPv6-only transport (no ipv4) is the PIF's primary family, as seeded
+                remote = addr and (addr.ipv4 or addr.ipv6)
+                own = host.address_on(net.tunnel_transport or "")
+                if addr is None or not remote or own is None or (
+                        (addr.ipv4 is None) != (own.ipv4 is None)):
+                    continue  # no address, or another family than this host's
                 port = (
                     tunnel_port(net, peer)
                     if controller is None
@@ -98,8 +102,10 @@ def host_vsctl_args(topo: Topology, host: Host, controller: str | None = None) -
                         "interface",
                         port,
                         f"type={net.tunnel_protocol}",
-                        f"options:remote_ip={addr.ipv4.split('/')[0]}",
+                        f"options:remote_ip={remote.split('/')[0]}",
                         f"options:key={key}",
+                        *([] if own.ipv4 or not own.ipv6
+                          else [f"options:local_ip={own.ipv6.split('/')[0]}"]),
                     ]
                 )
     args: list[str] = []

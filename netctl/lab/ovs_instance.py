@@ -14,6 +14,7 @@ from pathlib import Path
 
 from netctl.lab import netns
 from netctl.lab.processes import OwnedProcess
+from netctl.model.hostport import ovs_active, ovs_passive
 
 SCHEMA = Path("/usr/share/openvswitch/vswitch.ovsschema")
 OVSDB_PORT = 6640
@@ -25,7 +26,7 @@ class OvsInstance:
 
     ns: str
     rundir: Path
-    ovsdb_address: str | None = None  # management IPv4 for ptcp:6640 (None: unix socket only)
+    ovsdb_address: str | None = None  # management IPv4/IPv6 for ptcp:6640 (None: unix only)
 
     @property
     def db_sock(self) -> Path:
@@ -35,7 +36,7 @@ class OvsInstance:
     def ovsdb_endpoint(self) -> str:
         """The endpoint a controller uses (TCP on the management network)."""
         return (
-            f"tcp:{self.ovsdb_address}:{OVSDB_PORT}"
+            ovs_active("tcp", self.ovsdb_address, OVSDB_PORT)
             if self.ovsdb_address
             else f"unix:{self.db_sock}"
         )
@@ -62,10 +63,15 @@ class OvsInstance:
         db = self.rundir / "conf.db"
         if not db.exists():
             netns.run(None, ["ovsdb-tool", "create", str(db), str(SCHEMA)])
+        # managers (`set-manager`) and their SSL settings come from the database, as on a
+        # XenServer host, where xapi's openvswitch-config-update sets them
         remotes = [f"--remote=punix:{self.db_sock}",
-                   "--remote=db:Open_vSwitch,Open_vSwitch,manager_options"]
+                   "--remote=db:Open_vSwitch,Open_vSwitch,manager_options",
+                   "--private-key=db:Open_vSwitch,SSL,private_key",
+                   "--certificate=db:Open_vSwitch,SSL,certificate",
+                   "--bootstrap-ca-cert=db:Open_vSwitch,SSL,ca_cert"]
         if self.ovsdb_address:
-            remotes.append(f"--remote=ptcp:{OVSDB_PORT}:{self.ovsdb_address}")
+            remotes.append(f"--remote={ovs_passive('ptcp', OVSDB_PORT, self.ovsdb_address)}")
         pidfile = self.rundir / "ovsdb-server.pid"
         pidfile.unlink(missing_ok=True)
         netns.run(self.ns, ["ovsdb-server", str(db), *remotes, f"--pidfile={pidfile}",

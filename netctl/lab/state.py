@@ -27,6 +27,9 @@ class LabState:
     topology_text: str  # its text, so the lab can be re-attached without the file
     host_networking: str  # "lab" (the lab plays xcp-networkd) or "none" (left to netctl)
     controller: str | None = None  # OpenFlow controller target of the lab's bridges, if any
+    # hosts' OVSDB also listens on plain TCP 6640 (False: only what a manager opens, as on a
+    # host attached through xapi's SDN_controller)
+    ovsdb_tcp: bool = True
     namespaces: list[str] = field(default_factory=list)
     root_links: list[str] = field(default_factory=list)
     processes: list[dict] = field(default_factory=list)

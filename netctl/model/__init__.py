@@ -17,6 +17,9 @@ Three jobs, one module each:
   bad intent never blocks good intent; the per-object `check_*` rules it is made of are shared
   with the engine's incremental validator.
 
+Beside them, `netctl.model.hostport` writes and reads ADDRESS:PORT the way OVS does (an IPv6
+address in brackets), for every room that joins a pool's address with a port.
+
 Import from here (`from netctl.model import VIF, PoolState, Problem`): `__all__` below is the
 model's public API; the modules' underscore names are theirs alone.
 """

@@ -16,6 +16,7 @@ are `FrozenMap`s (immutable, hashable).
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -202,6 +203,37 @@ class PIF:
     def ipv6_addresses(self) -> tuple[str, ...]:
         """IPv6 without xapi's lone-empty-string quirk."""
         return tuple(a for a in self.ipv6 if a)
+
+    @property
+    def primary_ipv6(self) -> bool:
+        """xapi's `primary_address_type` is IPv6: the host's services on this PIF (management,
+        tunnel endpoints) use its IPv6 address (XCP-ng 8.3 installs IPv6-only hosts so)."""
+        return self.primary_address_type == "IPv6"
+
+    @property
+    def primary_configured(self) -> bool:
+        """The PIF has an IP configuration in its primary family (Static, DHCP, Autoconf):
+        what xapi asks of a tunnel's transport PIF."""
+        mode = self.ipv6_configuration_mode if self.primary_ipv6 else self.ip_configuration_mode
+        return mode != "None"
+
+    @property
+    def primary_address(self) -> str:
+        """The PIF's address in its primary family, without a prefix length ("" when it has
+        none yet): where a tunnel to this host must be sent. For IPv6 the first global
+        (not link-local) address of `PIF.IPv6`; a value that does not parse is passed over."""
+        if not self.primary_configured:
+            return ""
+        if not self.primary_ipv6:
+            return self.ip
+        for text in self.ipv6_addresses:
+            try:
+                addr = ipaddress.IPv6Interface(text).ip
+            except ValueError:
+                continue
+            if not addr.is_link_local and not addr.is_unspecified:
+                return str(addr)
+        return ""
 
     @property
     def is_bond_slave(self) -> bool:

@@ -251,7 +251,8 @@ def check_vlan(state: PoolQueries, v: VLAN) -> Findings:
 
 
 def check_tunnel(state: PoolQueries, t: Tunnel) -> Findings:
-    """A tunnel against the first-pass PIFs: protocol, access PIF, a transport PIF with IPv4."""
+    """A tunnel against the first-pass PIFs: protocol, access PIF, a transport PIF with an IP
+    configuration in its primary family (`PIF.primary_address_type`: IPv4 or IPv6)."""
     errs: Findings = []
     if t.protocol not in TUNNEL_PROTOCOLS:
         errs.append(("protocol", f"'{t.protocol}' is not one of gre, vxlan"))
@@ -260,10 +261,16 @@ def check_tunnel(state: PoolQueries, t: Tunnel) -> Findings:
     transport = state.pifs.get(t.transport_pif)
     if transport is None:
         errs.append(("transport_PIF", "the tunnel's transport PIF is unknown or invalid"))
-    elif not transport.has_ipv4:
+    elif not transport.primary_configured:
         errs.append(("transport_PIF", f"the transport PIF {describe(state, transport)} has no IP "
-                                      "address, so the tunnel has no endpoint"))
+                                      f"address{_family_note(transport)}, so the tunnel has no "
+                                      "endpoint"))
     return errs
+
+
+def _family_note(pif: PIF) -> str:
+    """Which family was looked at, when it is not the usual one."""
+    return " in its primary family IPv6 (primary_address_type)" if pif.primary_ipv6 else ""
 
 
 def check_pif_represents(state: PoolQueries, p: PIF) -> Findings:

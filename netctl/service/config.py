@@ -2,7 +2,8 @@
 
 ```yaml
 openflow:
-  listen: 0.0.0.0:6653          # where the bridges connect (the controller's side)
+  listen: 0.0.0.0:6653          # where the bridges connect (the controller's side);
+                                # IPv6 in brackets: "[fd00::1]:6653"
   target: tcp:198.18.10.1:6653  # what each bridge is told to connect to (default: from listen)
   hub: native                   # os-ken hub: native | eventlet
   ssl: {private_key: ctl-privkey.pem, certificate: ctl-cert.pem, ca_cert: switchca.pem}
@@ -11,12 +12,18 @@ openflow:
   flow_monitor: true            # OVS >= 3.0 reports flows other clients change: repaired at once
 ovsdb:
   endpoint: "tcp:{address}:6640"  # per host; {address} = xapi host.address, {name} = name_label
+                                  # (an IPv6 host.address is put in brackets: tcp:[fd00::b]:6640)
+                                  # (default: as the pool's SDN_controller says: pssl ->
+                                  # ssl:{address}:6640; no controller -> tcp:{address}:6640)
   hosts: {host1: "ssl:10.0.0.5:6640"}   # overrides, by host name_label or uuid
   ssl: {private_key: key.pem, certificate: cert.pem, ca_cert: ca.pem}
   datapath_type: system         # netdev where there is no OVS kernel module (the lab)
   timeout: 20
 metrics:
   listen: 127.0.0.1:9464        # /metrics (Prometheus) and /status (JSON, read by netctl status)
+log:
+  level: info                   # debug | info | warning | error (--log-level overrides)
+  file: /var/log/netctl/netctl.log   # also log here, with timestamps (stderr always)
 xapi:
   ca_file: /etc/stunnel/xapi-pool-ca-bundle.pem   # verify an https pool master against this CA
   insecure: false               # true: do not verify the pool master's certificate (explicit)
@@ -34,11 +41,14 @@ from typing import Any
 
 import yaml
 
+from netctl.model.hostport import bracketed, ovs_active, split_host_port
+
 SCHEMA = {
     "openflow": {"listen", "target", "hub", "ssl", "audit_interval", "flow_monitor"},
     "ovsdb": {"endpoint", "hosts", "ssl", "datapath_type", "timeout"},
     "metrics": {"listen"},
     "xapi": {"ca_file", "insecure", "event_timeout", "rpc_timeout"},
+    "log": {"level", "file"},
 }
 
 
@@ -51,7 +61,7 @@ class Config:
     openflow_listen: str = "0.0.0.0:6653"
     openflow_target: str | None = None
     hub: str = "native"
-    ovsdb_endpoint: str = "tcp:{address}:6640"
+    ovsdb_endpoint: str | None = None  # None: from the pool's SDN_controller (service.endpoints)
     ovsdb_hosts: dict[str, str] = field(default_factory=dict)
     ssl: dict[str, str] | None = None
     datapath_type: str = "system"
@@ -64,6 +74,8 @@ class Config:
     xapi_insecure: bool = False
     xapi_event_timeout: float = 30.0
     xapi_rpc_timeout: float = 30.0
+    log_level: str = "info"  # netctl.service.logs
+    log_file: str | None = None
 
     @property
     def openflow_tls(self) -> Any:
@@ -75,17 +87,27 @@ class Config:
     def target(self) -> str:
         if self.openflow_target:
             return self.openflow_target
-        host, _, port = self.openflow_listen.rpartition(":")
-        if host in ("", "0.0.0.0"):
+        try:
+            host, port = split_host_port(self.openflow_listen)
+        except ValueError as exc:
+            raise ConfigError(f"openflow.listen: {exc}") from None
+        if host in ("", "0.0.0.0", "::"):
             raise ConfigError("openflow.target is needed when openflow.listen is a wildcard "
                               "(the bridges must be told an address)")
-        return f"{'ssl' if self.openflow_ssl else 'tcp'}:{host}:{port}"
+        return ovs_active("ssl" if self.openflow_ssl else "tcp", host, port)
 
-    def endpoint(self, name_label: str, uuid: str, address: str) -> str:
+    def endpoint(self, name_label: str, uuid: str, address: str) -> str | None:
+        """The host's OVSDB endpoint as this configuration gives it, None when it leaves it to
+        the pool (`netctl.service.endpoints`)."""
         for key in (uuid, name_label):
             if key in self.ovsdb_hosts:
                 return self.ovsdb_hosts[key]
-        return self.ovsdb_endpoint.format(address=address, name=name_label, uuid=uuid)
+        if self.ovsdb_endpoint is None:
+            return None
+        # {address} always stands before a port (tcp:{address}:6640): an IPv6 host.address
+        # (an IPv6-only pool) goes in brackets there
+        return self.ovsdb_endpoint.format(address=bracketed(address), name=name_label,
+                                          uuid=uuid)
 
 
 def load(path: str | Path | None, **overrides: Any) -> Config:
@@ -114,7 +136,7 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         "openflow_listen": of.get("listen", Config.openflow_listen),
         "openflow_target": of.get("target"),
         "hub": of.get("hub", "native"),
-        "ovsdb_endpoint": db.get("endpoint", Config.ovsdb_endpoint),
+        "ovsdb_endpoint": db.get("endpoint"),
         "ovsdb_hosts": dict(db.get("hosts", {})),
         "ssl": db.get("ssl"),
         "datapath_type": db.get("datapath_type", "system"),
@@ -129,10 +151,14 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         "xapi_event_timeout": _seconds(where, "xapi", "event_timeout",
                                        xa.get("event_timeout", 30.0)),
         "xapi_rpc_timeout": _seconds(where, "xapi", "rpc_timeout", xa.get("rpc_timeout", 30.0)),
+        "log_level": str(data.get("log", {}).get("level", "info")).lower(),
+        "log_file": data.get("log", {}).get("file"),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values["hub"] not in ("native", "eventlet"):
         raise ConfigError(f"{where}: openflow: hub must be native or eventlet")
+    if values["log_level"] not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{where}: log: level must be debug, info, warning or error")
     if values["datapath_type"] not in ("system", "netdev"):
         raise ConfigError(f"{where}: ovsdb: datapath_type must be system or netdev")
     if not isinstance(values["xapi_insecure"], bool):

@@ -79,11 +79,19 @@ class ReconcileLoop:
         self._last_tick = 0.0
         self.ready = threading.Event()  # set after the first round with xapi's intent
         self.error: BaseException | None = None
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()  # `call_soon`'s, for this thread
 
     # ------------------------------------------------------------------ sources
     def submit_xapi(self, changes: Any, since: float | None = None) -> None:
         """A xapi change set (`netctl.sources.xapi.sync.ChangeSet`), from the sync's thread."""
         self._xapi.put((changes, since if since is not None else time.monotonic()))
+        self._wake.set()
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run `fn` on this thread before the next round: a configuration reload
+        (`netctl.service.reload`) changes the sink and the OVSDB side, which only this thread
+        touches."""
+        self._calls.put(fn)
         self._wake.set()
 
     # ------------------------------------------------------------------ the thread
@@ -111,6 +119,12 @@ class ReconcileLoop:
     def round(self) -> None:
         """Take what is queued, run the engine once, hand the results on."""
         started = time.monotonic()
+        while not self._calls.empty():
+            fn = self._calls.get_nowait()
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - a failed call must not stop the round
+                LOG.exception("%s failed", getattr(fn, "__name__", fn))
         since: float | None = None
         fed = 0
         while fed < MAX_BATCH:

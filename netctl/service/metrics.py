@@ -27,6 +27,7 @@ from netctl.service.status import QueryError
 
 LOG = logging.getLogger("netctl.metrics")
 StatusFn = Callable[[Mapping[str, Sequence[str]]], dict]
+HealthFn = Callable[[], tuple[int, dict]]  # /healthz: (HTTP code, JSON body)
 
 
 class Metrics:
@@ -95,8 +96,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif url.path in ("/status", "/status/"):
             body, code = self._status(parse_qs(url.query, keep_blank_values=True))
             ctype = "application/json"
+        elif url.path in ("/healthz", "/healthz/") and self.server.health is not None:
+            code, answer = self.server.health()  # netctl.service.health
+            body, ctype = json.dumps(answer).encode(), "application/json"
         else:
-            self.send_error(404, "try /metrics or /status")
+            self.send_error(404, "try /metrics, /status or /healthz")
             return
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -119,13 +123,16 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr: tuple[str, int], metrics: Metrics, status: StatusFn) -> None:
+    def __init__(self, addr: tuple[str, int], metrics: Metrics, status: StatusFn,
+                 health: HealthFn | None = None) -> None:
         super().__init__(addr, _Handler)
-        self.metrics, self.status = metrics, status
+        self.metrics, self.status, self.health = metrics, status, health
 
 
-def serve(host: str, port: int, metrics: Metrics, status: StatusFn) -> _Server:
-    """Serve /metrics and /status (`status(query)`: the parsed query string) on a thread."""
-    server = _Server((host, port), metrics, status)
+def serve(host: str, port: int, metrics: Metrics, status: StatusFn,
+          health: HealthFn | None = None) -> _Server:
+    """Serve /metrics and /status (`status(query)`: the parsed query string), and /healthz
+    when `health` is given, on a thread."""
+    server = _Server((host, port), metrics, status, health)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

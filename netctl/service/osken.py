@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from netctl.model.hostport import is_ipv6, ovs_active
 from netctl.sources.switches import SwitchFeed
 
 LOG = logging.getLogger("netctl.openflow")
@@ -74,8 +75,32 @@ def fix_native_hub(hub_module: Any) -> None:
     hub_module.Event.wait = wait
 
 
+def fix_native_disconnect(controller: Any, hub: str) -> None:
+    """(3) With the native hub `hub.kill` does nothing, so when a switch's connection ends,
+    `Datapath.serve` waits forever for its send thread (blocked on an empty queue) and os-ken
+    never reports the switch gone (netctl would count a lost session as up, /healthz too).
+    When the receive loop ends, hand the send thread a last, closing message: it ends, serve
+    returns and os-ken closes the datapath (DEAD_DISPATCHER), as with eventlet."""
+    datapath = controller.Datapath
+    if hub != "native" or getattr(datapath._recv_loop, "netctl_fixed", False):
+        return
+    receive = datapath._recv_loop
+
+    def _recv_loop(self: Any) -> None:
+        try:
+            receive(self)
+        finally:
+            if self.send_q is not None:
+                self.send(b"", close_socket=True)
+
+    _recv_loop.netctl_fixed = True  # type: ignore[attr-defined]
+    datapath._recv_loop = _recv_loop
+
+
 def check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    host = host.strip("[]")  # an IPv6 listen address may come as written next to its port
+    with socket.socket(socket.AF_INET6 if is_ipv6(host) else socket.AF_INET,
+                       socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
@@ -93,7 +118,7 @@ class RunningController:
 
     @property
     def target(self) -> str:
-        return f"tcp:{self.host}:{self.port}"
+        return ovs_active("tcp", self.host, self.port)
 
 
 @dataclass(frozen=True)
@@ -118,9 +143,10 @@ def prepare(host: str, port: int, hub: str | None = None, tls: TlsFiles | None =
     oshub.patch(thread=(hub == "eventlet"))
     # app_manager first: os-ken's own imports are circular the other way round.
     manager = importlib.import_module("os_ken.base.app_manager").AppManager
-    importlib.import_module("os_ken.controller.controller")  # registers ofp-listen-* options
+    controller = importlib.import_module("os_ken.controller.controller")  # ofp-listen-* options
+    fix_native_disconnect(controller, hub)
     cfg = importlib.import_module("os_ken.cfg")
-    args = ["--ofp-listen-host", host]
+    args = ["--ofp-listen-host", host.strip("[]")]  # os-ken listens on IPv6 unbracketed
     if tls is None:
         args += ["--ofp-tcp-listen-port", str(port)]
     else:
@@ -167,9 +193,17 @@ def wait_listening(host: str, port: int, timeout: float) -> bool:
 def _listening(host: str, port: int) -> bool:
     """Is something listening there? Read from /proc, not by connecting: a probe connection
     would look like a switch to os-ken."""
-    addresses = {f"{socket.inet_aton(h)[::-1].hex().upper()}:{port:04X}"
-                 for h in (host or "0.0.0.0", "0.0.0.0")}
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+    host = host.strip("[]")
+    if is_ipv6(host):  # /proc/net/tcp6: four 32-bit words, each in host (little-endian) order
+        raw = socket.inet_pton(socket.AF_INET6, host)
+        table, wildcard = "/proc/net/tcp6", "::"
+        addresses = {"".join(w[i:i + 4][::-1].hex().upper() for i in range(0, 16, 4))
+                     + f":{port:04X}" for w in (raw, socket.inet_pton(socket.AF_INET6, wildcard))}
+    else:
+        table = "/proc/net/tcp"
+        addresses = {f"{socket.inet_aton(h)[::-1].hex().upper()}:{port:04X}"
+                     for h in (host or "0.0.0.0", "0.0.0.0")}
+    for line in Path(table).read_text().splitlines()[1:]:
         fields = line.split()
         if fields[1] in addresses and fields[3] == "0A":
             return True

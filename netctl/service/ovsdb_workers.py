@@ -43,8 +43,12 @@ class HostWorker:
     """Keeps one host's OVSDB equal to the latest HostConfig it was given."""
 
     def __init__(self, status: HostStatus, config: Config, metrics: Metrics,
-                 on_applied: Callable[[], None] = lambda: None) -> None:
+                 on_applied: Callable[[], None] = lambda: None, refused: str = "") -> None:
+        """`refused`: why this host cannot be connected as things stand (no usable endpoint,
+        `netctl.service.endpoints`): the worker then only holds the desired configuration
+        and shows the reason, until a new worker replaces it."""
         self.status = status
+        self.refused = refused
         self.config = config
         self.metrics = metrics
         self.on_applied = on_applied  # the applied configuration changed (tunnel.status)
@@ -53,7 +57,11 @@ class HostWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"ovsdb-{status.name}", daemon=True)
-        self.thread.start()
+        if refused:
+            status.last_error = refused
+            metrics.ovsdb_connected.labels(status.name).set(0)
+        else:
+            self.thread.start()
 
     def want(self, config: HostConfig) -> None:
         self.desired = config
@@ -64,7 +72,7 @@ class HostWorker:
         ends on its own and closes its session."""
         self._stop.set()
         self._wake.set()
-        if not wait:
+        if not wait or not self.thread.is_alive():
             return
         self.thread.join(5)
         if self.db is not None:

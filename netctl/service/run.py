@@ -14,21 +14,26 @@ and skipped; the rest is applied. Stopping never touches the dataplane.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 from netctl.engine.core import NetctlEngine
 from netctl.engine.hosts import HostSettings
 from netctl.engine.pool import LivePool
 from netctl.hostconfig import HostConfig
-from netctl.model import Problem
+from netctl.model import Host, Problem, SDNController
 from netctl.service.config import Config
+from netctl.service.endpoints import EndpointError, ovsdb_endpoint
 from netctl.service.loop import ReconcileLoop
 from netctl.service.metrics import Metrics
 from netctl.service.osken import wait_listening
 from netctl.service.ovsdb_workers import HostStatus, HostWorker
 from netctl.service.tunnel_status import TunnelStatus
 from netctl.sinks.openflow import FlowSink
+from netctl.sinks.ovsdb import SslFiles
+from netctl.sinks.ovsdb_relay import HostRelays, RelayError
 from netctl.sources.xapi.sync import XapiSync
 
 LOG = logging.getLogger("netctl.run")
@@ -58,6 +63,8 @@ class Run:
         self.started = time.time()
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}
+        self._controller: SDNController | None = None  # the pool's, as last acted on
+        self._relays: HostRelays | None = None  # hosts connecting in (protocol ssl)
 
     @property
     def problems(self) -> list[Problem]:
@@ -87,20 +94,94 @@ class Run:
                         self.workers.pop(ref).stop(wait=False)
                     self.tunnels.host_changed(ref, None)
                     continue
-                endpoint = self.config.endpoint(host.name_label, host.uuid, host.address)
-                if worker is not None and worker.status.endpoint != endpoint:
-                    worker.stop(wait=False)
-                    worker = None
-                if worker is None:
-                    worker = HostWorker(HostStatus(host.name_label, host.uuid, endpoint),
-                                        self.config, self.metrics,
-                                        on_applied=self.tunnels.touch)
-                    self.workers[ref] = worker
-                worker.want(cfg)
+                self._worker(ref, host, worker).want(cfg)
                 self.tunnels.host_changed(ref, cfg)
+
+    def _worker(self, ref: str, host: Host, worker: HostWorker | None) -> HostWorker:
+        """The host's OVSDB worker, for the endpoint the configuration and the pool's SDN
+        controller give it now: a new one when that changed (the old one stops)."""
+        controller = self.engine.view.sdn_controller
+        try:
+            endpoint = ovsdb_endpoint(self.config, host, controller, self._listen(controller))
+            refused = ""
+        except (EndpointError, RelayError) as exc:
+            endpoint, refused = "", str(exc)
+        if worker is not None and (worker.status.endpoint, worker.refused) != (endpoint,
+                                                                               refused):
+            worker.stop(wait=False)
+            worker = None
+        if worker is None:
+            if refused:
+                LOG.error("host %s: %s", host.name_label, refused)
+            worker = HostWorker(HostStatus(host.name_label, host.uuid, endpoint), self.config,
+                                self.metrics, on_applied=self.tunnels.touch, refused=refused)
+            self.workers[ref] = worker
+        return worker
+
+    def _listen(self, controller: SDNController | None) -> HostRelays | None:
+        """The port hosts connect to when the pool's controller is protocol `ssl` (opened on
+        the registered port, closed when the controller goes)."""
+        port = controller.port if controller and controller.protocol == "ssl" else None
+        if self._relays is not None and (port is None or self._relays.listen[1] != port):
+            self._relays.close()
+            self._relays = None
+        if port is None or self.config.ssl is None or self._relays is not None:
+            return self._relays
+        wildcard = "::" if ":" in controller.address else "0.0.0.0"
+        hosts = self.engine.view.hosts
+
+        def known(system_id: str) -> str | None:
+            return next((h.name_label for h in list(hosts.values()) if h.uuid == system_id),
+                        None)
+
+        self._relays = HostRelays((wildcard, port), SslFiles(**self.config.ssl),
+                                  Path(tempfile.mkdtemp(prefix="netctl-ovsdb-")), known)
+        LOG.info("listening on port %d for the hosts' OVSDB (SDN controller protocol ssl)",
+                 port)
+        return self._relays
+
+    def _controller_changed(self) -> None:
+        """The pool's SDN controller came, went or changed (reconcile thread): every host's
+        endpoint may have changed with it (`netctl.service.endpoints`)."""
+        controller = self.engine.view.sdn_controller
+        if controller == self._controller:
+            return
+        self._controller = controller
+        LOG.info("the pool's SDN controller: %s", "none" if controller is None else
+                 f"protocol {controller.protocol} {controller.address}:{controller.port}")
+        view = self.engine.view
+        with self._lock:
+            for ref, worker in list(self.workers.items()):
+                host = view.hosts.get(ref)
+                if host is not None and worker.desired is not None:
+                    self._worker(ref, host, worker).want(worker.desired)
+
+    def reconnect_hosts(self, every: bool) -> None:
+        """A reloaded configuration (reconcile thread): every host's OVSDB worker through the
+        path a round's new host configuration takes, which computes each endpoint from the
+        configuration now in effect and replaces the workers whose endpoint differs; `every`
+        (TLS files or timeout changed) replaces them all. A new session sends nothing while
+        the host's OVSDB already holds its configuration."""
+        with self._lock:
+            workers = dict(self.workers)
+            if every:
+                for ref in workers:
+                    self.workers.pop(ref).stop(wait=False)
+        configs = {ref: w.desired for ref, w in workers.items() if w.desired is not None}
+        if configs:
+            self._hosts_changed(configs)
+        with self._lock:
+            for ref, w in self.workers.items():
+                before = workers.get(ref)
+                if before is not None and w is not before:  # keep the counts /status shows
+                    w.status.applies += before.status.applies
+                    w.status.operations += before.status.operations
+                    LOG.info("host %s: OVSDB reconnects to %s", w.status.name,
+                             w.status.endpoint)
 
     def _after_round(self, loop: ReconcileLoop) -> None:
         self.metrics.problems.set(len(loop.problems))
+        self._controller_changed()
 
     def _converged(self, _dpid: int, seconds: float) -> None:
         self.metrics.convergence.observe(seconds)

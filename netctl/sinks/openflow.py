@@ -607,6 +607,23 @@ class FlowSink:
         self._port_mods(sw, self.tables.port_modes(sw.id), whole=True)
         self._replay(sw)
 
+    def configure(self, audit_interval: float, flow_monitor: bool) -> None:
+        """New settings (a configuration reload; the reconcile thread): a shorter audit
+        interval applies now, not after the longer one ran out; switching the flow monitor on
+        subscribes the switches that are not (switching it off only stops new subscriptions).
+        Nothing else is sent."""
+        now = time.monotonic()
+        self.audit_interval = audit_interval
+        for sw in self.switches.values():
+            if audit_interval > 0 and sw.audit_at > now + audit_interval:
+                sw.audit_at = now + audit_interval
+        turned_on = flow_monitor and not self.flow_monitor
+        self.flow_monitor = flow_monitor
+        if turned_on:
+            for sw in self.switches.values():
+                if sw.monitor == "off":
+                    self._subscribe(sw)
+
     def _subscribe(self, sw: Switch) -> None:
         """Ask the switch for every change other clients make to its flows (written as bytes:
         os-ken's request is not the layout OVS reads, see `wire.flow_monitor_request_bytes`)."""

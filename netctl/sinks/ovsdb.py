@@ -24,7 +24,10 @@ whatever a wiped database lost and sends nothing when the database survived.
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
+import ssl
 import threading
 import time
 import uuid as uuidlib
@@ -47,6 +50,7 @@ from netctl.hostconfig import (
     is_managed_key,
 )
 from netctl.model import tap_twin
+from netctl.model.hostport import split_host_port
 
 log = logging.getLogger(__name__)
 SCHEMA = "Open_vSwitch"
@@ -444,6 +448,77 @@ def _api_class() -> type:
         return type(f"HostOvsdbApi{_api_classes}", (impl_idl.OvsdbIdl,), {})
 
 
+def check_tls_peer(endpoint: str, files: SslFiles, timeout: float) -> None:
+    """One TLS handshake with an `ssl:ADDRESS:PORT` endpoint before the IDL connects, for a
+    clear reason when it fails: OVS's Python stream only retries a failed handshake, so a
+    host whose certificate the CA did not sign (or that refuses netctl's) would just look
+    unreachable. Raises OvsdbError saying which side refused and why."""
+    # TLS 1.3: the server judges our certificate after the handshake; an echo answered
+    # means it accepted us (a refusal arrives as an alert instead)
+    _tls_call(endpoint, files, timeout, {"method": "echo", "params": [], "id": "netctl-check"})
+
+
+def remove_managers(endpoint: str, files: SslFiles | None, timeout: float) -> list[str]:
+    """Remove every OVSDB manager of a host (`ovs-vsctl del-manager`), through one of them:
+    the targets there were. One raw JSON-RPC transaction rather than an IDL session: the
+    session ends as its manager goes, and an IDL transaction would wait for an answer that
+    may never come. Raises OvsdbError when the host could not be asked."""
+    if not endpoint.startswith("ssl:") or files is None:
+        raise OvsdbError(f"{endpoint}: managers are removed over SSL only")
+    reply = _tls_call(endpoint, files, timeout, {
+        "method": "transact", "id": "netctl-detach", "params": [
+            SCHEMA,
+            {"op": "select", "table": "Manager", "where": [], "columns": ["target"]},
+            {"op": "update", "table": "Open_vSwitch", "where": [],
+             "row": {"manager_options": ["set", []]}}]})
+    if reply is None:  # the connection ended with its manager before the answer came
+        return []
+    if reply.get("error"):
+        raise OvsdbError(f"{endpoint}: the transaction failed: {reply['error']}")
+    return sorted(row["target"] for row in reply["result"][0].get("rows", []))
+
+
+def _tls_call(endpoint: str, files: SslFiles, timeout: float, request: dict) -> dict | None:
+    """Send one JSON-RPC request over a fresh TLS connection, return its answer (None when
+    the host closed the connection after accepting the request)."""
+    address, port = split_host_port(endpoint[len("ssl:"):])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False  # OVS identifies peers by the CA, not by name
+    try:
+        context.load_verify_locations(files.ca_cert)
+        context.load_cert_chain(files.certificate, files.private_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise OvsdbError(f"ovsdb.ssl: cannot load the CA, certificate or key: {exc}") from None
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw) as tls:
+            tls.sendall(json.dumps(request).encode())
+            decoder, text = json.JSONDecoder(), ""
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    if request["method"] == "echo":
+                        raise ssl.SSLError("the host closed the connection")
+                    return None
+                text += chunk.decode()
+                try:
+                    answer, _ = decoder.raw_decode(text.lstrip())
+                except ValueError:
+                    continue  # not all of it yet
+                if answer.get("id") == request["id"]:
+                    return answer
+                text = ""  # a request of the server's (echo): not ours
+    except ssl.SSLCertVerificationError as exc:
+        raise OvsdbError(f"{endpoint}: the host's certificate is not signed by the CA in "
+                         f"{files.ca_cert} ({exc.verify_message}): refused") from None
+    except ssl.SSLError as exc:
+        raise OvsdbError(f"{endpoint}: the host refused netctl's certificate "
+                         f"{files.certificate} ({exc.reason or exc}): is it signed by the CA the "
+                         "host was given (sdn-controller-ca.pem)?") from None
+    except OSError as exc:
+        raise OvsdbError(f"{endpoint}: {exc}") from None
+
+
 class HostOvsdb:
     """One host's OVSDB: connect, apply HostConfigs, survive ovsdb-server restarts."""
 
@@ -468,6 +543,7 @@ class HostOvsdb:
         if self.endpoint.startswith("ssl:"):
             if self.ssl is None:
                 raise OvsdbError(f"{self.endpoint}: an ssl: endpoint needs SslFiles")
+            check_tls_peer(self.endpoint, self.ssl, min(self.timeout, 10.0))
             ovs.stream.Stream.ssl_set_private_key_file(self.ssl.private_key)
             ovs.stream.Stream.ssl_set_certificate_file(self.ssl.certificate)
             ovs.stream.Stream.ssl_set_ca_cert_file(self.ssl.ca_cert)

@@ -198,6 +198,14 @@ def network_remove_purpose(sim: Any, net: str, purpose: str) -> None:
 # --- PIF ------------------------------------------------------------------------------------
 
 
+def _primary_configured(row: dict[str, Any]) -> bool:
+    """A tunnel's transport PIF is configured in its primary family: IPv4, or IPv6 on a PIF
+    whose primary_address_type is IPv6 (an IPv6-only XCP-ng 8.3 host carries tunnels so)."""
+    family = ("ipv6_configuration_mode" if row["primary_address_type"] == "IPv6"
+              else "ip_configuration_mode")
+    return row[family] != "None"
+
+
 def _plug(store: Store, pif: str) -> None:
     """PIF.plug's checks and effects (also used by VLAN/tunnel/Bond create)."""
     row = _pif(store, pif)
@@ -206,7 +214,7 @@ def _plug(store: Store, pif: str) -> None:
         raise XapiError("CANNOT_PLUG_BOND_SLAVE", pif)
     for tunnel in row["tunnel_access_PIF_of"]:
         transport = store.get("tunnel", tunnel, "transport_PIF")
-        if _pif(store, transport)["ip_configuration_mode"] == "None":
+        if not _primary_configured(_pif(store, transport)):
             raise XapiError("TRANSPORT_PIF_NOT_CONFIGURED", transport)
         if not _pif(store, transport)["currently_attached"]:
             _plug(store, transport)
@@ -494,7 +502,7 @@ def tunnel_create(sim: Any, transport: str, network: str, protocol: str = "gre")
         raise XapiError("IS_TUNNEL_ACCESS_PIF", transport)
     if not _all_hosts_ovs(store):
         raise XapiError("OPENVSWITCH_NOT_ACTIVE")
-    if trow["ip_configuration_mode"] == "None":
+    if not _primary_configured(trow):
         raise XapiError("TRANSPORT_PIF_NOT_CONFIGURED", transport)
     tunnel, access = new_ref(), new_ref()
     store.insert("PIF", {

@@ -144,6 +144,10 @@ def seed(store: Store, topology: Topology) -> None:  # noqa: C901 - one pass ove
                                   netmask=_prefix_to_netmask(int(prefix)))
                 if addr.ipv6:
                     values.update(ipv6_configuration_mode="Static", IPv6=[addr.ipv6])
+                if addr.ipv6 and not addr.ipv4:
+                    # an IPv6-only PIF, as XCP-ng 8.3 installs one: its services (management,
+                    # tunnel endpoints) use IPv6
+                    values.update(primary_address_type="IPv6")
                 store.update("PIF", pif, **values)
             uplinks = [b.network for b in h.bonds] + [n.network for n in h.nics if n.network]
             if uplinks:

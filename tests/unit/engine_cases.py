@@ -29,6 +29,7 @@ def mutate(objs: dict, rng: random.Random, removed: dict | None = None) -> list:
     _REMOVED = removed if removed is not None else {}
     kinds = [_vif_locking, _vif_mac, _vif_plug, _vif_move, _vm_move, _vm_power, _vif_trunks,
              _network_bridge, _network_mtu, _pif_mtu, _pif_attach, _vlan_tag, _tunnel_ip,
+             _tunnel_family,
              _remove, _readd, _vif_new, _network_default, _pool_fail_mode, _network_fail_mode,
              _vif_backend, _network_in_band, _pif_keys]
     for _ in range(20):
@@ -217,6 +218,19 @@ def _tunnel_ip(objs, rng):
     ip = rng.choice(["", pif.ip or "172.30.0.9", "172.30.0.77"])
     mode = "None" if not ip else "Static"
     return _put(objs, replace(pif, ip=ip, ip_configuration_mode=mode))
+
+
+def _tunnel_family(objs, rng):
+    """A transport PIF turns IPv6 (with or without an address) or back to IPv4: its peers'
+    tunnels follow, or a mixed-family Problem comes."""
+    t = _pick(objs, Tunnel, rng)
+    if t is None or t.transport_pif not in objs:
+        return []
+    pif = objs[t.transport_pif]
+    family = rng.choice(["IPv4", "IPv6", "IPv6"])
+    ipv6 = rng.choice([("fd00:30::9/64",), ("fe80::9/64", "fd00:30::77/64"), ("",)])
+    return _put(objs, replace(pif, primary_address_type=family, ipv6=ipv6,
+                              ipv6_configuration_mode="None" if ipv6 == ("",) else "Static"))
 
 
 _REMOVED: dict[str, object] = {}
