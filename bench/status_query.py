@@ -50,6 +50,7 @@ from netctl.service import status  # noqa: E402
 from netctl.service.loop import RoundStats  # noqa: E402
 from netctl.service.ovsdb_workers import HostStatus  # noqa: E402
 from netctl.sinks.openflow import Stats  # noqa: E402
+from netctl.sources.xapi.members import PoolMembers
 
 SMOKE_FIGURES = (
     r"^size +2 x 20: \d+ hosts, \d+ VMs, \d+ VIFs",
@@ -68,7 +69,7 @@ class StandInRun:
     def __init__(self, engine: NetctlEngine, switches: RecordingSwitches) -> None:
         self.engine = engine
         self.sync = SimpleNamespace(url="https://pool-master/", connected=True, full_syncs=1,
-                                    reconnects=0)
+                                    reconnects=0, members=PoolMembers(["https://pool-master/"]))
         self.loop = SimpleNamespace(stats=RoundStats(rounds=2), problems=engine.problems())
         tables = engine.desired
         rows = []

@@ -34,6 +34,7 @@ from netctl.topology import Topology
 XAPI_PORT = 18443
 OPENFLOW_PORT = 16633
 METRICS_PORT = 19464
+MEMBERS_PORT = 80  # each host's own xapi (DemoPool members=True), as on a real host
 
 
 @dataclass
@@ -53,12 +54,16 @@ class DemoPool:
 
     def __init__(self, topology: Topology, log: Callable[[str], None] = print,
                  ports: tuple[int, int, int] = (XAPI_PORT, OPENFLOW_PORT, METRICS_PORT),
-                 settings: dict[str, dict] | None = None, attach: bool = False) -> None:
+                 settings: dict[str, dict] | None = None, attach: bool = False,
+                 members: bool = False) -> None:
         """`settings`: extra `netctl run` configuration, by section (netctl/service/config.py).
         `attach`: the hosts' OVSDB listens on no port of its own and netctl's configuration
         names no endpoint: netctl reaches the hosts once it is the pool's SDN controller
-        (`netctl register`), as in a real pool."""
+        (`netctl register`), as in a real pool.
+        `members`: every host also serves xapi on its management address, port 80, in its
+        namespace (`member_url`): the master serves, the others answer HOST_IS_SLAVE."""
         self.topology = topology
+        self.members = members
         self.settings = settings or {}
         self.attach = attach
         self.log = log
@@ -74,6 +79,11 @@ class DemoPool:
     @property
     def xapi_url(self) -> str:
         return f"http://127.0.0.1:{self.xapi_port}/"
+
+    def member_url(self, host_name: str) -> str:
+        """The xapi of one host (with `members`): its management address, port 80."""
+        address = self.topology.management_address(host_name)
+        return f"http://{join_host_port(address, MEMBERS_PORT)}/"
 
     @property
     def status_url(self) -> str:
@@ -101,6 +111,8 @@ class DemoPool:
                 str(work / "topology.yaml"),
                 "--listen",
                 f"127.0.0.1:{self.xapi_port}",
+                *(["--members-port", str(MEMBERS_PORT), "--members-netns",
+                   self.topology.prefix] if self.members else []),
             ],
             topology=True,
         )

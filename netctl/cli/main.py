@@ -261,14 +261,17 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
               help="CA certificate to verify an https pool master with (xapi.ca_file).")
 @click.option("--xapi-insecure", is_flag=True, default=None,
               help="Do not verify the https pool master's certificate (xapi.insecure).")
+@click.option("--xapi-member", "xapi_members", multiple=True,
+              help="Another pool member's URL to try when the master is gone (repeat; "
+              "xapi.members). Each host's address is learnt from xapi too.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log this level and above to stderr (log.level; default info).")
 @click.option("--log-file", type=click.Path(dir_okay=False),
               help="Also log to this file, with timestamps (log.file).")
 @click.option("-v", "--verbose", is_flag=True, help="The same as --log-level debug.")
 def run(xapi_url: str, username: str, password_file: str | None, config_file: str | None,
-        xapi_ca: str | None, xapi_insecure: bool | None, log_level: str | None,
-        log_file: str | None, verbose: bool) -> None:
+        xapi_ca: str | None, xapi_insecure: bool | None, xapi_members: tuple[str, ...],
+        log_level: str | None, log_file: str | None, verbose: bool) -> None:
     """Keep every host's OVSDB and OpenFlow tables equal to the pool's xapi intent."""
     import signal
 
@@ -282,6 +285,7 @@ def run(xapi_url: str, username: str, password_file: str | None, config_file: st
     from netctl.service.run import Run
 
     overrides = {"xapi_ca_file": xapi_ca, "xapi_insecure": xapi_insecure or None,
+                 "xapi_members": xapi_members or None,
                  "log_level": "debug" if verbose else log_level, "log_file": log_file}
     try:
         config = load(config_file, **overrides)

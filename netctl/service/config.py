@@ -29,6 +29,9 @@ xapi:
   insecure: false               # true: do not verify the pool master's certificate (explicit)
   event_timeout: 30             # seconds one event.from may wait for changes on the server
   rpc_timeout: 30               # ... and how much longer a silent connection is given
+  members: [https://10.0.0.2/]  # more pool members to try when the master is gone (each
+                                # host's address is learnt from xapi too; HOST_IS_SLAVE is
+                                # followed to the master)
 ```
 Unknown keys are errors that name the key, so a typo never silently falls back to a default.
 """
@@ -47,7 +50,7 @@ SCHEMA = {
     "openflow": {"listen", "target", "hub", "ssl", "audit_interval", "flow_monitor"},
     "ovsdb": {"endpoint", "hosts", "ssl", "datapath_type", "timeout"},
     "metrics": {"listen"},
-    "xapi": {"ca_file", "insecure", "event_timeout", "rpc_timeout"},
+    "xapi": {"ca_file", "insecure", "event_timeout", "rpc_timeout", "members"},
     "log": {"level", "file"},
 }
 
@@ -74,6 +77,7 @@ class Config:
     xapi_insecure: bool = False
     xapi_event_timeout: float = 30.0
     xapi_rpc_timeout: float = 30.0
+    xapi_members: tuple[str, ...] = ()  # more pool members' URLs (sources.xapi.members)
     log_level: str = "info"  # netctl.service.logs
     log_file: str | None = None
 
@@ -151,6 +155,7 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         "xapi_event_timeout": _seconds(where, "xapi", "event_timeout",
                                        xa.get("event_timeout", 30.0)),
         "xapi_rpc_timeout": _seconds(where, "xapi", "rpc_timeout", xa.get("rpc_timeout", 30.0)),
+        "xapi_members": _urls(where, "xapi", "members", xa.get("members", [])),
         "log_level": str(data.get("log", {}).get("level", "info")).lower(),
         "log_file": data.get("log", {}).get("file"),
     }
@@ -173,6 +178,14 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
             raise ConfigError(f"{where}: {section}: ssl needs private_key, certificate and "
                               "ca_cert")
     return Config(**values)
+
+
+def _urls(where: str, section: str, key: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and v.startswith(("http://", "https://")) for v in value):
+        raise ConfigError(f"{where}: {section}: {key} must be a list of http(s):// URLs, "
+                          f"not {value!r}")
+    return tuple(value)
 
 
 def _flag(where: str, section: str, key: str, value: Any) -> bool:

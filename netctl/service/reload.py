@@ -55,6 +55,7 @@ LIVE = {
     "log_file": "log.file",
 }
 RESTART = {
+    "xapi_members": "xapi.members",
     "openflow_listen": "openflow.listen",
     "openflow_target": "openflow.target",
     "hub": "openflow.hub",

@@ -57,7 +57,8 @@ class Run:
         self.sync = XapiSync(xapi_url, user, password, timeout=config.xapi_event_timeout,
                              rpc_timeout=config.xapi_rpc_timeout, ca_file=config.xapi_ca_file,
                              ignore_ssl=config.xapi_insecure,
-                             on_changes=self._xapi_changes)
+                             on_changes=self._xapi_changes,
+                             members=list(config.xapi_members))
         self.workers: dict[str, HostWorker] = {}
         self.tunnels = TunnelStatus()
         self.started = time.time()

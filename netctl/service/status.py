@@ -56,6 +56,7 @@ the LivePool's lookups). So this module only ever walks such copies, never a liv
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -496,8 +497,17 @@ def _carried(pool: Any, host: str, net: Network) -> list[str]:
 
 
 def _xapi(run: Any) -> dict[str, Any]:
+    """The sync, and the pool member it follows as master (`sources.xapi.members`)."""
+    view = run.engine.view
+    master = view.hosts.get(view.pool.master) if view.pool is not None else None
+    since = run.sync.members.master_since
     return {"url": run.sync.url, "connected": run.sync.connected,
-            "full_syncs": run.sync.full_syncs, "reconnects": run.sync.reconnects}
+            "full_syncs": run.sync.full_syncs, "reconnects": run.sync.reconnects,
+            "master": master.name_label if master else None,
+            "master_address": master.address if master else None,
+            "master_since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+            if since else None,
+            "members": len(run.sync.members.urls)}
 
 
 def _engine(run: Any) -> dict[str, Any]:

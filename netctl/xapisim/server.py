@@ -11,13 +11,25 @@ closes the listening socket *and* every open client connection, which is what a 
 when xapi goes away. `jsonrpc=False` serves as a xapi from before JSON-RPC: `/jsonrpc` is not
 registered, so it falls to `/` (XML-RPC) and a JSON body there is a malformed request (HTTP
 500, HTML) — what a client probing for JSON-RPC meets on such a pool master.
+
+A server can also be one pool member's endpoint (`member=<host ref>`, made by
+`netctl.xapisim.members.serve_members`): it passes its host to every call, so the simulator
+answers as that host (the master, or a slave with HOST_IS_SLAVE), and with `netns=<name>` its
+listening socket is made inside that network namespace (the lab's host namespaces).
+Each server has its own stop signal for the `event.from` calls it serves, so stopping one
+member's endpoint ends its calls only.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import socket
+import socketserver
 import ssl
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -101,7 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
             if route(path, self.server.routes) == "xml":
                 method, params = codec.parse_xml_request(body)
                 try:
-                    value = sim.call(method, params)
+                    value = sim.call(method, params, on_host=self.server.member,
+                                     closed=self.server.closed)
                     # system.listMethods is answered bare, without Status/Value (api_server.ml)
                     out = (codec.xml_bare(value) if method == "system.listMethods"
                            else codec.xml_success(value))
@@ -111,7 +124,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 req = codec.parse_json_request(body)
                 try:
-                    out = codec.json_success(req, sim.call(req.method, req.params))
+                    out = codec.json_success(req, sim.call(
+                        req.method, req.params, on_host=self.server.member,
+                        closed=self.server.closed))
                 except XapiError as err:
                     out = codec.json_failure(req, err.description)
                 self._send(200, out, "application/json")
@@ -126,13 +141,23 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, addr: tuple[str, int], sim: Simulator,
-                 tls: ssl.SSLContext | None, routes: dict[str, str]) -> None:
+                 tls: ssl.SSLContext | None, routes: dict[str, str],
+                 member: str | None = None) -> None:
         self.sim = sim
         self.tls = tls
         self.routes = routes
+        self.member = member
+        self.closed = threading.Event()  # set by stop(): ends this server's event.from calls
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self.address_family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         super().__init__(addr, _Handler)
+
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's `socket.getfqdn`: a reverse lookup of a member's address
+        (or any lookup inside a lab namespace, which has no resolver) can stall for seconds."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = super().get_request()
@@ -154,13 +179,45 @@ class _Server(ThreadingHTTPServer):
                 pass
 
 
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+@contextmanager
+def in_netns(name: str | None) -> Iterator[None]:
+    """Run the block with this thread in network namespace `name` (`/run/netns/<name>`, as
+    `ip netns` names them; None: stay). A socket made inside stays in that namespace after
+    the thread goes back, which is how one process serves inside several namespaces.
+    setns(2) moves only the calling thread; Python 3.11 has no os.setns, hence ctypes."""
+    if name is None:
+        yield
+        return
+    with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{name}") as there:
+        _setns(there.fileno())
+        try:
+            yield
+        finally:
+            _setns(home.fileno())
+
+
 class RunningServer:
-    """A simulator served on a thread. `url` ends with `/` (XML-RPC on the root path)."""
+    """A simulator served on a thread. `url` ends with `/` (XML-RPC on the root path).
+    `member`: the host ref this endpoint is the xapi of (None: the plain endpoint, always the
+    master's); `netns`: the network namespace its socket is made in."""
 
     def __init__(self, sim: Simulator, host: str, port: int, certfile: str | None = None,
-                 keyfile: str | None = None, jsonrpc: bool = True) -> None:
+                 keyfile: str | None = None, jsonrpc: bool = True, *,
+                 member: str | None = None, netns: str | None = None) -> None:
         self.sim = sim
         self.host = host
+        self.member = member
+        self.netns = netns
         self.routes = ROUTES if jsonrpc else XML_ONLY
         self.tls: ssl.SSLContext | None = None
         if certfile:
@@ -174,16 +231,22 @@ class RunningServer:
     @property
     def url(self) -> str:
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://{self.host}:{self.port}/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/"
 
     @property
     def running(self) -> bool:
         return self._server is not None
 
     def start(self) -> None:
-        self.sim.reopen()
-        self._server = _Server((self.host, self.port), self.sim, self.tls, self.routes)
+        if self._server is not None:
+            return
+        with in_netns(self.netns):
+            self._server = _Server((self.host, self.port), self.sim, self.tls, self.routes,
+                                   self.member)
         self.port = self._server.server_address[1]  # the real port when 0 was asked for
+        if self.member is not None:
+            self.sim.member_running(self.member, True)
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         name=f"xapi-sim:{self.port}", daemon=True)
@@ -197,7 +260,10 @@ class RunningServer:
         server.shutdown()
         server.server_close()
         server.drop_connections()  # before waking event.from: clients see the cut, not a reply
-        self.sim.close()
+        if self.member is not None:
+            self.sim.member_running(self.member, False)
+        server.closed.set()
+        self.sim.wake()
         if self._thread is not None:
             self._thread.join(timeout=5)
 

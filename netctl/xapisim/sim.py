@@ -19,6 +19,18 @@ operation (rpc: <name>)"]`.
 Imports go one way: sim -> methods, seed -> store, schema; nothing below imports sim.
 
 Test hooks: `invalidate_session(ref)`, `invalidate_all_sessions()`.
+
+Pool roles (issue 19): every host may have an endpoint of its own (`netctl.xapisim.members`);
+`call(..., on_host=ref)` says which host's endpoint a call came in on. The master is
+`pool.master`; a slave answers only `SLAVE_CALLS` and fails everything else with
+`["HOST_IS_SLAVE", <master address>]`, as xapi does for a client that is not on the master
+(xapi's check is in `session.login_with_password` and the session check; here it is one check
+at dispatch, because every session a client can hold is the master's or a slave-local one).
+Sessions from `session.slave_local_login_with_password` on a member are valid on that member
+only. `pool.designate_new_master`, `pool.emergency_transition_to_master`,
+`pool.emergency_reset_master` and `pool.recover_slaves` move the master as xapi's
+`xapi_pool.ml`/`xapi_pool_transition.ml` do, with the differences documented on each.
+The plain endpoint of `serve()` (`on_host=None`) is no member: it is always the master's.
 """
 
 from __future__ import annotations
@@ -69,6 +81,31 @@ class SessionInfo:
     user: str
     originator: str
     valid: bool = True
+    # slave-local session: the host whose xapi holds it (valid on that host's endpoint only);
+    # None: a pool session, held by the master (it ends when the master moves)
+    local_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Where the running call came in: the member host whose endpoint took it (None: the
+    plain `serve()` endpoint, always the master's) and that endpoint's stop signal, which
+    ends its blocked `event.from` calls without touching other endpoints'."""
+
+    host: str | None = None
+    closed: threading.Event | None = None
+
+
+_PLAIN = Caller()
+
+# What a slave answers itself (xapi's `Datamodel.whitelist` and emergency calls that the
+# simulator serves, plus the session-less `system.listMethods`); anything else on a slave
+# fails with HOST_IS_SLAVE. `pool.recover_slaves` is an emergency call in xapi too, but run on
+# a slave it would point every host at a host that is not master: refused here.
+SLAVE_CALLS = frozenset({
+    "session.slave_local_login_with_password", "session.local_logout", "system.listMethods",
+    "pool.emergency_transition_to_master", "pool.emergency_reset_master",
+})
 
 
 class Simulator:
@@ -85,6 +122,15 @@ class Simulator:
         self.bridge_counter = 0
         self.next_domid: dict[str, int] = {}  # host -> next domain id (Xen counts up per host)
         self._closed = threading.Event()
+        self._local = threading.local()  # .caller: the Caller of this thread's running call
+        # member host -> its endpoint is running (absent: the host has no endpoint)
+        self.endpoints: dict[str, bool] = {}
+        # member host -> the master address it still believes in after an emergency
+        # transition nobody told it about (absent: it knows the pool master)
+        self.stale_master: dict[str, str] = {}
+        # `simulator.*` test controls, served on the plain endpoint only (never on a member,
+        # never in system.listMethods): see `netctl.xapisim.members.install_control`
+        self.control: dict[str, Method] = {}
         for cdef in CLASSES.values():
             self._generate(cdef)
         self._register_core()
@@ -121,6 +167,10 @@ class Simulator:
     def close(self) -> None:
         """Wake every blocked event.from so server threads can finish."""
         self._closed.set()
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake blocked event.from calls to look at their endpoint's stop signal."""
         with self.store.lock:
             self.store.changed.notify_all()
 
@@ -141,13 +191,34 @@ class Simulator:
                     return method
         return None
 
-    def call(self, name: str, params: list[Any]) -> Any:
-        """Run one API call; returns its value (a task ref for `Async.`) or raises XapiError."""
+    def call(self, name: str, params: list[Any], on_host: str | None = None,
+             closed: threading.Event | None = None) -> Any:
+        """Run one API call; returns its value (a task ref for `Async.`) or raises XapiError.
+        `on_host`: the member host whose endpoint took the call (None: the plain endpoint);
+        `closed`: set when that endpoint stops (ends the call if it is a blocked event.from)."""
+        self._local.caller = Caller(on_host, closed)
+        try:
+            return self._call(name, params, on_host)
+        finally:
+            self._local.caller = _PLAIN
+
+    def caller(self) -> Caller:
+        """Where this thread's running call came in (the plain endpoint outside a call)."""
+        return getattr(self._local, "caller", _PLAIN)
+
+    def _call(self, name: str, params: list[Any], on_host: str | None) -> Any:
         called, is_async = split_async(name)
         method = self.methods.get(called) if is_async else self.resolve(called)
+        if on_host is None and not is_async and called in self.control:
+            method = self.control[called]
+        if on_host is not None:
+            with self.store.lock:
+                if on_host != self.master() and (
+                        is_async or method is None or method.name not in SLAVE_CALLS):
+                    raise XapiError("HOST_IS_SLAVE", self.master_address(on_host))
         if method is None:
             if params:
-                self._session(params[0])
+                self._session(params[0], on_host)
             raise XapiError("MESSAGE_METHOD_UNKNOWN", called)
         given = len(params) - (1 if method.session else 0)
         if not method.min_params <= given <= method.max_params:
@@ -157,7 +228,7 @@ class Simulator:
         values = [coerce(t, v) for t, v in zip(method.params, args, strict=False)]
         if not method.session:
             return method.handler(*values)
-        session = self._session(params[0])
+        session = self._session(params[0], on_host)
         if is_async:
             if not method.has_async:
                 raise XapiError("Fault", f"No async mode for this operation (rpc: {called})")
@@ -208,10 +279,17 @@ class Simulator:
             if "destroy" in store.get("task", task, "current_operations").values():
                 store.delete("task", task)
 
-    def _session(self, ref: Any) -> SessionInfo:
+    def _session(self, ref: Any, on_host: str | None = None) -> SessionInfo:
+        """The valid session `ref` on this endpoint: a slave-local session only on its own
+        host's, a pool session only on the master's (on a slave, xapi's session check turns a
+        session it does not hold into HOST_IS_SLAVE)."""
         info = self.sessions.get(ref) if isinstance(ref, str) else None
-        if info is None or not info.valid:
+        if info is None or not info.valid or info.local_to not in (None, on_host):
             raise XapiError("SESSION_INVALID", ref)
+        if info.local_to is None and on_host is not None:
+            with self.store.lock:
+                if on_host != self.master():
+                    raise XapiError("HOST_IS_SLAVE", self.master_address(on_host))
         return info
 
     # --- generated messages (spec §1.5) -------------------------------------------------------
@@ -323,7 +401,7 @@ class Simulator:
     def _register_core(self) -> None:
         self.add("session.login_with_password", ("s", "s", "s", "s"), self._login, optional=2,
                  session=False)
-        self.add("session.slave_local_login_with_password", ("s", "s"), self._login,
+        self.add("session.slave_local_login_with_password", ("s", "s"), self._local_login,
                  session=False)
         self.add("session.logout", (), self._logout)
         self.add("session.local_logout", (), self._logout)
@@ -333,16 +411,27 @@ class Simulator:
         self.add("event.from", ("S", "s", "f"), self._event_from)
         self.add("event.inject", ("s", "s"), self._event_inject)
         self.add("event.get_current_id", (), lambda s: self.store.generation)
+        self.add("pool.designate_new_master", ("r",), self._designate_new_master,
+                 has_async=True)
+        self.add("pool.emergency_transition_to_master", (),
+                 self._emergency_transition_to_master)
+        self.add("pool.emergency_reset_master", ("s",), self._emergency_reset_master)
+        self.add("pool.recover_slaves", (), self._recover_slaves, has_async=True)
 
-    def _login(self, user: str, password: str, version: str = "1.1", originator: str = ""
-               ) -> str:
+    def _login(self, user: str, password: str, version: str = "1.1", originator: str = "",
+               local_to: str | None = None) -> str:
         if self.users.get(user) != password:
             raise XapiError("SESSION_AUTHENTICATION_FAILED", user,
                             "Authentication failure")
         ref = f"OpaqueRef:{uuidlib.uuid4()}"
         with self.store.lock:
-            self.sessions[ref] = SessionInfo(ref, user, originator)
+            self.sessions[ref] = SessionInfo(ref, user, originator, local_to=local_to)
         return ref
+
+    def _local_login(self, user: str, password: str) -> str:
+        """A session of the host whose endpoint took the call (on the plain endpoint: a pool
+        session, as before members existed)."""
+        return self._login(user, password, local_to=self.caller().host)
 
     def _logout(self, session: SessionInfo) -> str:
         self.invalidate_session(session.ref)
@@ -351,8 +440,7 @@ class Simulator:
     def _this_host(self, session: SessionInfo, ref: str) -> str:
         if ref != session.ref:
             raise XapiError("HANDLE_INVALID", "session", ref)
-        pools = self.store.refs("pool")
-        return self.store.get("pool", pools[0], "master") if pools else NULL_REF
+        return session.local_to or self.master()
 
     def _event_from(self, session: SessionInfo, classes: list[str], token: str,
                     timeout: float) -> dict[str, Any]:
@@ -362,6 +450,11 @@ class Simulator:
             timeout = 86400.0
         deadline = time.monotonic() + timeout
         store = self.store
+        endpoint = self.caller().closed or threading.Event()
+
+        def closed() -> bool:
+            return self._closed.is_set() or endpoint.is_set()
+
         while True:
             if self.event_delay:  # xapi batches: it waits before scanning (event_from_delay)
                 time.sleep(self.event_delay)
@@ -370,13 +463,13 @@ class Simulator:
                     raise XapiError("SESSION_INVALID", session.ref)
                 events, last = store.scan(subs, since)
                 now = time.monotonic()
-                if events or now >= deadline or self._closed.is_set():
+                if events or now >= deadline or closed():
                     counts = {k: Int32(v) for k, v in store.counts().items()}
                     return {"events": events, "valid_ref_counts": counts,
                             "token": f"{last:020d},{0:020d}"}
                 seen = store.generation
                 while (store.generation == seen and session.valid and now < deadline
-                       and not self._closed.is_set()):
+                       and not closed()):
                     store.changed.wait(deadline - now)
                     now = time.monotonic()
 
@@ -385,6 +478,134 @@ class Simulator:
             raise XapiError("HANDLE_INVALID", cls, ref)
         gen = self.store.touch(cls, ref)
         return f"{gen - 1:020d},{0:020d}"
+
+    # --- pool roles: which host is master ------------------------------------------------------
+
+    def master(self) -> str:
+        """The pool master's host ref (`pool.master`)."""
+        with self.store.lock:
+            pools = self.store.refs("pool")
+            return self.store.get("pool", pools[0], "master") if pools else NULL_REF
+
+    def master_address(self, host: str | None = None) -> str:
+        """The master address `host` answers HOST_IS_SLAVE with: the one it still believes
+        in after an emergency transition it was not told of, else the pool master's."""
+        with self.store.lock:
+            if host is not None and host in self.stale_master:
+                return self.stale_master[host]
+            master = self.master()
+            return self.store.get("host", master, "address") if master != NULL_REF else ""
+
+    def member_running(self, host: str, running: bool) -> None:
+        """A member endpoint started or stopped (called by its server). A host whose xapi
+        starts again knows the current master: in xapi it would read a possibly stale
+        pool.conf; the simulator has one database, so a second master cannot be modelled."""
+        with self.store.lock:
+            self.endpoints[host] = running
+            if running:
+                self.stale_master.pop(host, None)
+
+    def _restart_hosts(self, hosts: set[str], pool_sessions: bool) -> None:
+        """The sessions xapi loses when it restarts on `hosts` (their slave-local ones) and,
+        with `pool_sessions`, when the master moves (the pool sessions it held)."""
+        for ref, info in list(self.sessions.items()):
+            if info.local_to in hosts or (pool_sessions and info.local_to is None):
+                self.invalidate_session(ref)
+
+    def _move_master(self, new: str, emergency: bool) -> None:
+        """`pool.master` = new (an event on `pool`); every pool session ends (xapi restarts
+        on both ends). After a designation every host knows the new master; after an
+        emergency transition the other slaves still believe in the old one until
+        `pool.recover_slaves` or `pool.emergency_reset_master` tells them."""
+        store = self.store
+        pool = store.refs("pool")[0]
+        old = store.get("pool", pool, "master")
+        old_address = store.get("host", old, "address")
+        store.update("pool", pool, master=new)
+        if emergency:
+            for host in store.refs("host"):
+                if host not in (new, old):
+                    self.stale_master.setdefault(host, old_address)
+            self.stale_master.pop(new, None)
+            self.stale_master.pop(old, None)
+        else:
+            self.stale_master.clear()
+        self._restart_hosts({old, new}, pool_sessions=True)
+
+    def _assert_ha_disabled(self) -> None:
+        pool = self.store.refs("pool")[0]
+        if self.store.get("pool", pool, "ha_enabled"):
+            raise XapiError("HA_IS_ENABLED")
+
+    def _designate_new_master(self, session: SessionInfo, host: str) -> str:
+        """xapi: a no-op when `host` is the master already; HA_IS_ENABLED with HA on; its
+        two-phase commit proposes to every host first and gives up if one cannot be reached
+        (here: a member whose endpoint is stopped, reported as CANNOT_CONTACT_HOST [host])."""
+        store = self.store
+        with store.lock:
+            store.row("host", host)
+            if host == self.master():
+                return ""
+            self._assert_ha_disabled()
+            for other in store.refs("host"):
+                if self.endpoints.get(other) is False:
+                    raise XapiError("CANNOT_CONTACT_HOST", other)
+            self._move_master(host, emergency=False)
+        return ""
+
+    def _emergency_transition_to_master(self, session: SessionInfo) -> str:
+        """The slave this call came in on becomes the master. xapi checks nothing but HA and
+        would let two masters run; the simulator has one database, so it refuses while the
+        master's endpoint runs: OPERATION_NOT_ALLOWED (a choice, not xapi's). On the master
+        (or the plain endpoint) there is nothing to do."""
+        me = self.caller().host
+        with self.store.lock:
+            master = self.master()
+            if me is None or me == master:
+                return ""
+            self._assert_ha_disabled()
+            if self.endpoints.get(master):
+                raise XapiError("OPERATION_NOT_ALLOWED",
+                                f"the pool master {self.master_address()} is reachable: "
+                                "use pool.designate_new_master")
+            self._move_master(me, emergency=True)
+        return ""
+
+    def _emergency_reset_master(self, session: SessionInfo, master_address: str) -> str:
+        """A slave takes `master_address` as its master (xapi restarts it if that changes
+        its pool.conf, ending its slave-local sessions). On the master it would demote the
+        only master of the simulator's single database: refused, OPERATION_NOT_ALLOWED."""
+        me = self.caller().host
+        with self.store.lock:
+            self._assert_ha_disabled()
+            master = self.master()
+            if me is None or me == master:
+                if master_address == self.store.get("host", master, "address"):
+                    return ""
+                raise XapiError("OPERATION_NOT_ALLOWED",
+                                "the simulator cannot demote the pool master this way: "
+                                "use pool.designate_new_master")
+            if self.master_address(me) == master_address:
+                return ""
+            if master_address == self.master_address():
+                self.stale_master.pop(me, None)
+            else:
+                self.stale_master[me] = master_address
+            self._restart_hosts({me}, pool_sessions=False)
+        return ""
+
+    def _recover_slaves(self, session: SessionInfo) -> list[str]:
+        """xapi: the master calls `pool.emergency_reset_master(<its address>)` on every other
+        host and returns those it reached (built by prepending, so in reverse host order);
+        here a host is reached when its member endpoint runs."""
+        with self.store.lock:
+            me = self.master()
+            told = [h for h in reversed(self.store.refs("host"))
+                    if h != me and self.endpoints.get(h)]
+            for host in told:
+                if self.stale_master.pop(host, None) is not None:
+                    self._restart_hosts({host}, pool_sessions=False)
+            return told
 
 
 def now() -> DateTime:

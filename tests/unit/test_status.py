@@ -41,6 +41,7 @@ from netctl.service.metrics import Metrics, serve
 from netctl.service.ovsdb_workers import HostStatus
 from netctl.service.status import QueryError, snapshot
 from netctl.sinks.openflow import Stats
+from netctl.sources.xapi.members import PoolMembers
 from tests.unit.test_flows import pool_state
 
 SETTINGS = HostSettings(controllers=("tcp:192.0.2.1:6653",), datapath_type="netdev")
@@ -60,7 +61,7 @@ class StandInRun:
         self.switches.apply(self.engine)
         self.engine.clear()
         self.sync = SimpleNamespace(url="http://xapi/", connected=True, full_syncs=1,
-                                    reconnects=0)
+                                    reconnects=0, members=PoolMembers(["http://xapi/"]))
         self.loop = SimpleNamespace(stats=RoundStats(rounds=2), problems=self.engine.problems())
         self.sink_problems: list[Problem] = []
         tables = self.engine.desired  # the switches as the sink counts them (once: the sink

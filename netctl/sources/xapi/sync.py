@@ -59,6 +59,7 @@ import XenAPI
 from netctl.model import NULL_REF, FrozenRefMap, Pool, PoolState
 from netctl.sources.xapi.convert import CONVERTERS, project, to_model
 from netctl.sources.xapi.jsonrpc import JsonRpcSession, JsonRpcUnavailable
+from netctl.sources.xapi.members import PoolMembers
 from netctl.sources.xapi.transport import gc_paused, make_transport
 
 log = logging.getLogger(__name__)
@@ -150,16 +151,19 @@ class XapiSync:
                  originator: str = "netctl",
                  backoff_initial: float = 0.1, backoff_max: float = 10.0,
                  on_changes: Callable[[ChangeSet], None] | None = None,
-                 protocol: str = "auto") -> None:
+                 protocol: str = "auto", members: list[str] | None = None) -> None:
         """`timeout`: how long one `event.from` waits on the server for changes.
         `rpc_timeout`: how long any call may go without an answer beyond that (a silent,
         half-open connection is given up after `timeout + rpc_timeout`, then the sync logs in
         again and resyncs); `dump_timeout` for a full dump of a large pool. `ca_file` verifies
         an https pool master's certificate; `ignore_ssl` skips verification (explicitly).
-        `protocol`: "auto" (JSON-RPC, XML-RPC if the server has none), "jsonrpc", "xmlrpc"."""
+        `protocol`: "auto" (JSON-RPC, XML-RPC if the server has none), "jsonrpc", "xmlrpc".
+        `members`: more pool members' URLs to try when `url`'s is gone (the hosts' addresses
+        are learnt from xapi too; `HOST_IS_SLAVE` is followed to the master: `PoolMembers`)."""
         if protocol not in PROTOCOLS:
             raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
-        self.url, self.user, self.password = url, user, password
+        self.members = PoolMembers([url, *(members or [])])
+        self.user, self.password = user, password
         self.protocol = protocol
         # the wire in use once a session exists ("jsonrpc" / "xmlrpc"); auto decides it on the
         # first login and keeps it
@@ -194,6 +198,11 @@ class XapiSync:
         self._thread: threading.Thread | None = None
 
     @property
+    def url(self) -> str:
+        """The pool member the sync talks to (the master, once it has logged in)."""
+        return self.members.current
+
+    @property
     def state(self) -> PoolState:
         """The latest snapshot, built when asked for (the sync itself keeps objects per class
         and never copies the pool per batch: at 64 hosts x 1000 VIFs that copy would cost more
@@ -212,9 +221,33 @@ class XapiSync:
     # --- lifecycle ------------------------------------------------------------------------
 
     def _new_session(self, reader: bool = False) -> Session:
+        """A logged-in session on the pool's master: a member that says `HOST_IS_SLAVE` is
+        left for the master it names (at most once per member, so two slaves naming each
+        other cannot loop)."""
+        for _ in range(len(self.members.urls) + 1):
+            try:
+                session = self._login(reader)
+            except XenAPI.Failure as exc:
+                details = list(exc.details or [])
+                if details[:1] != ["HOST_IS_SLAVE"] or len(details) < 2:
+                    raise
+                was = self.url
+                now = self.members.follow(str(details[1]))
+                if now is None:  # a stale slave names a master that failed this round
+                    raise ConnectionError(f"xapi at {was} is a slave of {details[1]}, which "
+                                          "did not answer") from None
+                log.info("xapi at %s is a pool slave; the master is at %s: going there", was,
+                         now)
+                continue
+            if reader:
+                self.members.logged_in()
+            return session
+        raise XenAPI.Failure(["HOST_IS_SLAVE", "no member named a master that answers"])
+
+    def _login(self, reader: bool) -> Session:
         """A logged-in session on the wire in use (deciding it on the first login in auto
-        mode). `reader`: the session that reads event.from (its snapshots are projected
-        while they are decoded)."""
+        mode) at the member in use. `reader`: the session that reads event.from (its
+        snapshots are projected while they are decoded)."""
         if self.wire != "xmlrpc":
             session = JsonRpcSession(self.url, timeout=self.rpc_timeout, ca_file=self.ca_file,
                                      ignore_ssl=self.ignore_ssl,
@@ -253,6 +286,13 @@ class XapiSync:
         self._close_session()
         self._session = self._new_session(reader=True)
         self._resync()
+        self._learn_members()
+
+    def _learn_members(self) -> None:
+        """Every host's address is a member to try when the master is gone."""
+        with self._state_lock:
+            addresses = [h.address for h in self._objects["host"].values()]
+        self.members.learn(addresses)
 
     def start(self) -> XapiSync:
         """Run the sync loop in a daemon thread (connects, retries with backoff)."""
@@ -302,13 +342,31 @@ class XapiSync:
                 if self._session is None:
                     self.connect()
                     delay = self.backoff_initial
-                self.step()
+                if "host" in self.step().classes:
+                    self._learn_members()
             except XenAPI.Failure as exc:
+                self._reset_after_error()
+                details = list(exc.details or [])
+                if details[:1] == ["HOST_IS_SLAVE"] and len(details) > 1:
+                    # the master moved under a session we had (pool.designate_new_master)
+                    was, now = self.url, self.members.follow(str(details[1]))
+                    if now is not None:
+                        log.info("xapi at %s is a pool slave now; the master is at %s", was,
+                                 now)
+                        continue
+                    self.members.failed()
                 log.warning("xapi refused the sync: %s; retrying in %.1fs", exc.details, delay)
-                self._reset_after_error()
             except CONNECTION_ERRORS as exc:
-                log.info("xapi unreachable (%s); reconnecting in %.1fs", exc, delay)
+                was = self.url
                 self._reset_after_error()
+                if len(self.members.urls) > 1:
+                    now = self.members.failed()
+                    log.warning("xapi at %s unreachable (%s); trying the pool member at %s%s",
+                                was, exc, now, "" if self.members.wrapped else " now")
+                    if not self.members.wrapped:
+                        continue  # one round over the members, then back off
+                else:
+                    log.info("xapi unreachable (%s); reconnecting in %.1fs", exc, delay)
             else:
                 continue
             if self._stop.wait(delay):
