@@ -22,14 +22,16 @@ TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 @contextmanager
 def running_pool(topology: str, prefix: str, management: str, ports: tuple[int, int, int],
                  settings: dict[str, dict] | None = None, lacp: bool = True,
-                 attach: bool = False, converge: bool = True) -> Iterator[DemoPool]:
+                 attach: bool = False, converge: bool = True, members: bool = False
+                 ) -> Iterator[DemoPool]:
     """Bring `topologies/<topology>` up under `prefix` with `netctl run` (its extra
     configuration `settings`), wait until it converged (and its LACP bonds negotiated), hand
     it over, and leave nothing behind. `attach`: see `DemoPool`; `converge=False` hands it
-    over without waiting (an attach-mode pool converges only once netctl is registered)."""
+    over without waiting (an attach-mode pool converges only once netctl is registered);
+    `members`: every host serves its own xapi, netctl run is given a slave's (`DemoPool`)."""
     topo = parse_file(TOPOLOGIES / topology).relabel(prefix, management)
     assert lab_footprint(prefix) == NOTHING, "a previous run left this lab behind"
-    pool = DemoPool(topo, ports=ports, settings=settings, attach=attach)
+    pool = DemoPool(topo, ports=ports, settings=settings, attach=attach, members=members)
     try:
         pool.up()
         if converge:

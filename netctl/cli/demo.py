@@ -80,6 +80,14 @@ class DemoPool:
     def xapi_url(self) -> str:
         return f"http://127.0.0.1:{self.xapi_port}/"
 
+    @property
+    def run_xapi_url(self) -> str:
+        """What `netctl run` is given: with `members`, the second host's own xapi — a slave
+        when the pool starts, so netctl has to find the master itself."""
+        if self.members and len(self.topology.hosts) > 1:
+            return self.member_url(self.topology.hosts[1].name)
+        return self.xapi_url
+
     def member_url(self, host_name: str) -> str:
         """The xapi of one host (with `members`): its management address, port 80."""
         address = self.topology.management_address(host_name)
@@ -122,7 +130,7 @@ class DemoPool:
             [
                 "run",
                 "--xapi",
-                self.xapi_url,
+                self.run_xapi_url,
                 "--password-file",
                 str(work / "password"),
                 "--config",
