@@ -145,6 +145,9 @@ def show_status(data: dict) -> None:
     x = data["xapi"]
     console.print(f"xapi {x['url']}: {'connected' if x['connected'] else '[red]unreachable[/red]'}"
                   f" ({x['full_syncs']} full syncs, {x['reconnects']} reconnects)")
+    if x.get("master"):
+        console.print(f"pool master {x['master']} ({x.get('master_address')}) since "
+                      f"{x.get('master_since') or '?'}; {x.get('members', 1)} members known")
     if view == "summary":
         _counts(data["counts"])
     elif view == "query":

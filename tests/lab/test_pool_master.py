@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -85,6 +86,11 @@ def locking_in_force(pool, vm: str, mode: str) -> bool:
 def test_started_on_a_slave_netctl_runs_on_the_master(pool) -> None:
     assert pool.run_xapi_url == pool.member_url("host2")
     assert until(lambda: following(pool, "host1"), 10), pool.status().get("xapi")
+    shown = subprocess.run([sys.executable, "-m", "netctl.cli", "status", "--url",
+                            f"http://127.0.0.1:{PORTS[2]}"], capture_output=True, text=True,
+                           timeout=30)
+    assert re.search(r"pool master host1 \(198\.18\.56\.\d+\) since 20\d\d-", shown.stdout), \
+        shown.stdout
 
 
 def test_a_designated_master_is_followed_without_loss_or_churn(pool) -> None:
