@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := openvswitch-switch openvswitch-common mininet iperf3 tcpdump iputils-ping \
 	ndisc6 ethtool iproute2 iputils-arping python3-venv python3-openvswitch procps \
-	python3-cryptography openssl
+	python3-cryptography openssl etcd-server
 PYTEST_ARGS ?=
 
 .PHONY: setup deb demo test lint clean-venv
@@ -12,6 +12,8 @@ PYTEST_ARGS ?=
 setup: deb .stamp-venv
 
 # Debian packages (idempotent: checks every time, installs only what is missing).
+# etcd-server gives /usr/bin/etcd (3.4): the coordination tests start their own members on
+# free loopback ports (harness/etcd.py); the package's own service is not used.
 deb:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q "install ok installed" || echo $$p; done); \

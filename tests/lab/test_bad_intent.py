@@ -10,15 +10,13 @@ model (tests/unit/test_bad_intent.py) and in the engine's random change sequence
 
 from __future__ import annotations
 
-import re
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-from harness.running import running_pool, until
+from harness.running import Ping, running_pool, until
 from netctl.lab.spoof import LEGIT, SPOOFED, spoof_check
 
 pytestmark = pytest.mark.lab
@@ -52,29 +50,6 @@ def refs(pool) -> Refs:
                if p["device"] == "eth0" and x.host.get_name_label(p["host"]) == "host1")
     return Refs(pool.vif_ref("vm1", 0), x.network.get_by_name_label("pool")[0],
                 x.pool.get_all()[0], pif)
-
-
-class Ping:
-    """vm1 pings vm2 every 50 ms for as long as the block runs: how many replies were lost."""
-
-    def __init__(self, pool) -> None:
-        self.pool = pool
-
-    def __enter__(self) -> Ping:
-        self.proc = self.pool.lab.popen("vm1", ["ping", "-n", "-i", "0.05", "-W", "1",
-                                                "10.50.0.2"], stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(0.5)
-        self.proc.send_signal(2)  # SIGINT: ping prints its summary
-        out, _ = self.proc.communicate(timeout=10)
-        self.sent = int(re.search(r"(\d+) packets transmitted", out).group(1))
-        replied = {int(n) for n in re.findall(r"icmp_seq=(\d+) ttl=", out)}
-        # the last request may still be in flight when SIGINT stops ping: a reply it has not
-        # waited for is not a lost one; any earlier request without its reply is
-        self.lost = len(set(range(1, self.sent)) - replied)
 
 
 def problems(pool, field: str) -> list[str]:
@@ -153,7 +128,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_a_bad_value_is_a_problem_and_nothing_else_changes(pool, case: Case) -> None:
     x, r = pool.session.xenapi, refs(pool)
-    with Ping(pool) as ping:
+    with Ping(pool.lab, "vm1", "10.50.0.2", 0.05) as ping:
         case.bad(x, r)
         written = time.monotonic()
         assert until(lambda: problems(pool, case.field), 5, 0.05), pool.status()["problems"]
@@ -182,7 +157,7 @@ def test_a_mistyped_locking_override_locks_the_vif_and_says_so(pool) -> None:
     x.VIF.set_locking_mode(r.vif, "unlocked")
     field = "other_config:netctl-locking-mode"
     try:
-        with Ping(pool) as ping:
+        with Ping(pool.lab, "vm1", "10.50.0.2", 0.05) as ping:
             x.VIF.add_to_other_config(r.vif, "netctl-locking-mode", "lockd")
             assert until(lambda: problems(pool, field), 5, 0.05)
             assert "enforced as locked" in problems(pool, field)[0]

@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 import XenAPI
 
-from harness.running import running_pool, until
+from harness.running import Ping, running_pool, until
 
 pytestmark = pytest.mark.lab
 PREFIX = "tpm"
@@ -31,28 +31,6 @@ def pool():
     with running_pool("mini-pool.yaml", PREFIX, "198.18.56.0/24", PORTS, lacp=False,
                       members=True) as demo:
         yield demo
-
-
-class Ping:
-    """vm1 pings vm2 every 10 ms while the block runs: the replies lost (a gap in icmp_seq
-    before the last request; the one in flight when ping stops is not lost)."""
-
-    def __init__(self, pool) -> None:
-        self.pool = pool
-
-    def __enter__(self) -> Ping:
-        self.proc = self.pool.lab.popen("vm1", ["ping", "-n", "-i", "0.01", "-W", "1",
-                                                "10.50.0.2"], stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(0.5)
-        self.proc.send_signal(2)
-        out, _ = self.proc.communicate(timeout=10)
-        self.sent = int(re.search(r"(\d+) packets transmitted", out).group(1))
-        replied = {int(n) for n in re.findall(r"icmp_seq=(\d+) ttl=", out)}
-        self.lost = len(set(range(1, self.sent)) - replied)
 
 
 def member(pool, host: str) -> XenAPI.Session:
@@ -97,7 +75,7 @@ def test_a_designated_master_is_followed_without_loss_or_churn(pool) -> None:
     assert until(lambda: following(pool, "host1"), 10)
     before = counters(pool)
     x = pool.session.xenapi
-    with Ping(pool) as ping:
+    with Ping(pool.lab, "vm1", "10.50.0.2", 0.01) as ping:
         x.pool.designate_new_master(x.host.get_by_name_label("host2")[0])
         assert until(lambda: following(pool, "host2"), 15), pool.status().get("xapi")
         time.sleep(1.0)  # the resync is done: what it sent, it has sent
@@ -118,7 +96,7 @@ def test_a_designated_master_is_followed_without_loss_or_churn(pool) -> None:
 def test_a_dead_master_is_replaced_and_found_by_netctl_itself(pool) -> None:
     assert until(lambda: following(pool, "host2"), 10)
     before = counters(pool)
-    with Ping(pool) as ping:
+    with Ping(pool.lab, "vm1", "10.50.0.2", 0.01) as ping:
         pool.session.xenapi.simulator.stop_member("host2")  # the master's xapi dies
         local = XenAPI.Session(pool.member_url("host1"))
         local.slave_local_login_with_password("root", "netctl")

@@ -7,25 +7,16 @@ resync that finds the pool unchanged hands on nothing."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 import XenAPI
 
+from harness.running import until
 from netctl.sources.xapi.sync import XapiSync
 from netctl.topology import Topology
 from tests.xapi.conftest import PASSWORD, USER
 from tests.xapi.test_members import Pool, login, running_members
-
-
-def until(predicate, timeout: float = 10.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @pytest.fixture
