@@ -13,7 +13,7 @@ setup: deb .stamp-venv
 
 # Debian packages (idempotent: checks every time, installs only what is missing).
 # etcd-server gives /usr/bin/etcd (3.4): the coordination tests start their own members on
-# free loopback ports (harness/etcd.py); the package's own service is not used.
+# free loopback ports (netctl/lab/etcd.py); the package's own service is not used.
 deb:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q "install ok installed" || echo $$p; done); \

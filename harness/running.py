@@ -24,16 +24,19 @@ TOPOLOGIES = Path(__file__).resolve().parent.parent / "topologies"
 @contextmanager
 def running_pool(topology: str, prefix: str, management: str, ports: tuple[int, int, int],
                  settings: dict[str, dict] | None = None, lacp: bool = True,
-                 attach: bool = False, converge: bool = True, members: bool = False
+                 attach: bool = False, converge: bool = True, members: bool = False,
+                 instances: int = 1, etcd_members: int = 0, ttl: float = 3.0
                  ) -> Iterator[DemoPool]:
     """Bring `topologies/<topology>` up under `prefix` with `netctl run` (its extra
     configuration `settings`), wait until it converged (and its LACP bonds negotiated), hand
     it over, and leave nothing behind. `attach`: see `DemoPool`; `converge=False` hands it
     over without waiting (an attach-mode pool converges only once netctl is registered);
-    `members`: every host serves its own xapi, netctl run is given a slave's (`DemoPool`)."""
+    `members`: every host serves its own xapi, netctl run is given a slave's; `instances`,
+    `etcd_members`, `ttl`: several netctl run instances on etcd (`DemoPool`)."""
     topo = parse_file(TOPOLOGIES / topology).relabel(prefix, management)
     assert lab_footprint(prefix) == NOTHING, "a previous run left this lab behind"
-    pool = DemoPool(topo, ports=ports, settings=settings, attach=attach, members=members)
+    pool = DemoPool(topo, ports=ports, settings=settings, attach=attach, members=members,
+                    instances=instances, etcd_members=etcd_members, ttl=ttl)
     try:
         pool.up()
         if converge:

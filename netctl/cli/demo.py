@@ -55,13 +55,25 @@ class DemoPool:
     def __init__(self, topology: Topology, log: Callable[[str], None] = print,
                  ports: tuple[int, int, int] = (XAPI_PORT, OPENFLOW_PORT, METRICS_PORT),
                  settings: dict[str, dict] | None = None, attach: bool = False,
-                 members: bool = False) -> None:
+                 members: bool = False, instances: int = 1, etcd_members: int = 0,
+                 ttl: float = 3.0) -> None:
         """`settings`: extra `netctl run` configuration, by section (netctl/service/config.py).
         `attach`: the hosts' OVSDB listens on no port of its own and netctl's configuration
         names no endpoint: netctl reaches the hosts once it is the pool's SDN controller
         (`netctl register`), as in a real pool.
         `members`: every host also serves xapi on its management address, port 80, in its
-        namespace (`member_url`): the master serves, the others answer HOST_IS_SLAVE."""
+        namespace (`member_url`): the master serves, the others answer HOST_IS_SLAVE.
+        `instances` > 1: that many `netctl run` processes on an etcd cluster of
+        `etcd_members` members (1 or 3; on loopback, started and stopped with the pool:
+        `netctl.lab.etcd`), lease TTL `ttl`: instance i listens on OpenFlow port
+        openflow_port + i and serves /status on metrics_port + i; every bridge connects to
+        all of them."""
+        if instances > 1 and not etcd_members:
+            raise ValueError("several instances need etcd (etcd_members 1 or 3)")
+        self.instances = instances
+        self.etcd_members = etcd_members
+        self.ttl = ttl
+        self.etcd = None  # netctl.lab.etcd.EtcdCluster, with etcd_members
         self.topology = topology
         self.members = members
         self.settings = settings or {}
@@ -97,6 +109,17 @@ class DemoPool:
     def status_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/status"
 
+    def instance_name(self, i: int) -> str:
+        """Instance i's process name in the lab's records (and its log file's)."""
+        return "netctl-run" if i == 0 else f"netctl-run-{i}"
+
+    def instance_id(self, i: int) -> str:
+        """Instance i's id in etcd (several instances)."""
+        return f"ctl-{chr(ord('a') + i)}"
+
+    def status_url_of(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.metrics_port + i}/status"
+
     def up(self) -> None:
         self.lab = lab = Lab.up(self.topology, host_networking="none",
                                 ovsdb_tcp=not self.attach)
@@ -110,7 +133,21 @@ class DemoPool:
         }
         for section, values in self.settings.items():
             config.setdefault(section, {}).update(values)
-        (work / "netctl.yaml").write_text(yaml.safe_dump(config))
+        if self.etcd_members:
+            from netctl.lab.etcd import EtcdCluster
+
+            self.etcd = EtcdCluster(self.etcd_members, name=f"{self.topology.prefix}-etcd")
+        targets = [f"tcp:{join_host_port(self.mgmt, self.openflow_port + i)}"
+                   for i in range(self.instances)]
+        for i in range(self.instances):
+            cfg = yaml.safe_load(yaml.safe_dump(config))
+            if self.etcd is not None:
+                cfg["openflow"]["listen"] = join_host_port(self.mgmt, self.openflow_port + i)
+                cfg["metrics"]["listen"] = f"127.0.0.1:{self.metrics_port + i}"
+                cfg["coordination"] = {"url": self.etcd.url, "instance_id": self.instance_id(i),
+                                       "ttl": self.ttl, "controllers": targets}
+            name = "netctl.yaml" if i == 0 else f"netctl-{i}.yaml"
+            (work / name).write_text(yaml.safe_dump(cfg))
         self._spawn(
             "xapi-sim",
             [
@@ -125,18 +162,19 @@ class DemoPool:
             topology=True,
         )
         self._wait(lambda: self._xapi_up(), 20, "the xapi simulator")
-        self._spawn(
-            "netctl-run",
-            [
-                "run",
-                "--xapi",
-                self.run_xapi_url,
-                "--password-file",
-                str(work / "password"),
-                "--config",
-                str(work / "netctl.yaml"),
-            ],
-        )
+        for i in range(self.instances):
+            self._spawn(
+                self.instance_name(i),
+                [
+                    "run",
+                    "--xapi",
+                    self.run_xapi_url,
+                    "--password-file",
+                    str(work / "password"),
+                    "--config",
+                    str(work / ("netctl.yaml" if i == 0 else f"netctl-{i}.yaml")),
+                ],
+            )
         self._spawn(
             "lab-agent",
             [
@@ -194,20 +232,28 @@ class DemoPool:
             time.sleep(0.05)
         return time.monotonic() - start
 
-    def status(self) -> dict:
+    def status(self, instance: int = 0) -> dict:
         try:
-            with urllib.request.urlopen(self.status_url, timeout=5) as resp:
+            with urllib.request.urlopen(self.status_url_of(instance), timeout=5) as resp:
                 return json.load(resp)
         except OSError:
             return {}
 
     def converged(self) -> bool:
+        """Every host's OVSDB connected, every switch's table read and written (by its
+        master, with several instances), every VIF plugged, every PIF address up."""
         st = self.status()
         hosts = st.get("hosts", [])
         if len(hosts) < len(self.topology.hosts) or not all(h["connected"] for h in hosts):
             return False
         sw = st.get("switches", [])
-        if not sw or any(s["flows"] is None for s in sw):
+        if not sw:
+            return False
+        written = {s["dpid"] for s in sw if s["flows"] is not None}
+        for i in range(1, self.instances):
+            written |= {s["dpid"] for s in self.status(i).get("switches", [])
+                        if s["flows"] is not None}
+        if written != {s["dpid"] for s in sw}:
             return False
         assert self.lab is not None
         want = sum(len(vm.vifs) for vm in self.topology.vms)
@@ -231,6 +277,8 @@ class DemoPool:
                 pass
         if self.lab is not None:
             self.lab.reload().down()
+        if self.etcd is not None:
+            self.etcd.close()
 
     # ------------------------------------------------------------------ XenAPI helpers
     def ref(self, cls: str, uuid: str) -> str:

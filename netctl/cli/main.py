@@ -264,6 +264,15 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
 @click.option("--xapi-member", "xapi_members", multiple=True,
               help="Another pool member's URL to try when the master is gone (repeat; "
               "xapi.members). Each host's address is learnt from xapi too.")
+@click.option("--coordination", "coordination_url", metavar="URL",
+              help="Run as one of several instances, one master per host, on etcd: "
+              "etcd3+http://HOST:PORT[,HOST:PORT...] (coordination.url). Without it this "
+              "instance runs alone.")
+@click.option("--instance-id", help="This instance's name in etcd, unique among the "
+              "instances (coordination.instance_id; default hostname-openflow port).")
+@click.option("--controller", "controllers", multiple=True, metavar="TARGET",
+              help="Every instance's OpenFlow target, this one's included (repeat; "
+              "coordination.controllers): each bridge connects to all of them.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log this level and above to stderr (log.level; default info).")
 @click.option("--log-file", type=click.Path(dir_okay=False),
@@ -271,6 +280,7 @@ def openflow(listen: str, xapi_url: str, username: str, password_file: str, hub:
 @click.option("-v", "--verbose", is_flag=True, help="The same as --log-level debug.")
 def run(xapi_url: str, username: str, password_file: str | None, config_file: str | None,
         xapi_ca: str | None, xapi_insecure: bool | None, xapi_members: tuple[str, ...],
+        coordination_url: str | None, instance_id: str | None, controllers: tuple[str, ...],
         log_level: str | None, log_file: str | None, verbose: bool) -> None:
     """Keep every host's OVSDB and OpenFlow tables equal to the pool's xapi intent."""
     import signal
@@ -286,6 +296,8 @@ def run(xapi_url: str, username: str, password_file: str | None, config_file: st
 
     overrides = {"xapi_ca_file": xapi_ca, "xapi_insecure": xapi_insecure or None,
                  "xapi_members": xapi_members or None,
+                 "coordination_url": coordination_url, "instance_id": instance_id,
+                 "controllers": controllers or None,
                  "log_level": "debug" if verbose else log_level, "log_file": log_file}
     try:
         config = load(config_file, **overrides)
@@ -317,7 +329,8 @@ def run(xapi_url: str, username: str, password_file: str | None, config_file: st
     host, _, port = config.openflow_listen.rpartition(":")
     try:
         run_controller(controller.loop.switches, host, int(port), config.hub,
-                       [controller.run_forever, reloader.watch], config.openflow_tls)
+                       [controller.run_forever, reloader.watch], config.openflow_tls,
+                       on_stop=controller.stop)
     except LaunchError as exc:
         raise NetctlError(str(exc)) from None
 

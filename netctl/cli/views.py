@@ -148,6 +148,8 @@ def show_status(data: dict) -> None:
     if x.get("master"):
         console.print(f"pool master {x['master']} ({x.get('master_address')}) since "
                       f"{x.get('master_since') or '?'}; {x.get('members', 1)} members known")
+    if data.get("coordination"):
+        _coordination(data["coordination"])
     if view == "summary":
         _counts(data["counts"])
     elif view == "query":
@@ -186,6 +188,25 @@ def show_status(data: dict) -> None:
                       f"hosts rebuilt {engine['hosts_rebuilt']}, bridges rebuilt "
                       f"{engine['bridges_rebuilt']}, VIF parts updated {engine['vif_updates']}")
     _problems(data, view)
+
+
+def _coordination(c: dict) -> None:
+    """Several instances: this one, the live ones, who masters which host."""
+    state = ("[green]writer[/green]" if c["writer"] else
+             "[red]not a writer (no live lease)[/red]" if c["joined"] or c["instances"] else
+             "[red]not joined (etcd unreachable?)[/red]")
+    console.print(f"instance [bold]{c['instance']}[/bold] on {c['url']} (lease TTL {c['ttl']} s): "
+                  f"{state}; live instances: {', '.join(c['instances']) or 'none'}; "
+                  f"{c['gained']} masterships gained, {c['lost']} lost")
+    t = Table(title="Masters (host -> instance, generation)")
+    for col in ("host", "master", "generation", "this instance"):
+        t.add_column(col)
+    for host, m in c["masters"].items():
+        if host.startswith("@"):
+            continue
+        t.add_row(host, m["instance"], str(m["generation"]),
+                  "yes" if m["instance"] == c["instance"] else "")
+    console.print(t)
 
 
 def _counts(c: dict) -> None:

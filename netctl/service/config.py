@@ -32,6 +32,13 @@ xapi:
   members: [https://10.0.0.2/]  # more pool members to try when the master is gone (each
                                 # host's address is learnt from xapi too; HOST_IS_SLAVE is
                                 # followed to the master)
+coordination:                   # several instances, one master per host (high availability)
+  url: etcd3+http://10.0.0.9:2379,10.0.0.10:2379,10.0.0.11:2379   # etcd's members (--coordination)
+  instance_id: ctl-a            # unique per instance (default: hostname-openflow port)
+  ttl: 3                        # seconds: a dead instance's hosts are taken after this
+  controllers: [tcp:10.0.0.9:6653, tcp:10.0.0.10:6653]   # every instance's openflow.target:
+                                # each bridge is told to connect to all of them (the same
+                                # list on every instance; it must hold this one's target)
 ```
 Unknown keys are errors that name the key, so a typo never silently falls back to a default.
 """
@@ -52,6 +59,7 @@ SCHEMA = {
     "metrics": {"listen"},
     "xapi": {"ca_file", "insecure", "event_timeout", "rpc_timeout", "members"},
     "log": {"level", "file"},
+    "coordination": {"url", "instance_id", "ttl", "controllers"},
 }
 
 
@@ -80,6 +88,24 @@ class Config:
     xapi_members: tuple[str, ...] = ()  # more pool members' URLs (sources.xapi.members)
     log_level: str = "info"  # netctl.service.logs
     log_file: str | None = None
+    coordination_url: str | None = None  # None: this instance runs alone (no etcd)
+    instance_id: str | None = None  # None: hostname-openflow port
+    coordination_ttl: float = 3.0
+    controllers: tuple[str, ...] = ()  # every instance's target; () with no coordination
+
+    @property
+    def controller_targets(self) -> tuple[str, ...]:
+        """What each bridge is told to connect to: this instance's target, or with
+        coordination every instance's (`coordination.controllers`)."""
+        return self.controllers or (self.target,)
+
+    @property
+    def instance(self) -> str:
+        if self.instance_id:
+            return self.instance_id
+        import socket
+
+        return f"{socket.gethostname()}-{self.openflow_listen.rpartition(':')[2]}"
 
     @property
     def openflow_tls(self) -> Any:
@@ -158,6 +184,11 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         "xapi_members": _urls(where, "xapi", "members", xa.get("members", [])),
         "log_level": str(data.get("log", {}).get("level", "info")).lower(),
         "log_file": data.get("log", {}).get("file"),
+        "coordination_url": data.get("coordination", {}).get("url"),
+        "instance_id": data.get("coordination", {}).get("instance_id"),
+        "coordination_ttl": _seconds(where, "coordination", "ttl",
+                                     data.get("coordination", {}).get("ttl", 3.0)),
+        "controllers": _targets(where, data.get("coordination", {}).get("controllers", [])),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
     if values["hub"] not in ("native", "eventlet"):
@@ -177,7 +208,43 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         if tls is not None and set(tls) != {"private_key", "certificate", "ca_cert"}:
             raise ConfigError(f"{where}: {section}: ssl needs private_key, certificate and "
                               "ca_cert")
+    _check_coordination(where, values)
     return Config(**values)
+
+
+def _targets(where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) and v.startswith(("tcp:", "ssl:")) for v in value):
+        raise ConfigError(f"{where}: coordination: controllers must be a list of OpenFlow "
+                          f"targets (tcp:HOST:PORT or ssl:HOST:PORT), not {value!r}")
+    return tuple(value)
+
+
+def _check_coordination(where: str, values: dict[str, Any]) -> None:
+    """The coordination settings make sense together (and with this instance's target)."""
+    url = values["coordination_url"]
+    if url is None:
+        if values["controllers"] or values["instance_id"]:
+            raise ConfigError(f"{where}: coordination: controllers and instance_id need "
+                              "coordination.url (or --coordination)")
+        return
+    from netctl.service.mastership import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: coordination: {exc}") from None
+    instance = values["instance_id"]
+    if instance is not None and (not instance or "/" in instance):
+        raise ConfigError(f"{where}: coordination: instance_id must be non-empty, without '/'")
+    if values["coordination_ttl"] < 1:
+        raise ConfigError(f"{where}: coordination: ttl must be at least 1 second (etcd's "
+                          "leases count whole seconds)")
+    if values["controllers"]:
+        own = Config(**values).target
+        if own not in values["controllers"]:
+            raise ConfigError(f"{where}: coordination: controllers must list this instance's "
+                              f"own target {own} (every instance's, the same list on each)")
 
 
 def _urls(where: str, section: str, key: str, value: Any) -> tuple[str, ...]:

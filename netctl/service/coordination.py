@@ -1,6 +1,7 @@
 """Mastership per host on etcd (issue 20, groundwork): several `netctl run` instances, exactly
 one master of a host at a time, a generation id that only grows, and an instance that loses
-etcd stopping to write before anyone else can start. Not wired into `netctl run` yet.
+etcd stopping to write before anyone else can start. `netctl run --coordination` runs one
+(`netctl.service.run`); the OpenFlow sink turns its masterships into role requests.
 
 **Why etcd leases and transactions, through etcd3gw.** etcd is the engine (Raft, leases,
 linearizable reads); netctl adds no consensus of its own. tooz's etcd3gw driver offers locks
@@ -56,7 +57,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from etcd3gw.client import Etcd3Client
 from etcd3gw.exceptions import (
@@ -67,7 +67,7 @@ from etcd3gw.exceptions import (
 )
 from etcd3gw.utils import _decode, _encode, _increment_last_byte
 
-from netctl.service.mastership import WriterDeadline, desired_share, owner
+from netctl.service.mastership import WriterDeadline, desired_share, owner, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +88,6 @@ class CoordinationError(Exception):
 
 class Unavailable(CoordinationError):
     """No etcd member answered in time (down, or without a quorum)."""
-
-
-def parse_url(url: str) -> list[tuple[str, int]]:
-    """`etcd3+http://H1:P1,H2:P2` (or `etcd3gw+http://...`, tooz's spelling) -> the members'
-    (host, port), in order."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("etcd3+http", "etcd3gw+http", "http"):
-        raise ValueError(f"coordination URL {url!r}: expected etcd3+http://HOST:PORT[,...]")
-    out = []
-    for item in parts.netloc.split(","):
-        host, sep, port = item.strip().rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ValueError(f"coordination URL {url!r}: {item!r} is not HOST:PORT")
-        out.append((host.strip("[]"), int(port)))
-    return out
 
 
 class _Members:
@@ -188,17 +173,21 @@ class Coordinator:
         self._threads: list[threading.Thread] = []
         self._api = _Members(self.endpoints, self.request_timeout)
         self.takeovers = 0  # hosts the loop claimed (masterless: at start, or a dead one's)
+        self._polled: float | None = None  # wall time of the last successful poll
+        self._taken_said = 0.0  # when "this id is live elsewhere" was last logged
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def start(self, join_timeout: float | None = None) -> Coordinator:
+    def start(self, join_timeout: float | None = None, block: bool = True) -> Coordinator:
         """Join (a lease, the instance key) and start the keepalive and coordinator threads.
         A previous incarnation's instance key (same id, killed less than TTL ago) is waited
         out; one still alive after `join_timeout` (2 TTL + 1 s) is another live instance with
-        this id: CoordinationError."""
+        this id: CoordinationError. `block=False` (`netctl run`): start the threads at once
+        and join from the keepalive thread, retrying for as long as it takes (etcd may come
+        later); the instance masters nothing until then."""
         wait = 2 * self.ttl + 1 if join_timeout is None else join_timeout
         deadline = time.monotonic() + wait
         members = _Members(self.endpoints, self.request_timeout)
-        while not self._join(members):
+        while block and not self._join(members):
             if time.monotonic() > deadline:
                 members.close()
                 raise CoordinationError(f"instance id {self.instance_id!r} is live in etcd "
@@ -276,6 +265,38 @@ class Coordinator:
             instances, hosts = list(self._instances), self._hosts
         return desired_share(instances or [self.instance_id], hosts).get(
             self.instance_id, frozenset())
+
+    def generation(self, host: str) -> int | None:
+        """The generation of this instance's mastership of `host` if it may write to it now
+        (as `is_writer`), else None."""
+        with self._state:
+            if self._stop.is_set() or not self.writer.fresh(time.monotonic()):
+                return None
+            return self._held.get(host)
+
+    def master_of(self, host: str) -> Mastership | None:
+        """`host`'s master as the last poll read it (no request)."""
+        with self._state:
+            return self._masters.get(host)
+
+    def snapshot(self) -> dict[str, Any]:
+        """What `netctl status` shows, from the last poll (no request): this instance, the
+        live instances, every host's master and generation."""
+        with self._state:
+            now = time.monotonic()
+            deadline = self.writer.deadline()
+            return {
+                "url": self.url, "instance": self.instance_id, "ttl": self.ttl,
+                "joined": self._lease is not None,
+                "writer": self._lease is not None and self.writer.fresh(now)
+                and not self._stop.is_set(),
+                "writer_for": round(deadline - now, 3) if deadline is not None else None,
+                "instances": list(self._instances),
+                "masters": {h: {"instance": m.instance, "generation": m.generation}
+                            for h, m in sorted(self._masters.items())},
+                "mine": dict(self._held), "takeovers": self.takeovers,
+                "polled": self._polled,
+            }
 
     @property
     def lease_id(self) -> int | None:
@@ -379,6 +400,12 @@ class Coordinator:
             log.info("joining %s: %s", self.url, e)
             return False
         if not r.get("succeeded"):
+            now = time.monotonic()
+            if now - self._taken_said > 10 * self.ttl:
+                self._taken_said = now
+                log.warning("instance id %s is live in etcd (%s): another instance with this "
+                            "id, or this one's previous run not yet expired; waiting",
+                            self.instance_id, self.url)
             try:
                 members.call(lambda c: c.post(c.get_url("/kv/lease/revoke"),
                                               json={"ID": lease}), self.request_timeout * 3)
@@ -466,6 +493,7 @@ class Coordinator:
             with self._state:
                 lease, hosts = self._lease, self._hosts
                 self._instances, self._masters = instances, masters
+                self._polled = time.time()
                 if lease is not None and revision >= self._local_rev:
                     self._held = {h: m.generation for h, m in masters.items()
                                   if m.lease == lease}

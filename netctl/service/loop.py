@@ -41,6 +41,7 @@ from netctl.sources.switches import (
     PacketIn,
     PortChanged,
     PortState,
+    RoleReply,
     SwitchFeed,
 )
 
@@ -188,6 +189,8 @@ class ReconcileLoop:
             sink.packet_in(event.dp, event.in_port, event.data)
         elif isinstance(event, FlowChanged):
             sink.flow_changed(event.dp, event.updates, event.xid)
+        elif isinstance(event, RoleReply):
+            sink.role_reply(event.dp, event.xid)
         return False
 
     def _run_engine(self, cold: bool, fed: bool, since: float | None) -> None:

@@ -29,6 +29,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+
+def parse_url(url: str) -> list[tuple[str, int]]:
+    """`etcd3+http://H1:P1,H2:P2` (or `etcd3gw+http://...`, tooz's spelling) -> the members'
+    (host, port), in order."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("etcd3+http", "etcd3gw+http", "http"):
+        raise ValueError(f"coordination URL {url!r}: expected etcd3+http://HOST:PORT[,...]")
+    out = []
+    for item in parts.netloc.split(","):
+        host, sep, port = item.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"coordination URL {url!r}: {item!r} is not HOST:PORT")
+        out.append((host.strip("[]"), int(port)))
+    return out
 
 
 def weight(instance: str, host: str) -> int:

@@ -77,6 +77,21 @@ class Metrics:
         self.foreign_blocked = Counter("netctl_flows_blocked_by_foreign_total", "Desired flows "
                                        "not sent because another owner's flow holds the match",
                                        registry=r)
+        # Several instances (netctl run --coordination; netctl.service.ha)
+        self.ha_instances = Gauge("netctl_ha_instances", "Live netctl instances in etcd (as "
+                                  "this instance last read it)", registry=r)
+        self.ha_writer = Gauge("netctl_ha_writer", "1 while this instance holds a live lease "
+                               "and may write as master", registry=r)
+        self.ha_mastered = Gauge("netctl_ha_mastered_hosts", "Hosts this instance masters",
+                                 registry=r)
+        self.takeovers = Counter("netctl_ha_takeovers_total", "Host masterships this instance "
+                                 "gained (at start, from a dead instance, by a rebalance)",
+                                 registry=r)
+        self.role_requests = Counter("netctl_openflow_role_requests_total", "OpenFlow role "
+                                     "requests sent (MASTER or SLAVE)", registry=r)
+        self.fenced = Counter("netctl_openflow_fenced_total", "Writes or MASTER requests a "
+                              "switch refused because another instance is its master",
+                              registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -211,8 +211,10 @@ def _listening(host: str, port: int) -> bool:
 
 
 def run_controller(feed: SwitchFeed, listen_host: str, port: int, hub: str,
-                   beside: list[Callable[[], None]], tls: TlsFiles | None = None) -> None:
-    """Run os-ken (blocking, main thread) feeding `feed`, with `beside` on hub threads."""
+                   beside: list[Callable[[], None]], tls: TlsFiles | None = None,
+                   on_stop: Callable[[], None] | None = None) -> None:
+    """Run os-ken (blocking, main thread) feeding `feed`, with `beside` on hub threads;
+    `on_stop` runs at SIGTERM/SIGINT before the process ends."""
     manager = prepare(listen_host, port, hub, tls)
     from os_ken.lib import hub as oshub
 
@@ -222,6 +224,11 @@ def run_controller(feed: SwitchFeed, listen_host: str, port: int, hub: str,
 
     def stop(signum: int, _frame: object) -> None:
         LOG.info("signal %d: stopping (flows stay installed)", signum)
+        if on_stop is not None:
+            try:
+                on_stop()
+            except Exception:  # noqa: BLE001 - stopping anyway
+                LOG.exception("stopping")
         os._exit(0)  # the dataplane keeps its flows; nothing to undo
 
     signal.signal(signal.SIGTERM, stop)

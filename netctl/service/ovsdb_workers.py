@@ -37,16 +37,21 @@ class HostStatus:
     operations: int = 0
     applied: HostConfig | None = None
     bridges: list[str] = field(default_factory=list)
+    master: bool | None = None  # several instances: whether this one writes the host
 
 
 class HostWorker:
     """Keeps one host's OVSDB equal to the latest HostConfig it was given."""
 
     def __init__(self, status: HostStatus, config: Config, metrics: Metrics,
-                 on_applied: Callable[[], None] = lambda: None, refused: str = "") -> None:
+                 on_applied: Callable[[], None] = lambda: None, refused: str = "",
+                 may_write: Callable[[], bool] | None = None) -> None:
         """`refused`: why this host cannot be connected as things stand (no usable endpoint,
         `netctl.service.endpoints`): the worker then only holds the desired configuration
-        and shows the reason, until a new worker replaces it."""
+        and shows the reason, until a new worker replaces it. `may_write` (several
+        instances): asked before each apply; False: another instance masters the host, so
+        the worker keeps its session and the desired configuration and writes nothing."""
+        self.may_write = may_write
         self.status = status
         self.refused = refused
         self.config = config
@@ -62,6 +67,12 @@ class HostWorker:
             metrics.ovsdb_connected.labels(status.name).set(0)
         else:
             self.thread.start()
+
+    def mastership_changed(self) -> None:
+        """This instance gained or lost the host: compare the database now (a new master
+        diffs against what is there, not against what it applied before)."""
+        self.status.applied = None
+        self._wake.set()
 
     def want(self, config: HostConfig) -> None:
         self.desired = config
@@ -117,6 +128,10 @@ class HostWorker:
         desired = self.desired
         if desired is None:
             return
+        if self.may_write is not None:
+            self.status.master = self.may_write()
+            if not self.status.master:
+                return
         result = self.db.reapply_if_reconnected()
         if desired != self.status.applied or result is not None:
             result = self.db.apply(desired)

@@ -64,6 +64,10 @@ RESTART = {
     "metrics_listen": "metrics.listen",
     "xapi_ca_file": "xapi.ca_file",
     "xapi_insecure": "xapi.insecure",
+    "coordination_url": "coordination.url",
+    "instance_id": "coordination.instance_id",
+    "coordination_ttl": "coordination.ttl",
+    "controllers": "coordination.controllers",
 }
 # Changing one of these makes every host's OVSDB session differ (not only some hosts' endpoint).
 SESSION = ("ssl", "ovsdb_timeout")

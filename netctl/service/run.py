@@ -8,7 +8,9 @@ The sources (`netctl.sources`) only enqueue; the reconcile loop (`netctl.service
 engine's only driver; the sinks (`netctl.sinks`) send what they are handed. This module wires
 them, owns the per-host OVSDB workers (`netctl.service.ovsdb_workers`), writes tunnel.status
 back (`netctl.service.tunnel_status`) and keeps the metrics. Bad intent is listed as Problems
-and skipped; the rest is applied. Stopping never touches the dataplane.
+and skipped; the rest is applied. Stopping never touches the dataplane. With
+`coordination.url` several instances share the hosts, one master each (`netctl.service.ha`):
+only a host's master writes to it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from netctl.engine.core import NetctlEngine
@@ -47,11 +50,17 @@ class Run:
     def __init__(self, config: Config, xapi_url: str, user: str, password: str) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.engine = NetctlEngine(HostSettings(controllers=(config.target,),
+        self.engine = NetctlEngine(HostSettings(controllers=config.controller_targets,
                                                 datapath_type=config.datapath_type))
+        self.ha = None
+        if config.coordination_url:
+            from netctl.service.ha import HostMasters
+
+            self.ha = HostMasters(config, self.metrics, on_changed=self._mastership_changed)
         self.sink = FlowSink(self.engine.desired, on_converged=self._converged,
                              audit_interval=config.audit_interval,
-                             flow_monitor=config.flow_monitor)
+                             flow_monitor=config.flow_monitor, roles=self.ha,
+                             on_master=self._acked if self.ha else None)
         self.loop = ReconcileLoop(self.engine, self.sink, on_hosts=self._hosts_changed,
                                   on_round=self._after_round)
         self.sync = XapiSync(xapi_url, user, password, timeout=config.xapi_event_timeout,
@@ -66,6 +75,7 @@ class Run:
         self._seen: dict[str, int] = {}
         self._controller: SDNController | None = None  # the pool's, as last acted on
         self._relays: HostRelays | None = None  # hosts connecting in (protocol ssl)
+        self._shared = -1  # hosts handed to the coordinator (several instances)
 
     @property
     def problems(self) -> list[Problem]:
@@ -85,6 +95,10 @@ class Run:
         """New host configurations (reconcile thread): to each host's OVSDB worker, and to
         the tunnel status (which hosts should hold which tunnel's ports)."""
         view = self.engine.view
+        if self.ha is not None and (len(view.hosts) != self._shared or any(
+                ref not in view.hosts or cfg is None for ref, cfg in configs.items())):
+            self._shared = len(view.hosts)
+            self.ha.hosts((ref, h.uuid) for ref, h in view.hosts.items())
         with self._lock:
             for ref, cfg in configs.items():
                 host = view.hosts.get(ref)
@@ -115,9 +129,31 @@ class Run:
             if refused:
                 LOG.error("host %s: %s", host.name_label, refused)
             worker = HostWorker(HostStatus(host.name_label, host.uuid, endpoint), self.config,
-                                self.metrics, on_applied=self.tunnels.touch, refused=refused)
+                                self.metrics, on_applied=self.tunnels.touch, refused=refused,
+                                may_write=self._may_write(host.uuid))
             self.workers[ref] = worker
         return worker
+
+    def _may_write(self, uuid: str) -> Callable[[], bool] | None:
+        if self.ha is None:
+            return None
+        ha = self.ha
+        return lambda: ha.may_write(uuid)
+
+    def _mastership_changed(self, uuid: str) -> None:
+        """A mastership gained or lost (the coordinator's thread): the switches' roles on the
+        reconcile thread; the host's OVSDB worker compares its database now."""
+        self.loop.call_soon(self.sink.roles_changed)
+        with self._lock:
+            for worker in self.workers.values():
+                if worker.status.uuid == uuid:
+                    worker.mastership_changed()
+        self.tunnels.touch()
+
+    def _acked(self, dpid: int, generation: int) -> None:
+        ident = self.engine.desired.identity(dpid)
+        if self.ha is not None and ident is not None:
+            self.ha.acked(ident[0], dpid, generation)
 
     def _listen(self, controller: SDNController | None) -> HostRelays | None:
         """The port hosts connect to when the pool's controller is protocol `ssl` (opened on
@@ -195,6 +231,8 @@ class Run:
         # backs off (up to 8 s) before it tries again.
         host, _, port = self.config.openflow_listen.rpartition(":")
         wait_listening(host, int(port), timeout=30)
+        if self.ha is not None:
+            self.ha.start()
         self.loop.start()
         self.sync.start()
         while True:
@@ -210,6 +248,11 @@ class Run:
         self.metrics.openflow_switches.set(len(self.sink.switches))
         with self._lock:
             applied = {ref: w.status.applied for ref, w in self.workers.items()}
+        if self.ha is not None:
+            self.ha.gauges()
+            if not self.ha.writes_tunnel_status():
+                self._mirror_counters()
+                return  # another instance writes tunnel.status (touched when this one may)
         for uuid, status in self.tunnels.due(self.engine.view.tunnels, applied,
                                              self.loop.problems):
             try:
@@ -228,7 +271,8 @@ class Run:
                               ("audits", m.flow_audits), ("refused", m.flows_refused),
                               ("retries", m.switch_retries), ("port_mods", m.port_mods),
                               ("announced", m.announced),
-                              ("foreign_blocked", m.foreign_blocked)):
+                              ("foreign_blocked", m.foreign_blocked),
+                              ("role_requests", m.role_requests), ("fenced", m.fenced)):
             self._advance(name, getattr(stats, name), counter)
         for node, st in self.engine.graph.stats().items():
             for kind, value in (("recompute", st.recomputes), ("handled", st.handled)):
@@ -243,6 +287,12 @@ class Run:
             counter.inc(grew)
             self._seen[name] = value
         return max(grew, 0)
+
+    def stop(self) -> None:
+        """A clean stop (SIGTERM): hand this instance's hosts over at once (the lease is
+        revoked); the dataplane is never touched."""
+        if self.ha is not None:
+            self.ha.close()
 
     # ------------------------------------------------------------------ status out
     def status(self, query: dict[str, str] | None = None) -> dict:

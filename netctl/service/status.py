@@ -197,6 +197,7 @@ def summary(run: Any) -> dict:
         **_problem_list(problems),
         "flows": dict(vars(run.sink.stats)),
         "engine": _engine(run),
+        "coordination": coordination(run),
     }
     if len(view.vifs) <= SUMMARY_VIFS:
         out["vifs"] = _vif_rows(run, view, tuple(view.vifs.values())[:SUMMARY_VIFS])
@@ -520,6 +521,16 @@ def _problem_list(problems: Sequence[Problem]) -> dict[str, Any]:
             "problems_total": len(problems)}
 
 
+def coordination(run: Any) -> dict[str, Any] | None:
+    """Several instances (`netctl.service.ha`): this one, the live ones, who masters which
+    host and with which generation, takeovers. None when this instance runs alone."""
+    ha = getattr(run, "ha", None)
+    if ha is None:
+        return None
+    names = {h.uuid: h.name_label for h in tuple(run.view.hosts.values())}
+    return ha.status(names)
+
+
 def _host_rows(run: Any, view: Any, refs: set[str] | None) -> list[dict[str, Any]]:
     """Per host with an OVSDB worker (all, or `refs`): its session and what was applied, and
     how many VMs and VIFs it runs (counted from index buckets, never walked)."""
@@ -535,7 +546,8 @@ def _host_rows(run: Any, view: Any, refs: set[str] | None) -> list[dict[str, Any
         out.append({"name": st.name, "uuid": st.uuid, "endpoint": st.endpoint,
                     "connected": st.connected, "error": st.last_error,
                     "bridges": list(st.bridges), "applies": st.applies,
-                    "operations": st.operations, "vms": len(view.resident_vms(ref)),
+                    "operations": st.operations, "master": st.master,
+                    "vms": len(view.resident_vms(ref)),
                     "vifs": sum(len(view.host_network_vifs(ref, n))
                                 for n in _host_networks(view, ref, pifless))})
     return out
@@ -605,7 +617,8 @@ def _switch_rows(run: Any, view: Any, scope: _Scope | None) -> list[dict[str, An
             if host_ref is None or not scope.wants(host_ref, carried):
                 continue
         out.append({"dpid": f"{sw['dpid']:016x}", "host": _host_name(view, host_ref),
-                    "bridge": bridge, "ports": sw["ports"], "flows": sw["flows"]})
+                    "bridge": bridge, "ports": sw["ports"], "flows": sw["flows"],
+                    "role": sw.get("role")})
     return out
 
 

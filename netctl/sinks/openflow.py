@@ -49,6 +49,18 @@ Per switch:
   the MAC to this host's uplink at once instead of at the guest's first frame (a guest that
   says nothing after a migration, or says it late, is reachable anyway).
 Flows without netctl's cookie are never touched.
+
+With several instances (`netctl run --coordination`, `netctl.service.coordination`) every
+instance keeps a session to every bridge, and `roles` says which hosts this one masters now:
+on a switch of a host it masters the sink asks the OpenFlow role MASTER with the mastership's
+generation id (which only grows), then dumps and diffs as on a connect (with unchanged intent:
+nothing sent); on any other switch it asks SLAVE (with the current master's generation) and
+sends nothing at all — no flow-mods, port-mods, packet-outs or audits. The switch itself fences
+a stale master: it demotes the previous master when a newer one asks, refuses a MASTER request
+with an older generation (OFPRRFC_STALE) and every write from a slave (OFPBRC_IS_SLAVE); the
+sink takes either as "not master here" and stops writing to that switch. Before each write it
+also asks `roles` again, whose answer turns False when the instance could have lost its lease
+(`mastership.WriterDeadline`), even before it heard so.
 """
 
 
@@ -150,6 +162,15 @@ class PortDesc(Protocol):
     config: int
 
 
+class Roles(Protocol):
+    """Which hosts this instance masters (`netctl.service.run`'s adapter over the
+    coordinator); absent when it runs alone and masters every switch."""
+
+    def role(self, host_ref: str) -> tuple[bool, int]:
+        """(whether this instance masters the host and may write to it now, the generation
+        to send: its own as master, else the current master's as far as known, 0: none)."""
+
+
 # ---------------------------------------------------------------------------- its state
 @dataclass
 class Stats:
@@ -174,6 +195,9 @@ class Stats:
     monitor_updates: int = 0  # flow changes by other OpenFlow clients the monitors reported
     monitors_refused: int = 0  # switches that refused the flow monitor (the audit checks them)
     foreign_blocked: int = 0  # desired flows not sent: another owner's flow holds the match
+    role_requests: int = 0  # OpenFlow role requests sent (several instances only)
+    masters: int = 0  # MASTER role requests the switches acknowledged
+    fenced: int = 0  # writes or MASTER requests a switch refused: another instance is master
 
 
 @dataclass
@@ -245,6 +269,11 @@ class Switch:
     monitor_xid: int | None = None
     changes: dict = field(default_factory=dict)  # key -> Change (reported, to compare)
     changed: dict = field(default_factory=dict)  # key -> ChangeNotice (restored)
+    role: str = ""  # the role last asked (several instances only): "" | master | slave
+    role_generation: int = 0
+    role_xid: int | None = None
+    role_acked: bool = False  # the switch acknowledged the role last asked
+    fenced: bool = False  # the switch refused this instance as master (until the next ask)
 
     @property
     def id(self) -> int:
@@ -257,8 +286,14 @@ class FlowSink:
 
     def __init__(self, tables: DesiredTables,
                  on_converged: Callable[[int, float], None] | None = None,
-                 audit_interval: float = AUDIT_INTERVAL, flow_monitor: bool = True) -> None:
+                 audit_interval: float = AUDIT_INTERVAL, flow_monitor: bool = True,
+                 roles: Roles | None = None,
+                 on_master: Callable[[int, int], None] | None = None) -> None:
+        """`roles`: several instances (see the module's docstring); `on_master(dpid,
+        generation)`: a switch acknowledged this instance as its master."""
         self.tables = tables
+        self.roles = roles
+        self.on_master = on_master
         self.switches: dict[int, Switch] = {}
         self.stats = Stats()
         self.audit_interval = audit_interval
@@ -282,7 +317,10 @@ class FlowSink:
             sw.held = old.held
         self.switches[dp.id] = sw
         self.stats.connects += 1
-        self._request_dump(sw, "connect")
+        if self.roles is None:
+            self._request_dump(sw, "connect")
+        else:
+            self.sync_role(sw)  # MASTER: a dump follows; SLAVE: never written
         if self.flow_monitor:
             self._subscribe(sw)
 
@@ -381,6 +419,19 @@ class FlowSink:
                 sw.changes[key] = Change(body, update.cookie, now)
             self._changing.add(sw.id)
 
+    def role_reply(self, dp: Any, xid: int) -> None:
+        """The switch took the role last asked (several instances)."""
+        sw = self._session(dp)
+        if sw is None or xid != sw.role_xid or sw.role_acked:
+            return
+        sw.role_acked = True
+        if sw.role == "master":
+            self.stats.masters += 1
+            LOG.info("switch %016x (%s): this instance is its master (generation %d)", dp.id,
+                     self.tables.describe(dp.id), sw.role_generation)
+            if self.on_master is not None:
+                self.on_master(sw.id, sw.role_generation)
+
     def barrier(self, dp: Any, xid: int) -> None:
         sw = self._session(dp)
         if sw is None or xid not in sw.pending_barriers:
@@ -414,6 +465,10 @@ class FlowSink:
             LOG.log(level, "switch %016x (%s) refused the flow monitor (%s): changes other "
                     "clients make to its flows are found by the audit (every %d s) only",
                     dp.id, self.tables.describe(dp.id), text, int(self.audit_interval))
+            return
+        if self.roles is not None and (xid is not None and xid == sw.role_xid
+                                       or "OFPBRC_IS_SLAVE" in text):
+            self._refused_role(sw, text)
             return
         sw.last_error = text
         now = time.monotonic()
@@ -473,7 +528,9 @@ class FlowSink:
         and the notices of restored flows that expired."""
         now = time.monotonic() if now is None else now
         wall = time.time()
-        for sw in self.switches.values():
+        for sw in list(self.switches.values()):
+            if self.roles is not None:
+                self.sync_role(sw)  # a mastership gained, lost or timed out
             if sw.id in self._changing:
                 self._repair_changes(sw, now)  # deletions settled, flows fought over
             for key in [k for k, n in sw.changed.items()
@@ -498,13 +555,16 @@ class FlowSink:
     # ------------------------------------------------------------------ what /status reads
     def summary(self) -> list[dict]:
         """Per switch: dpid, host ref and bridge (None: not the pool's), ports, netctl flows
-        (None until its table was read). From any thread: reads copies."""
+        (None until its table was read, or while another instance masters it), the OpenFlow
+        role asked (several instances). From any thread: reads copies."""
         out = []
         for dpid, sw in sorted(dict(self.switches).items()):
             ident = self.tables.identity(dpid)
             host_ref, bridge = ident if ident is not None else (None, None)
             out.append({"dpid": dpid, "host": host_ref, "bridge": bridge,
-                        "ports": len(sw.port_hw), "flows": sw.expected if sw.dumped else None})
+                        "ports": len(sw.port_hw), "flows": sw.expected if sw.dumped else None,
+                        "role": (sw.role + ("" if sw.role_acked else " (asked)")
+                                 + (" (fenced)" if sw.fenced else "")) if sw.role else None})
         return out
 
     def problems(self) -> list[Problem]:
@@ -606,6 +666,80 @@ class FlowSink:
             self._send_bundle(sw, msgs)
         self._port_mods(sw, self.tables.port_modes(sw.id), whole=True)
         self._replay(sw)
+
+    # ------------------------------------------------------------------ roles (several instances)
+    def roles_changed(self) -> None:
+        """Masterships changed (the coordinator said so): every switch's role, now."""
+        for sw in list(self.switches.values()):
+            self.sync_role(sw)
+
+    def sync_role(self, sw: Switch) -> None:
+        """Ask the switch for the role this instance should have on it now: MASTER with the
+        mastership's generation, then a dump and a diff (as on a connect: nothing is sent when
+        the switch already holds the desired table); or SLAVE, after which nothing is written
+        to it. Nothing is sent when the role and generation asked last still hold."""
+        if self.roles is None:
+            return
+        ident = self.tables.identity(sw.id)
+        if ident is None:
+            return  # not one of the pool's switches (yet): never written anyway
+        master, generation = self.roles.role(ident[0])
+        want = "master" if master else "slave"
+        if not master:
+            # a SLAVE request with an older generation than the switch has seen is refused
+            # as stale: never go back
+            generation = max(generation, sw.role_generation)
+        if (want, generation) == (sw.role, sw.role_generation):
+            return
+        dp = sw.dp
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        req = parser.OFPRoleRequest(dp, ofp.OFPCR_ROLE_MASTER if master else ofp.OFPCR_ROLE_SLAVE,
+                                    generation)
+        dp.set_xid(req)
+        was = sw.role
+        sw.role, sw.role_generation, sw.role_xid = want, generation, req.xid
+        sw.role_acked = sw.fenced = False
+        dp.send_msg(req)
+        self.stats.role_requests += 1
+        where = self.tables.describe(sw.id)
+        if master:
+            LOG.info("switch %016x (%s): asking to be its master (generation %d)", sw.id, where,
+                     generation)
+            self._request_dump(sw, "takeover")
+            return
+        sw.dumped, sw.dumping, sw.audit_pending = False, [], False
+        if was == "master":
+            LOG.info("switch %016x (%s): not its master any more (SLAVE): writing nothing",
+                     sw.id, where)
+
+    def _may_write(self, sw: Switch) -> bool:
+        """Whether this instance may write to the switch now: alone, always; with others,
+        only as the master it asked to be, still master by the coordinator (asked
+        at every write: its answer turns False on time, see `Roles`), and not fenced."""
+        if self.roles is None:
+            return True
+        if sw.role == "master" and not sw.fenced:
+            ident = self.tables.identity(sw.id)
+            if ident is not None and self.roles.role(ident[0]) == (True, sw.role_generation):
+                return True
+        self.sync_role(sw)
+        return False
+
+    def _refused_role(self, sw: Switch, text: str) -> None:
+        """The switch refused a role request or a write: another instance masters it with a
+        newer generation. Nothing more is written to it until a newer mastership."""
+        where = self.tables.describe(sw.id)
+        if sw.role != "master":
+            LOG.debug("switch %016x (%s): SLAVE request not taken: %s", sw.id, where, text)
+            return
+        if sw.fenced:
+            return
+        sw.fenced = True
+        sw.dumped, sw.dumping, sw.audit_pending = False, [], False
+        self.stats.fenced += 1
+        LOG.warning("switch %016x (%s) refused this instance as its master (generation %d): "
+                    "%s; another instance masters it: writing nothing to it", sw.id, where,
+                    sw.role_generation, text)
 
     def configure(self, audit_interval: float, flow_monitor: bool) -> None:
         """New settings (a configuration reload; the reconcile thread): a shorter audit
@@ -772,6 +906,8 @@ class FlowSink:
         a dump) with what the switch reported: a port status sent before netctl's port-mod
         but read after it (OVS reports a new port twice) must not pass for the switch undoing
         the port-mod, or the VIF could never be enabled again."""
+        if not self._may_write(sw):
+            return
         dp = sw.dp
         parser = dp.ofproto_parser
         for port, disabled in sorted(modes.items()):
@@ -796,6 +932,8 @@ class FlowSink:
         """One RARP per arrived VIF port, as if the guest had sent it (in_port = its port),
         through NORMAL: out of the uplink (or bond, tagged for a VLAN network's port) — not
         through netctl's table, whose locking may not let a guest send RARP."""
+        if not self._may_write(sw):
+            return
         dp = sw.dp
         ofp, parser = dp.ofproto, dp.ofproto_parser
         for port, mac in arrivals:
@@ -810,9 +948,10 @@ class FlowSink:
         dp = sw.dp
         ofp, parser = dp.ofproto, dp.ofproto_parser
         now = time.monotonic()
+        writable = bool(sw.held) and sw.dumped and self._may_write(sw)
         for port in list(sw.held):
             frames = [(t, d) for t, d in sw.held[port] if now - t < HOLD_SECONDS]
-            if sw.dumped and self.tables.classifies(sw.id, port):
+            if writable and self.tables.classifies(sw.id, port):
                 for _t, data in frames:
                     dp.send_msg(parser.OFPPacketOut(
                         datapath=dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=port,
@@ -830,6 +969,8 @@ class FlowSink:
         """Open, add, commit, barrier. Each (command, key, body) is written as bytes from its
         canonical form (`flows.wire`: byte-identical to os-ken's, far cheaper), many messages
         per socket write. `since`: when the change it answers was seen (the round's)."""
+        if not self._may_write(sw):
+            return
         dp = sw.dp
         ofp, parser = dp.ofproto, dp.ofproto_parser
         self._bundle_id = (self._bundle_id + 1) & 0xFFFFFFFF

@@ -39,6 +39,7 @@ from netctl.sources.switches import (
     FlowUpdate,
     PacketIn,
     Port,
+    RoleReply,
     SwitchFeed,
 )
 
@@ -69,7 +70,7 @@ def error_text(ofp: Any, type_: int, code: int) -> str:
     prefixes = {"OFPET_FLOW_MOD_FAILED": "OFPFMFC_", "OFPET_BAD_REQUEST": "OFPBRC_",
                 "OFPET_BAD_ACTION": "OFPBAC_", "OFPET_BAD_MATCH": "OFPBMC_",
                 "OFPET_BAD_INSTRUCTION": "OFPBIC_", "OFPET_PORT_MOD_FAILED": "OFPPMFC_",
-                "OFPET_TABLE_MOD_FAILED": "OFPTMFC_"}
+                "OFPET_TABLE_MOD_FAILED": "OFPTMFC_", "OFPET_ROLE_REQUEST_FAILED": "OFPRRFC_"}
     prefix = prefixes.get(kind)
     what = next((n for n in dir(ofp) if prefix and n.startswith(prefix)
                  and getattr(ofp, n) == code), f"code {code}")
@@ -173,6 +174,12 @@ class NetctlApp(app_manager.OSKenApp):
     def packet_in(self, ev: Any) -> None:
         msg = ev.msg
         self.feed.put(PacketIn(msg.datapath, msg.match["in_port"], bytes(msg.data)))
+
+    @set_ev_cls(ofp_event.EventOFPRoleReply, MAIN_DISPATCHER)
+    @guarded
+    def role_reply(self, ev: Any) -> None:
+        msg = ev.msg
+        self.feed.put(RoleReply(msg.datapath, msg.role, msg.generation_id, msg.xid))
 
     @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
     @guarded

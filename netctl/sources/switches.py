@@ -12,7 +12,7 @@ Three kinds of events come out, and the loop routes them:
 - topology — `Connected`, `PortChanged` (came, went or renumbered), `Gone` — for the engine's
   switch input and for the OpenFlow sink's sessions;
 - feedback on what the sink sent or asked — `FlowStats`, `Aggregate`, `Barrier`, `Error`,
-  `PacketIn`, `PortState` — for the sink alone;
+  `PacketIn`, `PortState`, `RoleReply` — for the sink alone;
 - what other OpenFlow clients did to a switch's flows — `FlowChanged`, from the flow monitor
   the sink subscribes to (ONF extension 187) — for the sink alone. The switch reports the
   changes made over netctl's own connection only as an abbreviation (an xid), which the app
@@ -92,6 +92,16 @@ class Error:
 
 
 @dataclass(frozen=True)
+class RoleReply:
+    """The switch took the OpenFlow role a controller instance asked (several instances)."""
+
+    dp: Any
+    role: int
+    generation: int
+    xid: int
+
+
+@dataclass(frozen=True)
 class PacketIn:
     dp: Any
     in_port: int
@@ -124,7 +134,7 @@ class FlowChanged:
 
 TOPOLOGY = (Connected, PortChanged, Gone)
 Event = (Connected | PortChanged | PortState | Gone | FlowStats | Aggregate | Barrier | Error
-         | PacketIn | FlowChanged)
+         | PacketIn | FlowChanged | RoleReply)
 
 
 @dataclass

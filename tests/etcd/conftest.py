@@ -1,4 +1,4 @@
-"""A real etcd on loopback (Debian's etcd-server, `harness/etcd.py`), one cluster per test:
+"""A real etcd on loopback (Debian's etcd-server, `netctl/lab/etcd.py`), one cluster per test:
 skipped where the binary is missing (`make setup` installs it)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.etcd import EtcdCluster, etcd_available
+from netctl.lab.etcd import EtcdCluster, etcd_available
 
 with warnings.catch_warnings():
     # etcd3gw imports futurist, which imports eventlet (there for os-ken) only to warn that

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.etcd import EtcdCluster
+from netctl.lab.etcd import EtcdCluster
 from netctl.service.coordination import Coordinator
 from netctl.service.mastership import desired_share
 
