@@ -21,6 +21,7 @@ import urllib.request
 
 import pytest
 
+from harness.ha import master_of, masters, pid_of, settled, writes
 from harness.running import Ping, running_pool, until
 
 pytestmark = pytest.mark.lab
@@ -28,7 +29,6 @@ PREFIX = "tha"
 PORTS = (28651, 26851, 29651)  # xapi simulator, OpenFlow (+i per instance), metrics (+i)
 TTL = 3.0
 INSTANCES = 3
-HOSTS = ("host1", "host2", "host3")
 
 
 @pytest.fixture(scope="module")
@@ -43,55 +43,7 @@ def pool():
 
 
 # ---------------------------------------------------------------------------- helpers
-def alive(pool) -> list[int]:
-    """The instances whose /status answers."""
-    return [i for i in range(INSTANCES) if pool.status(i)]
-
-
-def masters(pool, i: int) -> dict[str, str]:
-    """host -> instance id, as instance i last read etcd."""
-    c = pool.status(i).get("coordination") or {}
-    return {h: m["instance"] for h, m in c.get("masters", {}).items() if not h.startswith("@")}
-
-
-def settled(pool, live: list[int]) -> bool:
-    """Every host has one master among the live instances, every live instance agrees, and
-    each master's switches acknowledged it (its flows are read and written)."""
-    ids = {pool.instance_id(i) for i in live}
-    views = [masters(pool, i) for i in live]
-    if not views or any(v != views[0] for v in views) or set(views[0]) != set(HOSTS):
-        return False
-    if not set(views[0].values()) <= ids:
-        return False
-    for i in live:
-        st = pool.status(i)
-        mine = {h for h, inst in views[0].items() if inst == pool.instance_id(i)}
-        for sw in st.get("switches", []):
-            if (sw["host"] in mine) != (sw["role"] == "master") or (
-                    sw["host"] in mine and sw["flows"] is None):
-                return False
-    return True
-
-
-def master_of(pool, host: str) -> int:
-    live = alive(pool)
-    owner = masters(pool, live[0])[host]
-    return next(i for i in range(INSTANCES) if pool.instance_id(i) == owner)
-
-
-def writes(pool, live: list[int]) -> dict[int, tuple[int, int, int]]:
-    """Per live instance: flow-mods, port-mods and OVSDB operations it sent, in all."""
-    out = {}
-    for i in live:
-        st = pool.status(i)
-        out[i] = (st["flows"]["flow_mods"], st["flows"]["port_mods"],
-                  sum(h["operations"] for h in st["hosts"]))
-    return out
-
-
-def pid_of(pool, i: int) -> int:
-    name = pool.instance_name(i)
-    return next(p.pid for p in pool.lab.reload().state.owned_processes() if p.what == name)
+HOSTS = ("host1", "host2", "host3")
 
 
 def controllers(pool, host: str) -> dict[str, str]:
