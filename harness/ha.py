@@ -55,7 +55,9 @@ def writes(pool: DemoPool, live: list[int]) -> dict[int, tuple[int, int, int]]:
 
 
 def pid_of(pool: DemoPool, i: int) -> int:
-    """Instance i's PID, as the lab recorded it when it started it."""
+    """Instance i's PID, as the lab recorded it when it last started it (a restarted instance
+    has an older record too, of a process that is gone)."""
     assert pool.lab is not None
     name = pool.instance_name(i)
-    return next(p.pid for p in pool.lab.reload().state.owned_processes() if p.what == name)
+    return [p.pid for p in pool.lab.reload().state.owned_processes()
+            if p.what == name and p.alive()][-1]

@@ -5,8 +5,11 @@
    tunnels over each host's OVSDB, every flow table over OpenFlow.
 2. Connectivity, expected vs observed, IPv4 and IPv6, in one matrix; spoofing from a locked
    VIF, captured on another host.
-3. Live changes through the official XenAPI client — a VIF plug, a VM migration, a bond member
-   failure, a locking-mode change — each timed until the lab shows its effect.
+3. Two `netctl run` instances share the hosts on etcd (one master per host); the one
+   mastering host1 is killed (kill -9) and the other takes its hosts over.
+4. Live changes through the official XenAPI client — a VIF plug, a VM migration, a bond member
+   failure, a locking-mode change — each timed until the lab shows its effect, made after the
+   failover: the surviving instance applies them.
 Exits non-zero if anything is not as expected; leaves nothing behind unless `keep`.
 """
 
@@ -373,6 +376,35 @@ def live_changes(pool: DemoPool) -> list[Change]:
     return out
 
 
+def failover(pool: DemoPool) -> Change:
+    """Kill -9 the instance mastering host1 and time until the other one masters every host
+    and every switch acknowledged it as MASTER (its /status)."""
+    import os
+    import signal
+
+    assert pool.lab is not None
+    first = pool.topology.hosts[0].name
+    owners = {h: m["instance"] for h, m in
+              (pool.status(0).get("coordination") or {}).get("masters", {}).items()
+              if not h.startswith("@")}
+    victim = next(i for i in range(pool.instances) if pool.instance_id(i) == owners.get(first))
+    survivor = next(i for i in range(pool.instances) if i != victim)
+    mine = sorted(h for h, o in owners.items() if o == pool.instance_id(victim))
+    pid = next(p.pid for p in pool.lab.reload().state.owned_processes()
+               if p.what == pool.instance_name(victim) and p.alive())
+
+    def took_over() -> bool:
+        st = pool.status(survivor)
+        c = st.get("coordination") or {}
+        return set(c.get("mine", [])) >= set(owners) and all(
+            sw["role"] == "master" and sw["flows"] is not None for sw in st.get("switches", []))
+
+    t = timed(lambda: os.kill(pid, signal.SIGKILL), took_over, timeout=3 * pool.ttl + 10)
+    return Change(f"kill -9 netctl instance {pool.instance_id(victim)} (master of "
+                  f"{', '.join(mine)})", f"{pool.instance_id(survivor)} masters every host "
+                  f"(lease TTL {pool.ttl:.0f} s)", t)
+
+
 def _lost(ping_output: str) -> int:
     for line in ping_output.splitlines():
         if "packets transmitted" in line:
@@ -386,16 +418,23 @@ def run_demo(topology: Topology, keep: bool, console) -> bool:  # noqa: ANN001 -
     from rich.table import Table
 
     from netctl.cli.views import show_lab, show_probes, show_status
+    from netctl.lab.etcd import etcd_available
 
-    pool = DemoPool(topology, log=console.print)
+    several = etcd_available()
+    pool = DemoPool(topology, log=console.print, instances=2 if several else 1,
+                    etcd_members=1 if several else 0)
+    if not several:
+        console.print("[yellow]no /usr/bin/etcd (make setup installs it): one netctl instance, "
+                      "no failover act[/yellow]")
     ok = True
     try:
         started = time.monotonic()
         pool.up()
         assert pool.lab is not None
         console.print(
-            f"lab up with empty hosts; xapi simulator, lab agent and netctl run "
-            f"started ({time.monotonic() - started:.1f}s)"
+            "lab up with empty hosts; xapi simulator, lab agent and netctl run "
+            + ("(2 instances on etcd) " if pool.instances > 1 else "")
+            + f"started ({time.monotonic() - started:.1f}s)"
         )
         t = pool._wait(pool.converged, 90, "netctl run convergence")
         lacp = pool.lab.wait_lacp(20)
@@ -427,7 +466,8 @@ def run_demo(topology: Topology, keep: bool, console) -> bool:  # noqa: ANN001 -
             )
         )
         ok &= spoof_ok
-        changes = live_changes(pool)
+        changes = [failover(pool)] if pool.instances > 1 else []
+        changes += live_changes(pool)
         table = Table(title="Live changes through the XenAPI client")
         for col in ("change", "observed", "converged in", ""):
             table.add_column(col)
