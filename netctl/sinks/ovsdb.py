@@ -247,12 +247,22 @@ class _HostDiff:
             self._port(row, port, what)
 
     def _controllers(self, row: Any, want: BridgeConfig, new: bool) -> None:
+        """The bridge's controllers: netctl's targets (every instance's, with several), and
+        any controller another tool configured, which netctl never evicts. netctl's rows carry
+        its owner mark; a row with a wanted target and no mark (made by hand, or by a netctl
+        before the mark) is adopted, marked once."""
         if new and not want.controllers:
             return
         existing = [] if new else list(row.controller)
         current = {c.target: c for c in existing}
-        if not new and set(current) == set(want.controllers) \
-                and len(existing) == len(want.controllers):
+        foreign = [c for c in existing if c.target not in want.controllers and not _owned(c)]
+        for target in want.controllers:
+            ctl = current.get(target)
+            if ctl is not None and not _owned(ctl):
+                self.w.setkey(ctl, "external_ids", OWNER_KEY, OWNER_VALUE,
+                              f"Controller {target}")
+        if not new and set(current) == set(want.controllers) | {c.target for c in foreign} \
+                and len(existing) == len(want.controllers) + len(foreign):
             return
         rows = []
         for target in want.controllers:
@@ -260,8 +270,10 @@ class _HostDiff:
             if ctl is None:
                 ctl = self.w.insert("Controller", target)
                 self.w.set(ctl, "target", target, f"Controller {target}")
+                self.w.set(ctl, "external_ids", {OWNER_KEY: OWNER_VALUE},
+                           f"Controller {target}")
             rows.append(ctl)
-        self.w.set(row, "controller", rows, f"Bridge {want.name}")
+        self.w.set(row, "controller", rows + foreign, f"Bridge {want.name}")
 
     def _port(self, bridge: Any, want: PortConfig, bridge_what: str) -> None:
         w = self.w

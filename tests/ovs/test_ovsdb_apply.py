@@ -246,3 +246,25 @@ def test_reconnects_and_reapplies_after_ovsdb_server_restart(box):
         assert db.reapplies >= 2
         time.sleep(0.3)
     assert_db_matches(box, config)
+
+
+def test_a_controller_another_tool_configured_is_never_evicted(box):
+    """Several instances (issue 20): netctl's controller set changes; a controller someone
+    else put on the bridge stays, and only netctl's own are removed."""
+    b, h = bond_pool()
+    ours, peer, theirs = CONTROLLER, "tcp:127.0.0.1:6998", "tcp:127.0.0.1:6997"
+    with HostOvsdb(box.unix) as db:
+        db.apply(config_of(b, h))
+        box.vsctl("--id=@c", "create", "Controller", f"target=\"{theirs}\"", "--", "add",
+                  "Bridge", "xapi1", "controller", "@c")
+        both = compile_host(b.state(), h.ref, datapath_type="netdev",
+                            controllers=(ours, peer))
+        db.apply(both)
+        assert set(box.vsctl("get-controller", "xapi1").split()) == {ours, peer, theirs}
+        assert set(box.vsctl("get-controller", "xenbr2").split()) == {ours, peer}
+        before = box.versions()
+        assert db.apply(both).operations == ()  # the foreign one is no reason to write
+        assert box.versions() == before
+        db.apply(config_of(b, h))  # the peer instance leaves netctl's list
+        assert set(box.vsctl("get-controller", "xapi1").split()) == {ours, theirs}
+        assert set(box.vsctl("get-controller", "xenbr2").split()) == {ours}
