@@ -100,6 +100,8 @@ def one_kill(pool, client: Etcd3Client, n: int, host: str, change: bool) -> dict
     vif = pool.vif_ref(vm, 1)
     x = pool.session.xenapi
     applied = None
+    logs = {i: pool.lab.state.dir / f"{pool.instance_name(i)}.log" for i in survivors}
+    offsets = {i: logs[i].stat().st_size for i in survivors}
     with Ping(pool.lab, PINGER[host], address, 0.009) as ping:
         killed = time.time()
         os.kill(pid_of(pool, victim), signal.SIGKILL)
@@ -127,6 +129,18 @@ def one_kill(pool, client: Etcd3Client, n: int, host: str, change: bool) -> dict
              if change and applied and expired else "")
     print(f"  kill {n} of {instance} ({host}): {took}; ping {ping.sent} sent, {ping.lost} "
           f"lost; writes {wrote}{extra}", flush=True)
+    if wrote and not change:  # unchanged intent should send nothing: say what was sent
+        for i in survivors:
+            delta = tuple(a - b for a, b in zip(after[i], before[i], strict=True))
+            if any(delta):
+                print(f"    {pool.instance_id(i)} sent (flow-mods, port-mods, OVSDB "
+                      f"operations) {delta}:")
+                with open(logs[i], "rb") as f:
+                    f.seek(offsets[i])
+                    for line in f.read().decode(errors="replace").splitlines():
+                        if re.search(r"flow-mods in bundle|OVSDB operations|port \d+ "
+                                     r"(disabled|enabled)|drifted|repaired|restored", line):
+                            print(f"      {line.strip()[:200]}")
     if change:
         x.VIF.set_locking_mode(vif, "network_default")
     pool.restart(pool.instance_name(victim))
