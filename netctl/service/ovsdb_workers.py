@@ -142,4 +142,6 @@ class HostWorker:
             self.status.bridges = list(desired.bridge_names())
             self.on_applied()
             if result.count:
-                LOG.info("host %s: %d OVSDB operations", self.status.name, result.count)
+                LOG.info("host %s: %d OVSDB operations (%s%s)", self.status.name, result.count,
+                         "; ".join(result.operations[:5]),
+                         "; ..." if result.count > 5 else "")

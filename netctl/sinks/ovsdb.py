@@ -249,18 +249,14 @@ class _HostDiff:
     def _controllers(self, row: Any, want: BridgeConfig, new: bool) -> None:
         """The bridge's controllers: netctl's targets (every instance's, with several), and
         any controller another tool configured, which netctl never evicts. netctl's rows carry
-        its owner mark; a row with a wanted target and no mark (made by hand, or by a netctl
-        before the mark) is adopted, marked once."""
+        its owner mark (a row with a wanted target and no mark — made by hand, or by a netctl
+        before the mark — is used as it is: marking it would be a write with unchanged
+        intent; should its target stop being wanted, it is left like another tool's)."""
         if new and not want.controllers:
             return
         existing = [] if new else list(row.controller)
         current = {c.target: c for c in existing}
         foreign = [c for c in existing if c.target not in want.controllers and not _owned(c)]
-        for target in want.controllers:
-            ctl = current.get(target)
-            if ctl is not None and not _owned(ctl):
-                self.w.setkey(ctl, "external_ids", OWNER_KEY, OWNER_VALUE,
-                              f"Controller {target}")
         if not new and set(current) == set(want.controllers) | {c.target for c in foreign} \
                 and len(existing) == len(want.controllers) + len(foreign):
             return
