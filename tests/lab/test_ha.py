@@ -167,9 +167,11 @@ def test_a_hung_master_is_replaced_and_once_resumed_writes_nothing(pool) -> None
             new = master_of(pool, "host1")
             new_target = f"tcp:{pool.mgmt}:{PORTS[1] + new}"
             # the switch fences the hung one: the new master's MASTER request (a higher
-            # generation) demoted its connection to slave
+            # generation) demoted its connection to slave -- or the switch has already dropped
+            # it (three unanswered inactivity probes; its role is then empty, and on a
+            # reconnection its stale generation would be refused)
             assert until(lambda: controllers(pool, "host1").get(new_target) == "master", 10)
-            assert controllers(pool, "host1").get(hung_target) == "slave", \
+            assert controllers(pool, "host1").get(hung_target) in ("slave", ""), \
                 controllers(pool, "host1")
         finally:
             os.kill(pid, signal.SIGCONT)
