@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := openvswitch-switch openvswitch-common mininet iperf3 tcpdump iputils-ping \
 	ndisc6 ethtool iproute2 iputils-arping python3-venv python3-openvswitch procps \
-	python3-cryptography openssl etcd-server
+	python3-cryptography openssl etcd-server \
+	chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: setup deb demo test lint clean-venv

@@ -21,7 +21,14 @@ Per size it prints:
   xapi change set received by the client (`XapiSync.step()` returned it) to every delta handed
   to its target (the engine's round, done) — p50/p99 in ms — with flow-mods and OVSDB rows;
 - a boot storm: 1000 VIF plugs (unplugged first) issued through XenAPI within 10 s while the
-  sync and the engine run, and the time from the last plug to the last one applied.
+  sync and the engine run, and the time from the last plug to the last one applied;
+- the statistics poll (issue 21): every switch answers the poller (`netctl.sources.
+  stats_poller`) with the bytes OVS would send (`harness.stats_rig`: every port's statistics,
+  VIF locking's drop flows from the engine's own tables), parsed by os-ken as in `netctl run`:
+  CPU per round (asking, os-ken parsing, the poller's reading) as a share of one core at the
+  5 s interval, a /metrics scrape and a /stats?top=10 of the result; then the locking change
+  again while a thread polls every switch back to back (the worst case, not one round per
+  5 s), p50/p99 against the same changes without it.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ SMOKE_FIGURES = (
     r"^  locking change +p50 +[\d.]+ ms",
     r"^  new private network",
     r"^  boot storm: \d+ plugs",
+    r"^  statistics poll: \d+ switches, \d+ ports, [\d.]+ ms CPU per round",
+    r"^  locking change while polling",
 )
 USER, PASSWORD = "root", "scale"
 SETTINGS = HostSettings(controllers=("tcp:198.51.100.1:6653",), datapath_type="netdev")
@@ -228,6 +237,81 @@ class Bench:
             kind.flow_mods[-1] += mods
 
     # ------------------------------------------------------------------ event kinds
+    def stats_poll(self, rounds: int) -> None:
+        """Statistics rounds over every switch (module docstring), then what a scrape of
+        /metrics and a /stats?top=10 cost with the result."""
+        from types import SimpleNamespace
+
+        from harness.stats_rig import answer, attach, datapaths
+        from netctl.service.stats_view import StatsCollector, document
+        from netctl.sources.stats_poller import DEFAULT_INTERVAL, StatsPoller
+        from netctl.stats.table import StatsTable
+
+        tables = self.engine.flows.tables
+        dps = datapaths(self.switches, tables)
+        poller = StatsPoller(StatsTable())
+        attach(poller)
+        for dp in dps:
+            poller.connected(dp)
+        cpu = []
+        for _ in range(rounds):
+            start = time.thread_time()
+            poller.poll()
+            for dp in dps:
+                answer(dp, poller)
+            cpu.append(time.thread_time() - start)
+        poller.poll()  # completes the last round's bookkeeping
+        run = SimpleNamespace(engine=self.engine, poller=poller)
+        start = time.perf_counter()
+        series = sum(len(f.samples) for f in StatsCollector(run).collect())
+        scrape = time.perf_counter() - start
+        start = time.perf_counter()
+        document(run, {"top": ["10"]})
+        top = time.perf_counter() - start
+        ports = sum(len(dp.ports) for dp in dps)
+        drops = sum(len(dp.drop_body) for dp in dps)
+        per_round = statistics.median(cpu)
+        print(f"  statistics poll: {len(dps)} switches, {ports} ports, {per_round * 1000:.1f} "
+              f"ms CPU per round (median of {len(cpu)}; {drops} drop-flow counters), "
+              f"{per_round / DEFAULT_INTERVAL * 100:.2f}% of one core at "
+              f"{DEFAULT_INTERVAL:g} s; /metrics scrape {scrape * 1000:.0f} ms "
+              f"({series} series), /stats?top=10 {top * 1000:.0f} ms", flush=True)
+        self._stats_rig = (dps, poller)
+
+    def latency_while_polling(self, samples: int) -> list[Kind]:
+        """The locking change with a thread polling every switch back to back (the
+        statistics' worst case: the GIL shared with the reconcile path)."""
+        from harness.stats_rig import answer
+
+        dps, poller = self._stats_rig
+        stop = threading.Event()
+        rounds = [0]
+
+        def polling() -> None:
+            while not stop.is_set():
+                poller.poll()
+                for dp in dps:
+                    answer(dp, poller)
+                rounds[0] += 1
+
+        x = self.x.xenapi
+        locked = self.pool.locked
+        kinds = [Kind("locking change, no polling"), Kind("locking change while polling")]
+        for kind, poll in zip(kinds, (False, True), strict=True):
+            thread = threading.Thread(target=polling, daemon=True) if poll else None
+            if thread is not None:
+                thread.start()
+            for i in range(samples):
+                vif = locked[i % len(locked)]
+                mode = x.VIF.get_locking_mode(vif)
+                x.VIF.set_locking_mode(vif, "locked" if mode == "unlocked" else "unlocked")
+                self.settle(kind)
+            if thread is not None:
+                stop.set()
+                thread.join()
+        kinds[1].name += f" ({rounds[0]} rounds)"
+        return kinds
+
     def run_kinds(self, samples: int, network_samples: int) -> list[Kind]:
         x = self.x.xenapi
         pool = self.pool
@@ -346,7 +430,7 @@ class Bench:
 
 
 def run_size(hosts: int, vifs: int, samples: int, network_samples: int, storm: int,
-             storm_seconds: float) -> None:
+             storm_seconds: float, stats_rounds: int = 5) -> None:
     gc.collect()
     started = time.perf_counter()
     bench = Bench(hosts, vifs)
@@ -366,6 +450,9 @@ def run_size(hosts: int, vifs: int, samples: int, network_samples: int, storm: i
         print(f"  boot storm: {n} plugs issued within {spread:.1f} s, the last applied "
               f"{drained:.2f} s after the last plug; RSS {rss:.0f} MiB, peak {peak:.0f} MiB",
               flush=True)
+        bench.stats_poll(stats_rounds)
+        for kind in bench.latency_while_polling(samples):
+            print(kind.line(), flush=True)
         stats = bench.engine.graph.stats()
         print("  engine: " + ", ".join(f"{n} {s.handled} handled/{s.recomputes} recomputes"
                                        for n, s in stats.items()), flush=True)
@@ -382,16 +469,18 @@ def main() -> None:
                         help="changes per network-wide event kind")
     parser.add_argument("--storm", type=int, default=1000, help="VIF plugs in the boot storm")
     parser.add_argument("--storm-seconds", type=float, default=10.0)
+    parser.add_argument("--stats-rounds", type=int, default=5,
+                        help="statistics poll rounds timed")
     parser.add_argument("--smoke", action="store_true", help="2x20, a few samples")
     args = parser.parse_args()
     if args.smoke:
         args.sizes, args.samples, args.network_samples = "2x20", 3, 1
-        args.storm, args.storm_seconds = 20, 1.0
+        args.storm, args.storm_seconds, args.stats_rounds = 20, 1.0, 2
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
     for size in args.sizes.split(","):
         hosts, vifs = (int(v) for v in size.lower().split("x"))
         run_size(hosts, vifs, args.samples, args.network_samples, args.storm,
-                 args.storm_seconds)
+                 args.storm_seconds, args.stats_rounds)
 
 
 if __name__ == "__main__":

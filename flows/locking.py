@@ -41,6 +41,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from flows.drops import cookie_of
 from flows.pipeline import (
     ETH_ARP,
     ETH_IPV4,
@@ -91,12 +92,14 @@ def port_security_flows(port: int, mac: str, locking: Locking) -> list[Flow]:
     if locking.mode == "unlocked":
         return [flow(PORT_SECURITY, 100, "unlocked: everything", in_port=port, **go)]
     if locking.mode == "disabled":
-        return [flow(PORT_SECURITY, 100, "disabled: nothing", in_port=port)]
+        return [flow(PORT_SECURITY, 100, "disabled: nothing", in_port=port,
+                     cookie=cookie_of("disabled"))]
     out = [
         flow(
             PORT_SECURITY,
             8500,
             "no DHCP server replies",
+            cookie=cookie_of("dhcp_server"),
             in_port=port,
             eth_type=ETH_IPV4,
             ip_proto=PROTO_UDP,
@@ -106,6 +109,7 @@ def port_security_flows(port: int, mac: str, locking: Locking) -> list[Flow]:
             PORT_SECURITY,
             8500,
             "no DHCPv6 server replies",
+            cookie=cookie_of("dhcp_server"),
             in_port=port,
             eth_type=ETH_IPV6,
             ip_proto=PROTO_UDP,
@@ -215,18 +219,30 @@ def port_security_flows(port: int, mac: str, locking: Locking) -> list[Flow]:
                     **go,
                 )
             )
-    out.append(flow(PORT_SECURITY, 7000, "other NS", in_port=port, icmpv6_type=135, **icmp6))
-    out.append(flow(PORT_SECURITY, 7000, "other NA", in_port=port, icmpv6_type=136, **icmp6))
+    nd = cookie_of("nd")
+    out.append(flow(PORT_SECURITY, 7000, "other NS", in_port=port, icmpv6_type=135, cookie=nd,
+                    **icmp6))
+    out.append(flow(PORT_SECURITY, 7000, "other NA", in_port=port, icmpv6_type=136, cookie=nd,
+                    **icmp6))
     for kind in ROUTER_MESSAGES:
         out.append(
             flow(
                 PORT_SECURITY,
                 6000,
                 f"router message {kind}",
+                cookie=cookie_of("router"),
                 in_port=port,
                 icmpv6_type=kind,
                 **icmp6,
             )
         )
-    out.append(flow(PORT_SECURITY, 4000, "everything else", in_port=port))
+    # What is left is dropped; the last rules only say why (`flows.drops`): the VIF's own MAC
+    # with an address it may not use, by protocol, or another ethertype; else a MAC not its own.
+    for proto, kind in ((ETH_ARP, "arp"), (ETH_IPV4, "ipv4"), (ETH_IPV6, "ipv6")):
+        out.append(flow(PORT_SECURITY, 4100, f"{kind} from an address not allowed",
+                        in_port=port, eth_src=mac, eth_type=proto, cookie=cookie_of(kind)))
+    out.append(flow(PORT_SECURITY, 4050, "other ethertypes", in_port=port, eth_src=mac,
+                    cookie=cookie_of("other")))
+    out.append(flow(PORT_SECURITY, 4000, "everything else", in_port=port,
+                    cookie=cookie_of("mac")))
     return out

@@ -187,9 +187,11 @@ def flow(
     actions: tuple[Action, ...] = (),
     goto: int | None = None,
     write_metadata: tuple[int, int] | None = None,
+    cookie: int = COOKIE,
     **match: MatchValue,
 ) -> Flow:
     """Shorthand: flow(PORT_SECURITY, 6000, "IPv4", goto=FORWARD, in_port=3, eth_type=...)."""
     return Flow(
-        table, priority, tuple(match.items()), tuple(actions), goto, write_metadata, note=note
+        table, priority, tuple(match.items()), tuple(actions), goto, write_metadata, cookie,
+        note=note
     )

@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import XenAPI
 import yaml
@@ -244,7 +246,8 @@ class DemoPool:
 
     def converged(self) -> bool:
         """Every host's OVSDB connected, every switch's table read and written (by its
-        master, with several instances), every VIF plugged, every PIF address up."""
+        master, with several instances), every VIF plugged, every PIF address up, every
+        tunnel active (BFD up between its ends) or in error."""
         st = self.status()
         hosts = st.get("hosts", [])
         if len(hosts) < len(self.topology.hosts) or not all(h["connected"] for h in hosts):
@@ -262,9 +265,13 @@ class DemoPool:
         want = sum(len(vm.vifs) for vm in self.topology.vms)
         if sum(len(v) for v in self.lab.reload().state.plugged.values()) != want:
             return False
-        return all(self._has_address(h.name, self.topology.network(a.network).bridge, cidr)
+        if not all(self._has_address(h.name, self.topology.network(a.network).bridge, cidr)
                    for h in self.topology.hosts for a in h.addresses
-                   for cidr in (a.ipv4, a.ipv6) if cidr)
+                   for cidr in (a.ipv4, a.ipv6) if cidr):
+            return False
+        # every tunnel proven by BFD (tunnel.status active), or a Problem (its error)
+        return all(t["status"].get("active") == "true" or t["status"].get("error")
+                   for t in st.get("tunnels", []))
 
     def _has_address(self, host: str, device: str, cidr: str) -> bool:
         """The lab agent (networkd's part) put the PIF's address on its bridge device."""
@@ -414,6 +421,33 @@ def _lost(ping_output: str) -> int:
     return 10**6
 
 
+def web_view_url(pool: DemoPool, instance: int = 0) -> str:
+    """The web view of one `netctl run` instance (issue 21): on its metrics port."""
+    return f"http://127.0.0.1:{pool.metrics_port + instance}/"
+
+
+def show_web_view(pool: DemoPool, console) -> Path | None:  # noqa: ANN001 - rich Console
+    """Print the web view's address and save a screenshot of it, taken by headless chromium
+    (netctl.web.browser), in a file outside the lab (which is removed at the end). No
+    chromium: say so and go on."""
+    from netctl.web import browser
+
+    url = web_view_url(pool)
+    console.print(f"web view: {url}")
+    why = browser.missing()
+    if why:
+        console.print(f"[yellow]no screenshot of the web view: {why}[/yellow]")
+        return None
+    path = Path(tempfile.gettempdir()) / f"netctl-demo-{pool.topology.prefix}" / "web-view.png"
+    try:
+        browser.screenshot(url, path)
+    except Exception as exc:  # noqa: BLE001 - the demo goes on without its picture
+        console.print(f"[yellow]no screenshot of the web view: {exc}[/yellow]")
+        return None
+    console.print(f"web view screenshot (headless chromium): {path}")
+    return path
+
+
 def run_demo(topology: Topology, keep: bool, console) -> bool:  # noqa: ANN001 - rich Console
     from rich.table import Table
 
@@ -447,6 +481,7 @@ def run_demo(topology: Topology, keep: bool, console) -> bool:  # noqa: ANN001 -
         lab = pool.lab.reload()
         show_lab(lab)
         show_status(pool.status())
+        show_web_view(pool, console)
         results = run_probes(lab, probes(topology, lab.state.plugged))
         ok &= show_probes(results, "Connectivity under netctl (real ping / ping -6)")
         seen = spoof_check(lab, "vm1", 0, "vm3", 0)
@@ -489,6 +524,9 @@ def run_demo(topology: Topology, keep: bool, console) -> bool:  # noqa: ANN001 -
                 f"lab '{topology.prefix}' kept: `netctl lab cli`, `netctl status "
                 f"--url {pool.status_url[:-7]}`, `netctl lab down`"
             )
+            live = next((i for i in range(pool.instances) if pool.status(i)), 0)
+            console.print(f"web view: {web_view_url(pool, live)} (open it in a browser on "
+                          "this machine: it listens on loopback)")
         else:
             pool.down()
             console.print(f"lab '{topology.prefix}' torn down")

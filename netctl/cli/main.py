@@ -322,7 +322,8 @@ def run(xapi_url: str, username: str, password_file: str | None, config_file: st
         host, _, port = config.metrics_listen.rpartition(":")
         try:
             serve_metrics(host, int(port), controller.metrics, controller.status,
-                          lambda: health(controller))
+                          lambda: health(controller), stats=controller.stats,
+                          web=controller.web_view())
         except OSError as exc:
             raise NetctlError(f"metrics: cannot listen on {config.metrics_listen}: "
                               f"{exc.strerror}") from None
@@ -434,8 +435,10 @@ _register_xapi_commands()
 
 def _register_service_commands() -> None:
     from netctl.cli.install import install_service
+    from netctl.cli.top import top
 
     main.add_command(install_service)
+    main.add_command(top)
 
 
 _register_service_commands()

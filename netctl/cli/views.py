@@ -7,6 +7,7 @@ Rendering only (rich tables); the data comes from the lab, the probes and `netct
 from __future__ import annotations
 
 import sys
+import time
 
 from rich.console import Console
 from rich.table import Table
@@ -273,13 +274,30 @@ def _bonds(bonds: list[dict], cap: int | None, quiet: bool) -> None:
 
 def _tunnels(tunnels: list[dict], cap: int | None, quiet: bool) -> None:
     t = Table(title="Tunnels")
-    for col in ("host", "network", "protocol", "status"):
+    for col in ("host", "network", "protocol", "status", "peers (BFD)"):
         t.add_column(col)
     rows = sorted(tunnels, key=lambda tu: (tu["status"].get("active") == "true", tu["host"],
                                            tu["network"]))
     _print(t, [(tu["host"], tu["network"], tu["protocol"],
-                " ".join(f"{k}={v}" for k, v in sorted(tu["status"].items())))
+                " ".join(f"{k}={v}" for k, v in sorted(tu["status"].items())),
+                "; ".join(_peer(p) for p in tu.get("peers", ())))
                for tu in rows], cap, quiet, "tunnels")
+
+
+def _peer(p: dict) -> str:
+    """One peer pair of a tunnel: `host2 up since 12:00:03`, or down with why (each end's
+    BFD state and diagnostic, as OVS reports it)."""
+    since = time.strftime("%H:%M:%S", time.localtime(p["since"])) if p.get("since") else "?"
+    if p["up"]:
+        return f"{p['peer']} [green]up[/green] since {since}"
+
+    def end(e: dict | None) -> str:
+        if e is None:
+            return "not reported"
+        return e["state"] + (f" ({e['diagnostic']})" if e.get("diagnostic") and
+                             e["diagnostic"] != "No Diagnostic" else "")
+    return (f"{p['peer']} [red]down[/red] since {since} (here: {end(p.get('local'))}; "
+            f"there: {end(p.get('remote'))})")
 
 
 def _vifs(data: dict, view: str) -> None:

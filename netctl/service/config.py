@@ -21,6 +21,9 @@ ovsdb:
   timeout: 20
 metrics:
   listen: 127.0.0.1:9464        # /metrics (Prometheus) and /status (JSON, read by netctl status)
+                                # and the web view at / (netctl.web); not loopback: a login
+                                # against the pool's xapi, and tls is required
+  tls: {certificate: web-cert.pem, private_key: web-key.pem}   # HTTPS on metrics.listen
 log:
   level: info                   # debug | info | warning | error (--log-level overrides)
   file: /var/log/netctl/netctl.log   # also log here, with timestamps (stderr always)
@@ -39,6 +42,9 @@ coordination:                   # several instances, one master per host (high a
   controllers: [tcp:10.0.0.9:6653, tcp:10.0.0.10:6653]   # every instance's openflow.target:
                                 # each bridge is told to connect to all of them (the same
                                 # list on every instance; it must hold this one's target)
+stats:
+  interval: 5                   # seconds between reads of every switch's port and drop
+                                # counters (xapi's RRD step; 0: no statistics)
 ```
 Unknown keys are errors that name the key, so a typo never silently falls back to a default.
 """
@@ -56,10 +62,11 @@ from netctl.model.hostport import bracketed, ovs_active, split_host_port
 SCHEMA = {
     "openflow": {"listen", "target", "hub", "ssl", "audit_interval", "flow_monitor"},
     "ovsdb": {"endpoint", "hosts", "ssl", "datapath_type", "timeout"},
-    "metrics": {"listen"},
+    "metrics": {"listen", "tls"},
     "xapi": {"ca_file", "insecure", "event_timeout", "rpc_timeout", "members"},
     "log": {"level", "file"},
     "coordination": {"url", "instance_id", "ttl", "controllers"},
+    "stats": {"interval"},
 }
 
 
@@ -92,6 +99,8 @@ class Config:
     instance_id: str | None = None  # None: hostname-openflow port
     coordination_ttl: float = 3.0
     controllers: tuple[str, ...] = ()  # every instance's target; () with no coordination
+    stats_interval: float = 5.0  # seconds between reads of the switches' counters (0: off)
+    metrics_tls: dict[str, str] | None = None  # HTTPS on metrics.listen (netctl.web.wiring)
 
     @property
     def controller_targets(self) -> tuple[str, ...]:
@@ -189,8 +198,12 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         "coordination_ttl": _seconds(where, "coordination", "ttl",
                                      data.get("coordination", {}).get("ttl", 3.0)),
         "controllers": _targets(where, data.get("coordination", {}).get("controllers", [])),
+        "stats_interval": _seconds(where, "stats", "interval",
+                                   data.get("stats", {}).get("interval", 5.0), zero_ok=True),
     }
+    values["metrics_tls"] = _metrics_tls(where, me.get("tls"))
     values.update({k: v for k, v in overrides.items() if v is not None})
+    _check_metrics_listen(where, values)
     if values["hub"] not in ("native", "eventlet"):
         raise ConfigError(f"{where}: openflow: hub must be native or eventlet")
     if values["log_level"] not in ("debug", "info", "warning", "error"):
@@ -210,6 +223,37 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
                               "ca_cert")
     _check_coordination(where, values)
     return Config(**values)
+
+
+def _metrics_tls(where: str, value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"certificate", "private_key"}:
+        raise ConfigError(f"{where}: metrics: tls needs certificate and private_key (PEM "
+                          f"files), not {value!r}")
+    for key in ("certificate", "private_key"):
+        if not isinstance(value[key], str) or not Path(value[key]).is_file():
+            raise ConfigError(f"{where}: metrics: tls: {key} {value[key]!r} is not a file")
+    return {"certificate": value["certificate"], "private_key": value["private_key"]}
+
+
+def _check_metrics_listen(where: str, values: dict[str, Any]) -> None:
+    """Off loopback the web view, /status and /stats ask for the pool's passwords: never in
+    clear over a network, so metrics.tls is required there."""
+    from netctl.web.access import is_loopback
+
+    listen = values["metrics_listen"]
+    if listen is None:
+        return
+    try:
+        host, _ = split_host_port(str(listen))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: metrics: listen: {exc}") from None
+    if not is_loopback(host) and values["metrics_tls"] is None:
+        raise ConfigError(f"{where}: metrics: tls is required when metrics.listen ({listen}) "
+                          "is not a loopback address: the web view, /status and /stats then "
+                          "ask for a pool user's password, which must not cross the network "
+                          "in clear (metrics.tls: {certificate: FILE, private_key: FILE})")
 
 
 def _targets(where: str, value: Any) -> tuple[str, ...]:

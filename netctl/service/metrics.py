@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,10 +25,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from netctl.service.status import QueryError
+from netctl.web.http import WebRoutes
+from netctl.web.wiring import WebView, handshake, wrap
 
 LOG = logging.getLogger("netctl.metrics")
 StatusFn = Callable[[Mapping[str, Sequence[str]]], dict]
 HealthFn = Callable[[], tuple[int, dict]]  # /healthz: (HTTP code, JSON body)
+StatsFn = Callable[[Mapping[str, Sequence[str]]], dict]  # /stats (netctl.service.stats_view)
 
 
 class Metrics:
@@ -92,6 +96,11 @@ class Metrics:
         self.fenced = Counter("netctl_openflow_fenced_total", "Writes or MASTER requests a "
                               "switch refused because another instance is its master",
                               registry=r)
+        # Tunnel liveness (issue 21; netctl.service.tunnel_liveness)
+        self.tunnel_peer_up = Gauge("netctl_tunnel_peer_up", "1 while BFD says forwarding at "
+                                    "both ends of the tunnel between host and peer on a "
+                                    "private network, 0 otherwise",
+                                    ["network", "host", "peer"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -105,11 +114,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         url = urlsplit(self.path)
+        if self.server.web is not None and self.server.web.get(self, url):
+            return  # the web view's route, or refused by its gate (netctl.web.http)
         code = 200
         if url.path.startswith("/metrics"):
             body, ctype = self.server.metrics.render(), CONTENT_TYPE_LATEST
         elif url.path in ("/status", "/status/"):
             body, code = self._status(parse_qs(url.query, keep_blank_values=True))
+            ctype = "application/json"
+        elif url.path in ("/stats", "/stats/") and self.server.stats is not None:
+            body, code = self._stats(parse_qs(url.query, keep_blank_values=True))
             ctype = "application/json"
         elif url.path in ("/healthz", "/healthz/") and self.server.health is not None:
             code, answer = self.server.health()  # netctl.service.health
@@ -123,6 +137,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+        if self.server.web is None or not self.server.web.post(self, urlsplit(self.path)):
+            self.send_error(404, "nothing to post here")
+
     def _status(self, query: Mapping[str, Sequence[str]]) -> tuple[bytes, int]:
         """/status's JSON and HTTP code: a query error says what was wrong (400, 404); a
         failure of status itself is a 500 with its text, never a dropped connection."""
@@ -135,19 +153,45 @@ class _Handler(BaseHTTPRequestHandler):
             return json.dumps({"error": f"status failed: {exc!r}"}).encode(), 500
 
 
+    def _stats(self, query: Mapping[str, Sequence[str]]) -> tuple[bytes, int]:
+        """/stats' JSON: a query it cannot answer is a 400 saying why."""
+        try:
+            return json.dumps(self.server.stats(query)).encode(), 200
+        except ValueError as exc:
+            return json.dumps({"error": str(exc)}).encode(), 400
+        except Exception as exc:  # noqa: BLE001 - answer, and keep serving
+            LOG.exception("/stats failed")
+            return json.dumps({"error": f"stats failed: {exc!r}"}).encode(), 500
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    web: WebRoutes | None = None  # the web view and its gate (`serve(web=...)`)
+    tls: ssl.SSLContext | None = None  # TLS on this port (metrics.tls)
+
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = super().get_request()
+        return wrap(self.tls, sock), addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if handshake(request):  # TLS on the connection's own thread, not in accept
+            super().finish_request(request, client_address)
 
     def __init__(self, addr: tuple[str, int], metrics: Metrics, status: StatusFn,
-                 health: HealthFn | None = None) -> None:
+                 health: HealthFn | None = None, stats: StatsFn | None = None) -> None:
         super().__init__(addr, _Handler)
         self.metrics, self.status, self.health = metrics, status, health
+        self.stats = stats
 
 
 def serve(host: str, port: int, metrics: Metrics, status: StatusFn,
-          health: HealthFn | None = None) -> _Server:
-    """Serve /metrics and /status (`status(query)`: the parsed query string), and /healthz
-    when `health` is given, on a thread."""
-    server = _Server((host, port), metrics, status, health)
+          health: HealthFn | None = None, stats: StatsFn | None = None,
+          web: WebView | None = None) -> _Server:
+    """Serve /metrics and /status (`status(query)`: the parsed query string), /healthz
+    when `health` is given and /stats when `stats` is, on a thread; with `web`, the web
+    view at / and its gate in front of everything (TLS and a login off loopback)."""
+    server = _Server((host, port), metrics, status, health, stats)
+    if web is not None:
+        server.tls, server.web = web.tls_context(), web.routes(server)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

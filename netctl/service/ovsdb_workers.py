@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from netctl.hostconfig import HostConfig
 from netctl.service.config import Config
 from netctl.service.metrics import Metrics
+from netctl.service.tunnel_liveness import TunnelLiveness
 from netctl.sinks.ovsdb import HostOvsdb, SslFiles
 
 LOG = logging.getLogger("netctl.run")
@@ -45,13 +46,17 @@ class HostWorker:
 
     def __init__(self, status: HostStatus, config: Config, metrics: Metrics,
                  on_applied: Callable[[], None] = lambda: None, refused: str = "",
-                 may_write: Callable[[], bool] | None = None) -> None:
+                 may_write: Callable[[], bool] | None = None,
+                 liveness: TunnelLiveness | None = None) -> None:
         """`refused`: why this host cannot be connected as things stand (no usable endpoint,
         `netctl.service.endpoints`): the worker then only holds the desired configuration
         and shows the reason, until a new worker replaces it. `may_write` (several
         instances): asked before each apply; False: another instance masters the host, so
-        the worker keeps its session and the desired configuration and writes nothing."""
+        the worker keeps its session and the desired configuration and writes nothing.
+        `liveness`: where the host's session reports its tunnel ends' BFD states (read on
+        every instance, master or not: each keeps a session to every host)."""
         self.may_write = may_write
+        self.liveness = liveness
         self.status = status
         self.refused = refused
         self.config = config
@@ -105,22 +110,33 @@ class HostWorker:
                 if self.db is not None:
                     self.db.close()
                     self.db = None
+                self._bfd_lost()
                 self._stop.wait(POLL_DOWN)
         if self.db is not None:  # stopped without waiting: close the session here
             self.db.close()
             self.db = None
+        self._bfd_lost()
+
+    def _bfd_lost(self) -> None:
+        """No session: this host's tunnel ends' BFD states are not known any more."""
+        if self.liveness is not None:
+            self.liveness.host_lost(self.status.uuid, source=self)
 
     def _step(self) -> None:
         if self.db is None:
             ssl = SslFiles(**self.config.ssl) if self.config.ssl else None
+            liveness, uuid = self.liveness, self.status.uuid
             self.db = HostOvsdb(
-                self.status.endpoint, timeout=self.config.ovsdb_timeout, ssl=ssl
+                self.status.endpoint, timeout=self.config.ovsdb_timeout, ssl=ssl,
+                on_bfd=None if liveness is None else
+                (lambda port, bfd: liveness.update(uuid, port, bfd, source=self)),
             ).connect()
             self.status.applied = None  # a new session: compare with what is there
         if not self.db.is_connected():
             self.status.connected = False
             self.status.last_error = "OVSDB session lost; reconnecting"
             self.metrics.ovsdb_connected.labels(self.status.name).set(0)
+            self._bfd_lost()
             return
         self.status.connected = True
         self.status.last_error = ""

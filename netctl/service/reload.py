@@ -53,6 +53,7 @@ LIVE = {
     "xapi_rpc_timeout": "xapi.rpc_timeout",
     "log_level": "log.level",
     "log_file": "log.file",
+    "stats_interval": "stats.interval",
 }
 RESTART = {
     "xapi_members": "xapi.members",
@@ -193,6 +194,8 @@ class Reloader:
         if sink_changed:
             run.loop.call_soon(lambda: run.sink.configure(new.audit_interval,
                                                           new.flow_monitor))
+        if "stats_interval" in live:
+            run.poller.interval = new.stats_interval  # read at its next wait
         if ovsdb_changed:
             every = any(n in SESSION for n in live)
             run.loop.call_soon(lambda: run.reconnect_hosts(every))

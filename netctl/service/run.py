@@ -27,17 +27,23 @@ from netctl.engine.hosts import HostSettings
 from netctl.engine.pool import LivePool
 from netctl.hostconfig import HostConfig
 from netctl.model import Host, Problem, SDNController
+from netctl.service import stats_view
 from netctl.service.config import Config
 from netctl.service.endpoints import EndpointError, ovsdb_endpoint
 from netctl.service.loop import ReconcileLoop
 from netctl.service.metrics import Metrics
 from netctl.service.osken import wait_listening
 from netctl.service.ovsdb_workers import HostStatus, HostWorker
-from netctl.service.tunnel_status import TunnelStatus
+from netctl.service.stats_view import StatsCollector
+from netctl.service.tunnel_liveness import TunnelLiveness
+from netctl.service.tunnel_status import PeerGauges, TunnelStatus
 from netctl.sinks.openflow import FlowSink
 from netctl.sinks.ovsdb import SslFiles
 from netctl.sinks.ovsdb_relay import HostRelays, RelayError
+from netctl.sources.stats_poller import StatsPoller
 from netctl.sources.xapi.sync import XapiSync
+from netctl.stats.table import StatsTable
+from netctl.web.wiring import WebView
 
 LOG = logging.getLogger("netctl.run")
 
@@ -69,7 +75,16 @@ class Run:
                              on_changes=self._xapi_changes,
                              members=list(config.xapi_members))
         self.workers: dict[str, HostWorker] = {}
+        # traffic statistics: a source of their own, read beside the loop, never by it
+        self.poller = StatsPoller(StatsTable(), config.stats_interval, self._may_poll)
+        self.loop.switches.stats = self.poller
+        self.metrics.registry.register(StatsCollector(self))
         self.tunnels = TunnelStatus()
+        # BFD states of the tunnel ends, as the hosts' OVSDB sessions report them: a change
+        # makes tunnel.status due (and the peer gauges stale)
+        self.liveness = TunnelLiveness()
+        self.liveness.subscribe(self.tunnels.touch)
+        self._peer_gauges = PeerGauges(self.metrics.tunnel_peer_up)
         self.started = time.time()
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}
@@ -130,7 +145,7 @@ class Run:
                 LOG.error("host %s: %s", host.name_label, refused)
             worker = HostWorker(HostStatus(host.name_label, host.uuid, endpoint), self.config,
                                 self.metrics, on_applied=self.tunnels.touch, refused=refused,
-                                may_write=self._may_write(host.uuid))
+                                may_write=self._may_write(host.uuid), liveness=self.liveness)
             self.workers[ref] = worker
         return worker
 
@@ -149,6 +164,14 @@ class Run:
                 if worker.status.uuid == uuid:
                     worker.mastership_changed()
         self.tunnels.touch()
+
+    def _may_poll(self, dpid: int) -> bool:
+        """The statistics poller reads a switch of the pool's this instance masters (all of
+        them when it runs alone)."""
+        ident = self.engine.desired.identity(dpid)
+        if ident is None:
+            return False
+        return self.ha is None or self.ha.role(ident[0])[0]
 
     def _acked(self, dpid: int, generation: int) -> None:
         ident = self.engine.desired.identity(dpid)
@@ -235,6 +258,7 @@ class Run:
             self.ha.start()
         self.loop.start()
         self.sync.start()
+        self.poller.start()
         while True:
             time.sleep(1.0)
             try:
@@ -248,13 +272,14 @@ class Run:
         self.metrics.openflow_switches.set(len(self.sink.switches))
         with self._lock:
             applied = {ref: w.status.applied for ref, w in self.workers.items()}
+        self._peer_gauges.refresh(self.engine.view, self.tunnels, self.liveness)
         if self.ha is not None:
             self.ha.gauges()
             if not self.ha.writes_tunnel_status():
                 self._mirror_counters()
                 return  # another instance writes tunnel.status (touched when this one may)
         for uuid, status in self.tunnels.due(self.engine.view.tunnels, applied,
-                                             self.loop.problems):
+                                             self.loop.problems, self.liveness):
             try:
                 self.sync.write_tunnel_status(uuid, **status)
             except Exception as exc:  # noqa: BLE001 - xapi may be away; next round retries
@@ -295,6 +320,17 @@ class Run:
             self.ha.close()
 
     # ------------------------------------------------------------------ status out
+    def stats(self, query: dict | None = None) -> dict:
+        """/stats (`netctl.service.stats_view`)."""
+        return stats_view.document(self, query or {})
+
+    def web_view(self) -> WebView:
+        """What the metrics server needs for the web view (`netctl.web.wiring.WebView`): off
+        loopback, logins are checked against the xapi this process follows now."""
+        host = (self.config.metrics_listen or "").rpartition(":")[0]
+        return WebView.for_listen(host, self.config.metrics_tls, lambda: self.sync.url,
+                                  self.config.xapi_ca_file, self.config.xapi_insecure)
+
     def status(self, query: dict[str, str] | None = None) -> dict:
         from netctl.service.status import snapshot
 

@@ -77,6 +77,8 @@ from netctl.model import (
     Problem,
     Tunnel,
 )
+from netctl.service import stats_view
+from netctl.service.tunnel_status import describe_peers
 
 SUMMARY_VIFS = 256  # the summary lists VIF rows while the pool holds at most this many VIFs
 PROBLEMS_SHOWN = 200  # problems listed in one answer (all of them are counted)
@@ -192,12 +194,13 @@ def summary(run: Any) -> dict:
             "flows": sum(s["flows"] or 0 for s in switches), "problems": len(problems)},
         "hosts": hosts,
         "bonds": _bond_rows(run, view, None),
-        "tunnels": _tunnel_rows(view, None),
+        "tunnels": _tunnel_rows(view, None, run),
         "switches": switches,
         **_problem_list(problems),
         "flows": dict(vars(run.sink.stats)),
         "engine": _engine(run),
         "coordination": coordination(run),
+        "stats": stats_view.summary(run),
     }
     if len(view.vifs) <= SUMMARY_VIFS:
         out["vifs"] = _vif_rows(run, view, tuple(view.vifs.values())[:SUMMARY_VIFS])
@@ -214,7 +217,7 @@ def full(run: Any) -> dict:
         "xapi": _xapi(run),
         "hosts": _host_rows(run, view, None),
         "bonds": _bond_rows(run, view, None),
-        "tunnels": _tunnel_rows(view, None),
+        "tunnels": _tunnel_rows(view, None, run),
         "vifs": vifs,
         "switches": _switch_rows(run, view, None),
         "problems": [str(p) for p in problems],
@@ -274,7 +277,7 @@ def filtered(run: Any, q: Query) -> dict:
         "xapi": _xapi(run),
         "hosts": _host_rows(run, view, scope.host_set(view)),
         "bonds": _bond_rows(run, view, scope),
-        "tunnels": _tunnel_rows(view, scope),
+        "tunnels": _tunnel_rows(view, scope, run),
         "switches": _switch_rows(run, view, scope),
         "vifs": sorted(rows, key=lambda r: (r["vm"], r["device"])),
         "vifs_total": len(matching),
@@ -587,13 +590,17 @@ def _bond_rows(run: Any, view: Any, scope: _Scope | None) -> list[dict[str, Any]
         rows.append((host, slaves, {"host": host, "bond": master.device, "mode": bond.mode,
                                     "network": net.name_label if net else "?"}))
         wanted.setdefault(host, set()).update(s.device for s in slaves)
-    states = _member_state(run, wanted)
+    states = member_states(run, wanted)
     for host, slaves, row in rows:
         row["members"] = {s.device: states.get((host, s.device), "unknown") for s in slaves}
     return [row for _, _, row in rows]
 
 
-def _tunnel_rows(view: Any, scope: _Scope | None) -> list[dict[str, Any]]:
+def _tunnel_rows(view: Any, scope: _Scope | None, run: Any = None) -> list[dict[str, Any]]:
+    """Each tunnel with its tunnel.status and, under `netctl run`, `peers`: per peer host, the
+    pair's BFD verdict, since when, and both ends' BFD states (`tunnel_status.describe_peers`;
+    sized by the tunnel's peers, read from the liveness store without a lock)."""
+    liveness = getattr(run, "liveness", None)
     out = []
     for tun in tuple(view.tunnels.values()):
         access = view.pifs.get(tun.access_pif)
@@ -604,6 +611,8 @@ def _tunnel_rows(view: Any, scope: _Scope | None) -> list[dict[str, Any]]:
         out.append({"host": _host_name(view, access.host) if access else "?",
                     "network": net.name_label if net else "?",
                     "protocol": tun.protocol, "status": dict(tun.status)})
+        if liveness is not None:
+            out[-1]["peers"] = describe_peers(view, run.tunnels.peers(tun.uuid, liveness))
     return out
 
 
@@ -630,6 +639,9 @@ def _vif_rows(run: Any, view: Any, vifs: Iterable[VIF]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     vms_get, hosts_get, nets_get = view.vms.get, view.hosts.get, view.networks.get
     local_flows: Callable[[str], int] = run.engine.desired.local_flows
+    vifs = tuple(vifs)
+    traffic = stats_view.readings(run, {vm.resident_on for vm in (
+        vms_get(v.vm) for v in vifs) if vm is not None})
     for vif in vifs:
         vm = vms_get(vif.vm)
         host = hosts_get(vm.resident_on) if vm is not None else None
@@ -641,6 +653,9 @@ def _vif_rows(run: Any, view: Any, vifs: Iterable[VIF]) -> list[dict[str, Any]]:
                      "network": net.name_label if net else "?", "port": port, "mac": vif.mac,
                      "locking": locking_of(view, vif).mode,
                      "flows": local_flows(vif.ref) if port else 0})
+        reading = traffic.get((vm.resident_on, port)) if port and vm is not None else None
+        if reading is not None:
+            rows[-1]["traffic"] = reading.as_dict()
     return rows
 
 
@@ -654,13 +669,13 @@ def _kind(vm: VM | None) -> str:
     return "template" if vm.is_a_template else "guest"
 
 
-def _member_state(run: Any, wanted: dict[str, set[str]]) -> dict[tuple[str, str], str]:
+def member_states(run: Any, wanted: dict[str, set[str]]) -> dict[tuple[str, str], str]:
     """(host, NIC) -> link/LACP state of the bond members named in `wanted` (host name -> NIC
     names), read from each host's OVSDB mirror by the Interface name index ovsdbapp keeps (a
     host has an Interface per VIF: walking them all cost more than the rest of the summary).
     Best effort: the mirror changes under us on ovsdbapp's thread; what fails is "unknown"."""
     out: dict[tuple[str, str], str] = {}
-    for worker in list(run.workers.values()):
+    for worker in list(getattr(run, "workers", {}).values()):
         names = wanted.get(worker.status.name)
         db = worker.db
         if not names or db is None or db.api is None:

@@ -31,7 +31,7 @@ import ssl
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ from ovsdbapp.schema.open_vswitch import impl_idl
 from netctl.hostconfig import (
     OWNER_KEY,
     OWNER_VALUE,
+    TUNNEL_TYPES,
     BridgeConfig,
     HostConfig,
     InterfaceConfig,
@@ -329,7 +330,7 @@ class _HostDiff:
                                   ("mac", _opt(want.mac))):
                 if value:
                     w.set(row, column, value, what)
-            for column in ("options", "other_config"):
+            for column in ("options", "other_config", "bfd"):
                 if getattr(want, column):
                     w.set(row, column, dict(getattr(want, column)), what)
         else:
@@ -345,6 +346,8 @@ class _HostDiff:
             _sync_map(w, row, "Interface", "options", want.options, what)
             _sync_map(w, row, "Interface", "other_config", want.other_config, what)
             _sync_map(w, row, "Interface", "external_ids", want.external_ids, what)
+            if want.bfd:  # a tunnel's (hostconfig.TUNNEL_BFD); a NIC's bfd is not netctl's
+                _sync_map(w, row, "Interface", "bfd", want.bfd, what)
         self.claimed_ifaces.add(row.uuid)
         return row
 
@@ -446,6 +449,35 @@ class _PlanCommand(ovs_command.BaseCommand):
 _api_classes = 0
 _api_lock = threading.Lock()
 
+# A tunnel end's BFD state as OVS reports it (port name, Interface.bfd_status; None: the
+# interface is gone). Called on the IDL's thread: it must be quick and must not block.
+BfdCallback = Callable[[str, "dict[str, str] | None"], None]
+
+
+class _WatchedIdl(connection.OvsdbIdl):
+    """The IDL, telling `on_bfd` each tunnel end's `bfd_status` as it changes (issue 21:
+    tunnel liveness). The IDL already mirrors the Interface table for the apply; its `notify`
+    hook sees every row change as it is parsed, so this costs one test per changed row (a
+    host's VIF statistics refresh every few seconds: that stays a dict lookup) and a callback
+    only for a tunnel row whose bfd_status changed — no polling, no extra monitor. After a
+    reconnection the IDL loads every row again (creations): the states are fresh."""
+
+    on_bfd: BfdCallback | None = None
+
+    def notify(self, event: str, row: Any, updates: Any = None) -> None:
+        callback = self.on_bfd
+        if callback is None or row._table.name != "Interface":
+            return
+        if event == "update" and not hasattr(updates, "bfd_status"):
+            return
+        try:
+            if getattr(row, "type", "") not in TUNNEL_TYPES:
+                return
+            callback(row.name, None if event == "delete" else dict(row.bfd_status))
+        except Exception:  # noqa: BLE001 - never break the IDL's thread
+            log.exception("%s: bfd_status of %s not read", self.session_name(),
+                          getattr(row, "name", "?"))
+
 
 def _api_class() -> type:
     """A fresh ovsdbapp API class: ovsdbapp keeps the connection on the class, and netctl talks
@@ -531,7 +563,10 @@ class HostOvsdb:
     """One host's OVSDB: connect, apply HostConfigs, survive ovsdb-server restarts."""
 
     def __init__(self, endpoint: str, *, timeout: float = 20.0,
-                 ssl: SslFiles | None = None) -> None:
+                 ssl: SslFiles | None = None, on_bfd: BfdCallback | None = None) -> None:
+        """`on_bfd(port, bfd_status)`: each tunnel end's BFD state, from the IDL's thread,
+        as it is loaded and whenever it changes (None: the interface went)."""
+        self.on_bfd = on_bfd
         self.endpoint = endpoint
         self.timeout = timeout
         self.ssl = ssl
@@ -566,7 +601,8 @@ class HostOvsdb:
                                      f"{exc}") from exc
                 time.sleep(0.2)
         helper.register_all()
-        idl = connection.OvsdbIdl(self.endpoint, helper)
+        idl = _WatchedIdl(self.endpoint, helper)
+        idl.on_bfd = self.on_bfd
         # Come back quickly after an ovsdb-server restart (the default backoff reaches 8 s).
         idl._session.reconnect.set_backoff(100, 1000)
         self._conn = connection.Connection(idl=idl, timeout=self.timeout)

@@ -17,6 +17,10 @@ Three kinds of events come out, and the loop routes them:
   the sink subscribes to (ONF extension 187) — for the sink alone. The switch reports the
   changes made over netctl's own connection only as an abbreviation (an xid), which the app
   counts (`own_changes`) and does not pass on.
+
+Traffic statistics are not events: the app hands their replies straight to `stats` (a
+`netctl.sources.stats_poller.StatsPoller`, when `netctl run` reads statistics), by xid, so a
+poll round never enters the loop's rounds nor waits behind one.
 """
 
 from __future__ import annotations
@@ -154,6 +158,7 @@ class SwitchFeed:
         # changes made over netctl's own connections, which the flow monitors report only as
         # an abbreviation (counted by the app, never queued)
         self.own_changes = 0
+        self.stats: Any = None  # the statistics poller (replies by xid, sessions), if any
 
     # ------------------------------------------------------------------ os-ken's threads
     def put(self, event: Event) -> None:

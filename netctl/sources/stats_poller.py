@@ -1,0 +1,205 @@
+"""Reads every switch's traffic counters on its own schedule: a source beside the switch
+events that never enters the engine's rounds.
+
+Each round (every `interval` seconds, default 5: xapi's RRD step) asks each switch this
+instance writes for two things over its OpenFlow session: the statistics of every port (one
+OFPMP_PORT_STATS request) and the counters of VIF locking's drop flows (one flow-stats request
+filtered by their cookie tag, `flows.drops`: nothing else comes back). OpenFlow rather than
+OVSDB's Interface.statistics: the reply holds exactly the ports of one bridge, costs one round
+trip, and needs no OVSDB monitor of a column that changes every few seconds on every interface
+of the host (which each host's OVSDB session would then carry all the time).
+
+The replies arrive on os-ken's threads (`netctl.sources.osken_app` hands them here by xid,
+as bytes, before os-ken parses their entries; never to the switch feed), are read there and
+stored in the `StatsTable` (`netctl.stats.table`); the reconcile loop never sees them. A switch
+another instance masters (several instances) is not read here: its master reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netctl.stats.drops import DROP_COOKIE, DROP_MASK, DROP_TABLE
+from netctl.stats.table import StatsTable
+from netctl.stats.wire import OFPMP_PORT_STATS, drop_entries, port_entries
+
+LOG = logging.getLogger("netctl.stats")
+DEFAULT_INTERVAL = 5.0
+_XID_BASE = 0x5A00_0000  # the poller's own xids: told apart from the sink's by `owns`
+
+
+@dataclass
+class _Asked:
+    """What one switch owes this round."""
+
+    dpid: int
+    at: float  # wall clock when asked
+    ports: list = field(default_factory=list)
+    drops: dict = field(default_factory=dict)  # in_port -> kind -> packets
+    waiting: set[str] = field(default_factory=lambda: {"ports", "drops"})
+
+
+@dataclass
+class PollerStats:
+    rounds: int = 0
+    requests: int = 0
+    replies: int = 0
+    unanswered: int = 0  # switches that had not answered when the next round began
+    cpu_seconds: float = 0.0  # thread time spent asking and reading replies
+    last_round_cpu: float = 0.0
+
+
+class StatsPoller:
+    """Asks the switches for their counters every `interval` seconds (its own thread) and
+    stores what they answer in `table`. `may_poll(dpid)`: whether this instance reads that
+    switch now (several instances: only its master)."""
+
+    def __init__(self, table: StatsTable, interval: float = DEFAULT_INTERVAL,
+                 may_poll: Callable[[int], bool] | None = None) -> None:
+        self.table = table
+        self.interval = interval
+        self.may_poll = may_poll or (lambda _dpid: True)
+        self.stats = PollerStats()
+        self._lock = threading.Lock()
+        self._dps: dict[int, Any] = {}  # dpid -> its current session (os-ken's datapath)
+        self._asked: dict[int, _Asked] = {}  # xid -> what it asked
+        # the round before's xids: a late answer is still the poller's (and dropped here),
+        # never taken by the sink for a dump of its own
+        self._late: set[int] = set()
+        self._xid = 0
+        self._round_cpu = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ os-ken's threads
+    def connected(self, dp: Any) -> None:
+        with self._lock:
+            self._dps[dp.id] = dp
+
+    def gone(self, dp: Any) -> None:
+        with self._lock:
+            if self._dps.get(dp.id) is dp:
+                del self._dps[dp.id]
+                self.table.forget(dp.id)
+
+    def owns(self, xid: int) -> bool:
+        """Is this reply an answer to the poller (not to the sink)?"""
+        return xid in self._asked or xid in self._late
+
+    def reply(self, dp: Any, xid: int, kind: int, more: bool, body: bytes) -> None:
+        """A reply to one of the poller's requests (`owns(xid)`), as the switch sent it: its
+        multipart type, REPLY_MORE and body bytes (read by `netctl.stats.wire`, not parsed
+        by os-ken: see there why)."""
+        start = time.thread_time()
+        asked = self._asked.get(xid)
+        if asked is not None:
+            if kind == OFPMP_PORT_STATS:
+                asked.ports.extend(port_entries(body))
+                part = "ports"
+            else:
+                for port, kinds in drop_entries(body).items():
+                    per = asked.drops.setdefault(port, {})
+                    for kind, packets in kinds.items():
+                        per[kind] = per.get(kind, 0) + packets
+                part = "drops"
+            if not more:
+                self._part_done(dp, xid, asked, part)
+        self._count(start)
+
+    def _count(self, start: float) -> None:
+        spent = time.thread_time() - start
+        with self._lock:
+            self.stats.replies += 1
+            self.stats.cpu_seconds += spent
+            self._round_cpu += spent
+
+    def _part_done(self, dp: Any, xid: int, asked: _Asked, part: str) -> None:
+        with self._lock:
+            self._asked.pop(xid, None)
+            asked.waiting.discard(part)
+            if asked.waiting:
+                return
+        names = {number: _name(port) for number, port in dict(dp.ports).items()}
+        entries = [(number, names.get(number, str(number)), counters)
+                   for number, counters in asked.ports]
+        self.table.ports(asked.dpid, asked.at, entries, asked.drops)
+
+    # ------------------------------------------------------------------ its own thread
+    def start(self) -> StatsPoller:
+        self._thread = threading.Thread(target=self._run, name="netctl-stats", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        """A round every `interval` seconds (read each time: a reload may change it; 0
+        pauses the statistics, and what was read is forgotten rather than left to go
+        stale)."""
+        while not self._stop.wait(self.interval or 1.0):
+            if not self.interval:
+                for dpid in list(self.table.switches()):
+                    self.table.forget(dpid)
+                continue
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - the next round tries again
+                LOG.exception("statistics round failed")
+
+    def poll(self) -> int:
+        """One round: ask every switch this instance reads; returns how many were asked.
+        Whatever a switch has not answered from the round before is given up (counted)."""
+        start = time.thread_time()
+        with self._lock:
+            unanswered = {a.dpid for a in self._asked.values()}
+            self.stats.unanswered += len(unanswered)
+            self._late = set(self._asked)
+            self._asked.clear()
+            self.stats.last_round_cpu, self._round_cpu = self._round_cpu, 0.0
+            dps = dict(self._dps)
+        if self.stats.rounds:
+            self.table.round_done(time.time())
+        asked = 0
+        for dpid, dp in dps.items():
+            if not self.may_poll(dpid):
+                self.table.forget(dpid)
+                continue
+            try:
+                self._ask(dp)
+                asked += 1
+            except Exception as exc:  # noqa: BLE001 - a closing session; next round
+                LOG.debug("statistics of %016x not asked: %s", dpid, exc)
+        with self._lock:
+            self.stats.rounds += 1
+            self.stats.requests += 2 * asked
+            spent = time.thread_time() - start
+            self.stats.cpu_seconds += spent
+            self._round_cpu += spent
+        return asked
+
+    def _ask(self, dp: Any) -> None:
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        asked = _Asked(dp.id, time.time())
+        ports = parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY)
+        drops = parser.OFPFlowStatsRequest(dp, 0, DROP_TABLE, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                           DROP_COOKIE, DROP_MASK, parser.OFPMatch())
+        with self._lock:
+            for msg in (ports, drops):
+                self._xid = (self._xid + 1) & 0xFF_FFFF
+                msg.xid = _XID_BASE | self._xid
+                self._asked[msg.xid] = asked
+        dp.send_msg(ports)
+        dp.send_msg(drops)
+
+
+def _name(port: Any) -> str:
+    name = port.name
+    return name.decode(errors="replace") if isinstance(name, bytes) else str(name)

@@ -1,0 +1,83 @@
+"""The statistics replies read from their bytes (`netctl.stats.wire`) say what os-ken's own
+parser says of the same bytes, and the wrapper hands the poller's replies to it unparsed."""
+
+from __future__ import annotations
+
+import struct
+
+from os_ken.ofproto import ofproto_parser as osken_parser
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from flows.drops import cookie_of, kind_of
+from flows.locking import Locking, port_security_flows
+from flows.wire import canon_flow
+from harness.stats_rig import FLOW_STATS, PORT_STATS, _replies, attach
+from netctl.sources.stats_poller import StatsPoller
+from netctl.stats.table import COUNTERS, StatsTable, drops_by_port
+from netctl.stats.wire import drop_entries, port_entries
+
+
+class _Dp:
+    id = 7
+    ports: dict = {}
+
+
+def parsed(kind: int, entries: list[bytes]) -> list:
+    raw = _replies(kind, entries, 1)[0]
+    version, msg_type, length, xid = struct.unpack_from("!BBHI", raw)
+    return osken_parser.msg(_Dp(), version, msg_type, length, xid, raw).body, raw[16:]
+
+
+def test_port_entries_agree_with_os_ken() -> None:
+    entries = [PORT_STATS.pack(no, *(no * 100 + i for i in range(12)), 60, 0)
+               for no in (1, 2, 0xFFFFFFFE)]
+    body, raw = parsed(ofp.OFPMP_PORT_STATS, entries)
+    ours = port_entries(raw)
+    for stat, (number, counters) in zip(body, ours, strict=True):
+        assert number == stat.port_no
+        assert dict(zip(COUNTERS, counters, strict=True)) == {
+            name: getattr(stat, name) for name in COUNTERS}
+
+
+def test_drop_entries_agree_with_os_ken_on_every_drop_flow_netctl_compiles() -> None:
+    flows = port_security_flows(5, "02:00:00:00:00:01",
+                                Locking("locked", ("10.0.0.1", "10.9.0.0/16"), ("fd00::/64",)))
+    entries = []
+    for i, f in enumerate(flows):
+        (table, priority, match), (_instructions, cookie) = canon_flow(f)
+        entries.append(FLOW_STATS.pack(48 + len(match), table, 1, 0, priority, 0, 0, 0,
+                                       cookie, i, 100 * i) + match)
+    body, raw = parsed(ofp.OFPMP_FLOW, entries)
+    ours = drop_entries(raw)
+    assert ours == drops_by_port((stat.match.get("in_port"), kind_of(stat.cookie),
+                                  stat.packet_count) for stat in body)
+    assert set(ours[5]) == {"mac", "ipv4", "ipv6", "arp", "other", "router", "nd",
+                            "dhcp_server"}
+
+
+def test_the_pollers_replies_reach_it_as_bytes_and_os_ken_parses_none_of_them() -> None:
+    poller = StatsPoller(StatsTable())
+    attach(poller)
+    sent = []
+    dp = type("Dp", (), {"id": 9, "ports": {}, "ofproto": ofp,
+                         "ofproto_parser": __import__("os_ken.ofproto.ofproto_v1_3_parser",
+                                                      fromlist=["x"]),
+                         "send_msg": lambda self, m: sent.append(m)})()
+    poller.connected(dp)
+    assert poller.poll() == 1 and len(sent) == 2
+    port_xid, drop_xid = sent[0].xid, sent[1].xid
+    ports = [PORT_STATS.pack(3, *range(12), 1, 0)]
+    drops = [FLOW_STATS.pack(48 + 16, 1, 1, 0, 4000, 0, 0, 0, cookie_of("mac"), 4, 400)
+             + struct.pack("!HHIIxxxx", 1, 12, 0x80000004, 3)]
+    for kind, entries, xid in ((ofp.OFPMP_PORT_STATS, ports, port_xid),
+                               (ofp.OFPMP_FLOW, drops, drop_xid)):
+        raw = _replies(kind, entries, xid)[0]
+        version, msg_type, length, _ = struct.unpack_from("!BBHI", raw)
+        msg = osken_parser.msg(dp, version, msg_type, length, xid, raw)
+        assert msg.netctl_stats and msg.body == []
+    reading = poller.table.switches()[9].ports[3]
+    assert reading.counters[0] == 2 and reading.drops == {"mac": 4}  # rx_bytes, drops
+    # a reply of the sink's (not the poller's xid) is parsed by os-ken as before
+    raw = _replies(ofp.OFPMP_FLOW, drops, 12345)[0]
+    msg = osken_parser.msg(dp, *struct.unpack_from("!BBHI", raw), raw)
+    assert not getattr(msg, "netctl_stats", False) and len(msg.body) == 1
