@@ -41,6 +41,7 @@ class ReplyingDatapath:
     port_body: list[bytes]  # entries, pre-encoded
     drop_body: list[bytes]
     outbox: list = field(default_factory=list)
+    _made: dict = field(default_factory=dict)  # kind -> the replies' bytes (xid 0)
     ofproto: Any = ofp
     ofproto_parser: Any = parser
 
@@ -109,7 +110,12 @@ def answer(dp: ReplyingDatapath, poller: StatsPoller) -> int:
             kind, entries = ofp.OFPMP_PORT_STATS, dp.port_body
         else:
             kind, entries = ofp.OFPMP_FLOW, dp.drop_body
-        for raw in _replies(kind, entries, msg.xid):
+        made = dp._made.get(kind)
+        if made is None:  # the switch's side: encoded once, the xid set on each answer
+            made = dp._made[kind] = _replies(kind, entries, 0)
+        for template in made:
+            raw = bytearray(template)
+            struct.pack_into("!I", raw, 4, msg.xid)
             version, msg_type, length, xid = struct.unpack_from("!BBHI", raw)
             osken_parser.msg(dp, version, msg_type, length, xid, raw)
             sent += 1

@@ -37,6 +37,8 @@ class Row:
         out = {"host": self.host, "bridge": self.bridge, "port": self.reading.name}
         out.update(self.label.as_dict())
         out.update(self.reading.as_dict())
+        if out["drops"] is None and self.label.kind == "vif":
+            out["drops"] = {}  # nothing dropped (the switch reports no drop counted)
         return out
 
 

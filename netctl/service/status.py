@@ -651,7 +651,8 @@ def _vif_rows(run: Any, view: Any, vifs: Iterable[VIF]) -> list[dict[str, Any]]:
                      "device": vif.device, "uuid": vif.uuid,
                      "host": host.name_label if host else "",
                      "network": net.name_label if net else "?", "port": port, "mac": vif.mac,
-                     "locking": locking_of(view, vif).mode,
+                     "locking": (locking := locking_of(view, vif)).mode,
+                     "ipv4_allowed": list(locking.ipv4), "ipv6_allowed": list(locking.ipv6),
                      "flows": local_flows(vif.ref) if port else 0})
         reading = traffic.get((vm.resident_on, port)) if port and vm is not None else None
         if reading is not None:

@@ -46,25 +46,29 @@ _KINDS: dict[int, str | None] = {}  # cookie -> kind (a handful of distinct cook
 
 def drop_entries(body: bytes) -> dict[int, dict[str, int]]:
     """Packets per in_port and drop kind (`flows.drops` reads the kind from the cookie) over
-    the ofp_flow_stats entries of a reply; entries of no kind or without in_port are left
-    out (they are not locking's)."""
-    out: dict[int, dict[str, int]] = {}
+    the ofp_flow_stats entries of a reply; entries that dropped nothing yet (most, in a sane
+    pool), of no kind or without in_port are left out."""
+    counted: dict[tuple[int, int], int] = {}  # (in_port, cookie) -> packets
     pos, end = 0, len(body)
+    unpack = _DROP_FAST.unpack_from
     while pos + 60 <= end:
-        length, cookie, packets, _type, match_length, header, value = \
-            _DROP_FAST.unpack_from(body, pos)
+        length, cookie, packets, _type, match_length, header, value = unpack(body, pos)
         if length < 56 or pos + length > end:
             raise ValueError(f"flow stats entry of length {length} at {pos} in {end} bytes")
-        in_port = value if header == OXM_IN_PORT else _in_port(body, pos, match_length)
+        if packets:
+            in_port = value if header == OXM_IN_PORT else _in_port(body, pos, match_length)
+            if in_port is not None:
+                key = (in_port, cookie)
+                counted[key] = counted.get(key, 0) + packets
+        pos += length
+    out: dict[int, dict[str, int]] = {}
+    for (in_port, cookie), packets in counted.items():
         kind = _KINDS.get(cookie, "")
         if kind == "":
             kind = _KINDS[cookie] = kind_of(cookie)
-        if in_port is not None and kind is not None:
-            per = out.get(in_port)
-            if per is None:
-                per = out[in_port] = {}
+        if kind is not None:
+            per = out.setdefault(in_port, {})
             per[kind] = per.get(kind, 0) + packets
-        pos += length
     return out
 
 

@@ -135,6 +135,7 @@ def test_selecting_a_vif_shows_its_locking_mode_addresses_and_flows(page, pool):
     assert "VIF vm1/0" in text and "locked" in text and "vif1.0" in text
     mac = next(v.mac for v in pool.topology.vm("vm1").vifs if v.device == 0)
     assert mac.lower() in text.lower()
+    assert "10.10.0.11" in text and "fd4e:10::11" in text  # its allowed addresses
     flows = int(next(line for line in text.splitlines() if line.startswith("flows")).split()[-1])
     assert flows > 10
 
