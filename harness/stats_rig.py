@@ -49,21 +49,25 @@ class ReplyingDatapath:
         self.outbox.append(msg)
 
 
-def datapaths(switches: Any, tables: Any) -> list[ReplyingDatapath]:
-    """One replying datapath per recorded switch, with its ports and its desired drop flows
-    (a few packets counted on each, as a busy pool's would be)."""
+def datapaths(switches: Any, tables: Any, dropping_every: int = 1) -> list[ReplyingDatapath]:
+    """One replying datapath per recorded switch, with its ports and its desired drop flows:
+    every `dropping_every`-th of them has counted a few packets, the others none (1: every
+    drop flow has dropped something, the worst case for the reader)."""
     out = []
     for dpid, names in switches.names.items():
         ports = {no: _Port(no, name.encode()) for name, no in names.items()}
         port_body = [PORT_STATS.pack(no, *(1000 * no + i for i in range(12)), 3600, 0)
                      for no in ports]
         drop_body = []
+        n = 0
         for (table, priority, match), (_instructions, cookie) in tables.entries(dpid):
             if table != DROP_TABLE or cookie & DROP_MASK != DROP_COOKIE:
                 continue
             length = FLOW_STATS.size + len(match)
+            packets = 7 if n % dropping_every == 0 else 0
+            n += 1
             drop_body.append(FLOW_STATS.pack(length, table, 3600, 0, priority, 0, 0, 0, cookie,
-                                             7, 700) + match)
+                                             packets, 100 * packets) + match)
         out.append(ReplyingDatapath(dpid, ports, port_body, drop_body))
     return out
 
