@@ -271,7 +271,11 @@ class Run:
         self.metrics.xapi_connected.set(1 if self.sync.connected else 0)
         self.metrics.openflow_switches.set(len(self.sink.switches))
         with self._lock:
-            applied = {ref: w.status.applied for ref, w in self.workers.items()}
+            # a host another instance masters is applied by that instance, not this one: its
+            # configuration counts as applied here, and BFD (both ends of every pair
+            # forwarding) is what proves its tunnels (several instances)
+            applied = {ref: w.status.applied if self.ha is None or w.status.master
+                       else w.desired for ref, w in self.workers.items()}
         self._peer_gauges.refresh(self.engine.view, self.tunnels, self.liveness)
         if self.ha is not None:
             self.ha.gauges()

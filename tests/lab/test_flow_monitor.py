@@ -118,19 +118,20 @@ def test_a_flow_added_with_netctls_cookie_goes_and_another_owners_stays(pool):
     ofport = ovs.vsctl("get", "interface", lab.vif_port("vm1", 0), "ofport")
     before = table(pool, host)
     stats = sink_stats(pool)
-    ours = f"cookie=0x6e63000000000099,table=1,priority=4100,in_port={ofport},actions=NORMAL"
+    # (4300: a priority none of netctl's table-1 flows has)
+    ours = f"cookie=0x6e63000000000099,table=1,priority=4300,in_port={ofport},actions=NORMAL"
     foreign = f"cookie=0x77,table=1,priority=4200,in_port={ofport},actions=NORMAL"
     ovs.ofctl("-O", "OpenFlow13", "add-flow", BRIDGE, foreign)
     try:
         ovs.ofctl("-O", "OpenFlow13", "add-flow", BRIDGE, ours)
-        assert until(lambda: not any("priority=4100" in f for f in table(pool, host)), 3.0,
+        assert until(lambda: not any("priority=4300" in f for f in table(pool, host)), 3.0,
                      step=0.05), "the flow with netctl's cookie is still there"
         time.sleep(1.0)
         # another owner's flow on a match netctl does not want: untouched
         assert any("cookie=0x77," in f and "priority=4200" in f for f in table(pool, host))
         after = sink_stats(pool)
         assert after["changes_repaired"] == stats["changes_repaired"] + 1, (stats, after)
-        assert any("added with netctl's cookie" in p and "priority 4100" in p
+        assert any("added with netctl's cookie" in p and "priority 4300" in p
                    for p in pool.status().get("problems", []))
     finally:
         ovs.ofctl("-O", "OpenFlow13", "del-flows", "--strict", BRIDGE,

@@ -130,9 +130,10 @@ def test_operator_day(pool):
     assert x.VIF.get_uuid(blue_vifs["vm2"]) in ids and x.network.get_uuid(blue) in ids
     assert until(lambda: reaches(pool, "vm1", "10.70.0.2", "-I", "eth1")), "blue IPv4"
     assert until(lambda: reaches(pool, "vm1", "fd70::2", "-I", "eth1")), "blue IPv6"
-    assert all(x.tunnel.get_status(t).get("active") == "true"
-               for t in x.tunnel.get_all() if x.PIF.get_network(x.tunnel.get_access_PIF(t))
-               == blue)
+    # active once BFD says both ends of every pair forward (within a few seconds)
+    assert until(lambda: all(x.tunnel.get_status(t).get("active") == "true"
+                             for t in x.tunnel.get_all()
+                             if x.PIF.get_network(x.tunnel.get_access_PIF(t)) == blue), 10)
 
     # 2. A GRE private network with the same addresses, between two VMs made from the
     # template, one on each host.
