@@ -92,7 +92,9 @@ def port_security_flows(port: int, mac: str, locking: Locking) -> list[Flow]:
     if locking.mode == "unlocked":
         return [flow(PORT_SECURITY, 100, "unlocked: everything", in_port=port, **go)]
     if locking.mode == "disabled":
-        return [flow(PORT_SECURITY, 100, "disabled: nothing", in_port=port,
+        # not on the unlocked flow's key (priority 100): a flow's cookie cannot be modified
+        # in place (OpenFlow 1.3), and this one's says "disabled" (`flows.drops`)
+        return [flow(PORT_SECURITY, 90, "disabled: nothing", in_port=port,
                      cookie=cookie_of("disabled"))]
     out = [
         flow(

@@ -80,6 +80,7 @@ from flows.wire import ONFFMF_ACTIONS, ONFFMF_ADD, ONFFMF_DELETE, ONFFMF_MODIFY,
 from netctl.model import Problem
 
 LOG = logging.getLogger("netctl.openflow")
+FEW_SHOWN = 4  # a bundle of at most this many flow-mods is logged flow by flow
 HELD_PER_PORT = 32
 SEND_CHUNK = 256 * 1024
 HOLD_SECONDS = 2.0
@@ -641,7 +642,7 @@ class FlowSink:
             if old is None:
                 msgs.append((ofp.OFPFC_ADD, key, body))
             elif old != body:
-                msgs.append((ofp.OFPFC_MODIFY_STRICT, key, body))
+                msgs += changed(ofp, key, old, body)
         for key in have:
             if key not in wanted:
                 msgs.append((ofp.OFPFC_DELETE_STRICT, key, None))
@@ -829,7 +830,10 @@ class FlowSink:
             else:
                 command = ofp.OFPFC_MODIFY_STRICT
                 what = "changed (its actions)" if have[0] != body[0] else "changed (its cookie)"
-            msgs.append((command, key, body))
+            if command == ofp.OFPFC_MODIFY_STRICT:
+                msgs += changed(ofp, key, have, body)
+            else:
+                msgs.append((command, key, body))
             self._restored(sw, key, what, where, now, wanted=body is not None)
         if msgs:
             self._send_bundle(sw, msgs, since=now)
@@ -999,8 +1003,24 @@ class FlowSink:
         dp.send_msg(barrier)
         self.stats.flow_mods += len(msgs)
         self.stats.bundles += 1
-        LOG.info("switch %016x (%s): %d flow-mods in bundle %d", dp.id,
-                 self.tables.describe(sw.id), len(msgs), bid)
+        few = ""
+        if len(msgs) <= FEW_SHOWN:  # a handful: which ones (a full table is just counted)
+            few = ": " + "; ".join(
+                f"{'delete' if body is None else 'set'} table {key[0]} priority {key[1]} "
+                f"{wire.match_text(key[2])}" for _command, key, body in msgs)
+        LOG.info("switch %016x (%s): %d flow-mods in bundle %d%s", dp.id,
+                 self.tables.describe(sw.id), len(msgs), bid, few)
+
+
+def changed(ofp: Any, key: Key, old: Body, body: Body) -> list[tuple[int, Key, Body | None]]:
+    """The flow-mods that turn an installed flow (`old`) into `body` on the same key: a modify,
+    or, when the cookie differs, a delete and an add (in the same atomic bundle). OpenFlow
+    1.3's modify never changes a flow's cookie (OVS keeps it), and netctl's cookies say what a
+    flow is (`flows.drops`: a drop flow's kind), so a modify would leave it saying the old
+    thing, and every later dump would find it drifted."""
+    if old[1] != body[1]:
+        return [(ofp.OFPFC_DELETE_STRICT, key, None), (ofp.OFPFC_ADD, key, body)]
+    return [(ofp.OFPFC_MODIFY_STRICT, key, body)]
 
 
 def rarp(mac: str) -> bytes:

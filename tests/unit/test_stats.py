@@ -85,3 +85,28 @@ def test_ports_are_named_for_the_vif_nic_bond_member_or_tunnel_they_are() -> Non
     peer = next(h for h in state.hosts.values() if h.ref != host.ref)
     name = tunnel_port_name_for("vxlan", private.uuid, peer.uuid)
     assert labels[name].peer == peer.name_label and labels[name].network == private.name_label
+
+
+def test_no_flow_key_changes_its_cookie_between_locking_modes() -> None:
+    """A flow's cookie cannot be modified in place (OpenFlow 1.3: OVS keeps it), and a drop
+    flow's cookie says its kind: so no (table, priority, match) of a VIF's port security may
+    carry one cookie in one mode and another in the next."""
+    modes = [Locking("unlocked", (), ()), Locking("disabled", (), ()),
+             Locking("locked", (), ()), Locking("locked", ("10.0.0.1",), ("fd00::1",)),
+             Locking("locked", ("10.0.0.0/24",), ("fd00::/64",))]
+    cookies: dict = {}
+    for locking in modes:
+        for f in port_security_flows(3, MAC, locking):
+            assert cookies.setdefault(f.key, f.cookie) == f.cookie, (f.note, locking)
+
+
+def test_a_changed_cookie_is_a_delete_and_an_add_in_the_sinks_bundle() -> None:
+    from os_ken.ofproto import ofproto_v1_3 as ofp
+
+    from netctl.sinks.openflow import changed
+
+    key = (1, 100, b"match")
+    assert changed(ofp, key, (b"a", COOKIE), (b"b", COOKIE)) == [
+        (ofp.OFPFC_MODIFY_STRICT, key, (b"b", COOKIE))]
+    assert changed(ofp, key, (b"", cookie_of("disabled")), (b"b", COOKIE)) == [
+        (ofp.OFPFC_DELETE_STRICT, key, None), (ofp.OFPFC_ADD, key, (b"b", COOKIE))]
