@@ -63,6 +63,7 @@ RESTART = {
     "openflow_ssl": "openflow.ssl",
     "datapath_type": "ovsdb.datapath_type",
     "metrics_listen": "metrics.listen",
+    "metrics_tls": "metrics.tls",
     "xapi_ca_file": "xapi.ca_file",
     "xapi_insecure": "xapi.insecure",
     "coordination_url": "coordination.url",
