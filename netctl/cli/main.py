@@ -357,29 +357,15 @@ def status_cmd(url: str, host: str | None, vm: str | None, network: str | None,
     With --host, --vm or --network (combined: all must match): those VIFs (port, MAC, locking,
     flows) and what carries them."""
     import json
-    import urllib.error
-    import urllib.parse
-    import urllib.request
 
     query = {k: v for k, v in (("host", host), ("vm", vm), ("network", network)) if v}
     if limit is not None:
         query["limit"] = str(limit)
     if full:
         query["full"] = "1"
-    target = url.rstrip("/") + "/status"
-    if query:
-        target += "?" + urllib.parse.urlencode(query)
-    try:
-        with urllib.request.urlopen(target, timeout=60 if full else 10) as resp:
-            data = json.load(resp)
-    except urllib.error.HTTPError as exc:  # the controller answered: say what it said
-        try:
-            error = json.load(exc).get("error") or exc.reason
-        except ValueError:
-            error = exc.reason
-        raise NetctlError(f"{url}: {error}") from None
-    except OSError as exc:
-        raise NetctlError(f"no netctl run answers at {url}: {exc}") from None
+    from netctl.cli.fetch import fetch_json
+
+    data = fetch_json(url, "/status", query, timeout=60 if full else 10)
     if as_json:
         click.echo(json.dumps(data, indent=1))
         return

@@ -11,16 +11,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any
 
 import click
 
-
-class TopError(click.ClickException):
-    pass
+from netctl.cli.fetch import fetch_json
 
 
 def fetch(url: str, n: int, host: str | None, kind: str | None) -> dict[str, Any]:
@@ -29,18 +24,7 @@ def fetch(url: str, n: int, host: str | None, kind: str | None) -> dict[str, Any
         query["host"] = host
     if kind:
         query["kind"] = kind
-    target = url.rstrip("/") + "/stats?" + urllib.parse.urlencode(query)
-    try:
-        with urllib.request.urlopen(target, timeout=10) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as exc:
-        try:
-            error = json.load(exc).get("error") or exc.reason
-        except ValueError:
-            error = exc.reason
-        raise TopError(f"{url}: {error}") from None
-    except OSError as exc:
-        raise TopError(f"no netctl run answers at {url}: {exc}") from None
+    return fetch_json(url, "/stats", query)
 
 
 def rate(bits: float) -> str:
