@@ -100,6 +100,13 @@
       return 'br:' + host + ':' + carrier;
     };
 
+    // what a bridge's OpenFlow side says: its flows, or why this instance shows none
+    const bridgeState = (sw) => {
+      if (!sw) return '\nno OpenFlow';
+      if (sw.flows !== null) return '\n' + sw.flows + ' flows';
+      if (sw.role && sw.role.startsWith('slave')) return '\nmastered by another instance';
+      return '\ntable not read yet';
+    };
     for (const h of st.hosts || []) {
       node('h:' + h.name, { label: h.name + (h.connected ? '' : '\n(OVSDB not connected)'),
         kind: 'host', connected: h.connected }, 'host' + (h.connected ? '' : ' down'));
@@ -111,8 +118,8 @@
         const net = nativeNet[b];
         node('br:' + h.name + ':' + b, { parent: 'h:' + h.name, kind: 'bridge', bridge: b,
           host: h.name, network: net || null, flows: sw ? sw.flows : null,
-          label: b + (net ? ' · ' + net : '') + (sw && sw.flows !== null ?
-            '\n' + sw.flows + ' flows' : '\nno OpenFlow') }, 'bridge' + (sw ? '' : ' down'));
+          label: b + (net ? ' · ' + net : '') + bridgeState(sw) },
+          'bridge' + (sw ? '' : ' down'));
       }
     }
     for (const [name, n] of Object.entries(nets)) {
