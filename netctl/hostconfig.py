@@ -132,11 +132,15 @@ class BridgeConfig:
 @dataclass(frozen=True)
 class VifPortConfig:
     """What netctl sets on a VIF port the hypervisor created (it never creates or deletes one):
-    `trunks` from VIF.trunks (empty = all VLANs)."""
+    `trunks` from VIF.trunks (empty = all VLANs); `policing_rate`/`policing_burst`, its
+    Interface's `ingress_policing_rate` (kbit/s) and `ingress_policing_burst` (kbit), from the
+    VIF's xapi rate limit (`vlan.qos`; 0 = none)."""
 
     name: str  # vif<domid>.<device>; the tap<domid>.<device> twin gets the same
     vif_uuid: str
     trunks: tuple[int, ...] = ()
+    policing_rate: int = 0
+    policing_burst: int = 0
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ A tunnel port's `remote_ip` is the peer's transport PIF address in that PIF's pr
 hosts whose transports differ in family get no tunnel between them, and a Problem naming both.
 
 plus an internal bridge for a network that has running VIFs on the host but no PIF there, and
-`trunks` on VIF ports from `VIF.trunks`. Every real bridge gets `other_config:hwaddr` (the PIF's
+`trunks` on VIF ports from `VIF.trunks` (and ingress policing from the VIF's rate limit,
+`vlan.qos`). Every real bridge gets `other_config:hwaddr` (the PIF's
 MAC), `fail_mode` from `vswitch-controller-fail-mode` (PIF ⊕ network ⊕ pool other_config;
 default `secure` when there is a controller, where xapi's is `standalone`: `fail_mode_of`),
 `other_config:disable-in-band` from `vswitch-disable-in-band` when set, networkd's
@@ -61,6 +62,7 @@ from netctl.model import (
 )
 from netctl.model.keys import DISABLE_IN_BAND, FAIL_MODE, first_read
 from vlan.checks import check_host_networking
+from vlan.qos import vif_policing
 from vlan.tunnels import allocate_tunnel_keys, endpoint, tunnel_port_name_for
 
 MAC_TABLE_SIZE = "10000"
@@ -107,12 +109,18 @@ def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] 
 
 def vif_port_configs(view: PoolQueries, vifs: Iterable[VIF]) -> tuple[VifPortConfig, ...]:
     """What netctl sets on the host's VIF ports (their trunks), in a stable order."""
-    out = []
-    for vif in sorted(vifs, key=lambda v: (v.vm, v.device)):
-        vm = view.vms[vif.vm]
-        out.append(VifPortConfig(vif_port(vm.domid, vif.device), vif.uuid,
-                                 tuple(sorted(set(vif.trunks)))))
-    return tuple(out)
+    return tuple(vif_port_config(view, vif)
+                 for vif in sorted(vifs, key=lambda v: (v.vm, v.device)))
+
+
+def vif_port_config(view: PoolQueries, vif: VIF) -> VifPortConfig:
+    """What netctl sets on one VIF's port: trunks and ingress policing (its xapi rate limit,
+    `vlan.qos`). One builder for the compiler and the engine, so that a QoS-only change makes
+    a different config and reaches the host."""
+    vm = view.vms[vif.vm]
+    policing = vif_policing(vif)
+    return VifPortConfig(vif_port(vm.domid, vif.device), vif.uuid,
+                         tuple(sorted(set(vif.trunks))), policing.rate_kbit, policing.burst_kbit)
 
 
 def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping[str, int], *,

@@ -34,9 +34,8 @@ from netctl.model import (
     Problem,
     Tunnel,
     XapiObject,
-    vif_port,
 )
-from vlan.host import build_host, fail_mode_problems
+from vlan.host import build_host, fail_mode_problems, vif_port_config
 from vlan.tunnels import allocate_tunnel_keys
 
 
@@ -211,10 +210,8 @@ class HostConfigs:
         old_home = self._home.get(vif_ref)
         if home is not None and home == old_home and vif is not None:
             st = self.hosts.get(home)
-            vm = view.vms[vif.vm]
             same = (st is not None and self._vif_net.get(vif_ref) == vif.network
-                    and st.vif_ports.get(vif_ref) == VifPortConfig(
-                        vif_port(vm.domid, vif.device), vif.uuid, tuple(sorted(set(vif.trunks)))))
+                    and st.vif_ports.get(vif_ref) == vif_port_config(view, vif))
             if same:
                 return set()  # a locking change, say: nothing a host's OVSDB holds
         touched: set[str] = set()
@@ -234,10 +231,8 @@ class HostConfigs:
             touched.add(old_home)
             del self._home[vif_ref]
         if home is not None and vif is not None:
-            vm = view.vms[vif.vm]
             st = self.hosts.setdefault(home, _Host())
-            st.vif_ports[vif_ref] = VifPortConfig(vif_port(vm.domid, vif.device), vif.uuid,
-                                                  tuple(sorted(set(vif.trunks))))
+            st.vif_ports[vif_ref] = vif_port_config(view, vif)
             st.key_of[vif_ref] = key = (vif.vm, vif.device, vif_ref)
             bisect.insort(st.order, key)
             if st.vif_networks[vif.network] == 0 and self._internal(vif.network, home):

@@ -125,8 +125,10 @@ DISABLE_IN_BAND = Key("vswitch-disable-in-band", "other_config", "one of true, f
                       one_of("true", "false"),
                       "ignored: the next of PIF, network, pool that sets it decides, else OVS's "
                       "default")
-QOS_KBPS = Key("kbps", "qos_algorithm_params", "a rate in KiB/s (a non-negative integer)",
-               integer(0), "the VIF is applied without a rate limit")
+# xapi hands `kbps` to netback as kilobytes (1024 bytes) per second; 0 would be no limit at all
+# (netback and OVS alike), never what a "ratelimit" asks for. Enforced by `vlan.qos`.
+QOS_KBPS = Key("kbps", "qos_algorithm_params", "a rate in KiB/s (a positive integer)",
+               integer(1), "the VIF is applied without a rate limit")
 
 # A bond's properties (xapi `Bond.properties`, for mode lacp) and the bond master PIF's
 # `other_config:bond-<k>` overrides (what networkd passes OVS). Unknown bond-<k> keys go to

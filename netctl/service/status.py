@@ -79,6 +79,7 @@ from netctl.model import (
 )
 from netctl.service import stats_view
 from netctl.service.tunnel_status import describe_peers
+from vlan.qos import vif_kbps
 
 SUMMARY_VIFS = 256  # the summary lists VIF rows while the pool holds at most this many VIFs
 PROBLEMS_SHOWN = 200  # problems listed in one answer (all of them are counted)
@@ -653,7 +654,8 @@ def _vif_rows(run: Any, view: Any, vifs: Iterable[VIF]) -> list[dict[str, Any]]:
                      "network": net.name_label if net else "?", "port": port, "mac": vif.mac,
                      "locking": (locking := locking_of(view, vif)).mode,
                      "ipv4_allowed": list(locking.ipv4), "ipv6_allowed": list(locking.ipv6),
-                     "flows": local_flows(vif.ref) if port else 0})
+                     "flows": local_flows(vif.ref) if port else 0,
+                     "qos": {"kbps": kbps} if (kbps := vif_kbps(vif)) is not None else None})
         reading = traffic.get((vm.resident_on, port)) if port and vm is not None else None
         if reading is not None:
             rows[-1]["traffic"] = reading.as_dict()

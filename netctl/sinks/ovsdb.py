@@ -15,7 +15,8 @@ What netctl touches:
 - in rows it did not create (a bridge networkd made, a NIC port) it writes only the columns
   that `HostConfig` describes, and in map columns only the keys it wants plus the keys
   `netctl.hostconfig.MANAGED_KEYS` names;
-- VIF ports (made by the hypervisor) get only `trunks`; they are never created or deleted.
+- VIF ports (made by the hypervisor) get only `trunks`, and their Interfaces only
+  `ingress_policing_rate`/`_burst` (the VIF's rate limit); they are never created or deleted.
 
 After an ovsdb-server restart the IDL reconnects by itself; `reapply_if_reconnected()` (or the
 `watch()` thread) notices the new session and applies the last config again, which rebuilds
@@ -358,6 +359,12 @@ class _HostDiff:
                 row = self.ports.get(name)
                 if row is not None:
                     _sync_scalar(self.w, row, "trunks", list(vif.trunks), f"Port {name}")
+                iface = self.ifaces.get(name)
+                if iface is not None:  # the VIF's rate limit, as OVS polices it (vlan.qos)
+                    _sync_scalar(self.w, iface, "ingress_policing_rate", vif.policing_rate,
+                                 f"Interface {name}")
+                    _sync_scalar(self.w, iface, "ingress_policing_burst", vif.policing_burst,
+                                 f"Interface {name}")
 
     def _release(self, old_port: Any, iface: Any) -> None:
         """A wanted interface sits in a port netctl does not want there (e.g. a NIC on its own
