@@ -13,6 +13,7 @@ the most frames by locking (both by their rates over the last interval).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,29 +43,50 @@ class Row:
         return out
 
 
-def rows(run: Any) -> Iterator[Row]:
-    """Every port read at the last round, labelled (switches that are not the pool's, and
-    bridge-internal ports, are left out)."""
+def _ports(run: Any, hosts: set[str] | None = None
+           ) -> Iterator[tuple[str, str, str, PortReading]]:
+    """(host ref, host name, bridge, reading) of every port read at the last round, on the
+    hosts named (all: None); switches that are not the pool's and bridges' own internal ports
+    are left out. Nothing is labelled yet: naming costs a walk of the host's VMs."""
     poller = getattr(run, "poller", None)
     if poller is None:
         return
     view, tables = run.engine.view, run.engine.desired
-    labels: dict[str, dict[str, Label]] = {}
     for dpid, reading in sorted(poller.table.switches().items()):
         ident = tables.identity(dpid)
         if ident is None:
             continue
         host_ref, bridge = ident
         host = view.hosts.get(host_ref)
-        if host is None:
+        if host is None or (hosts is not None and host.name_label not in hosts):
             continue
+        for _number, port in sorted(reading.ports.items()):
+            if port.name != bridge:
+                yield host_ref, host.name_label, bridge, port
+
+
+def _labelled(run: Any, ports: Iterable[tuple[str, str, str, PortReading]]) -> list[Row]:
+    """Rows for these ports, each host's names worked out once (`host_labels`)."""
+    view = run.engine.view
+    labels: dict[str, dict[str, Label]] = {}
+    out = []
+    for host_ref, host, bridge, port in ports:
         names = labels.get(host_ref)
         if names is None:
-            names = labels[host_ref] = host_labels(view, host_ref)
-        for _number, port in sorted(reading.ports.items()):
-            if port.name == bridge:
-                continue  # the bridge's own internal port
-            yield Row(host.name_label, bridge, port, names.get(port.name, OTHER))
+            names = labels[host_ref] = host_labels(view, host_ref, _tunnels(run, host_ref))
+        out.append(Row(host, bridge, port, names.get(port.name, OTHER)))
+    return out
+
+
+def _tunnels(run: Any, host_ref: str) -> tuple:
+    """The host's tunnel ports as its configuration names them (`HostConfig.tunnels`)."""
+    config = run.engine.hosts.configs.config(host_ref)
+    return config.tunnels if config is not None else ()
+
+
+def rows(run: Any, hosts: set[str] | None = None) -> list[Row]:
+    """Every port read at the last round on the hosts named (all: None), labelled."""
+    return _labelled(run, _ports(run, hosts))
 
 
 def document(run: Any, query: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
@@ -76,9 +98,6 @@ def document(run: Any, query: Mapping[str, Sequence[str]] | None = None) -> dict
     if unknown:
         raise ValueError(f"kind: {', '.join(sorted(unknown))} is not one of "
                          f"{', '.join(KINDS_OF_PORT)}")
-    selected = [r for r in rows(run)
-                if (not hosts or r.host in hosts) and (not vms or r.label.vm in vms)
-                and (not kinds or r.label.kind in kinds)]
     poller = getattr(run, "poller", None)
     out: dict[str, Any] = {
         "interval": poller.interval if poller is not None else 0,
@@ -90,8 +109,10 @@ def document(run: Any, query: Mapping[str, Sequence[str]] | None = None) -> dict
             n = int(top[-1])
         except ValueError:
             raise ValueError(f"top: a number of ports, not {top[-1]!r}") from None
-        out.update(top_of(selected, n))
+        out.update(top_of(run, n, hosts or None, vms, kinds))
     else:
+        selected = [r for r in rows(run, hosts or None)
+                    if (not vms or r.label.vm in vms) and (not kinds or r.label.kind in kinds)]
         out["ports"] = [r.as_dict() for r in selected]
         members = [r for r in selected if r.label.kind == "bond-member"]
         states = _member_states(run, members) if members else {}
@@ -112,14 +133,32 @@ def _member_states(run: Any, members: list[Row]) -> dict[tuple[str, str], str]:
     return member_states(run, wanted)
 
 
-def top_of(selected: Iterable[Row], n: int) -> dict[str, list[dict[str, Any]]]:
-    selected = list(selected)
-    talkers = sorted((r for r in selected if r.reading.bps > 0), key=lambda r: -r.reading.bps)
-    droppers = sorted((r for r in selected if r.label.kind == "vif" and r.reading.drops),
-                      key=lambda r: (-r.reading.drop_pps, -sum(r.reading.drops.values())))
-    droppers = [r for r in droppers if sum(r.reading.drops.values()) > 0]
-    return {"talkers": [r.as_dict() for r in talkers[:n]],
-            "droppers": [r.as_dict() for r in droppers[:n]]}
+def top_of(run: Any, n: int, hosts: set[str] | None = None, vms: set[str] | None = None,
+           kinds: set[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """The n ports moving the most bits, and the n VIFs whose frames locking drops the most.
+    Only the winners are named (a summary at 64 x 1000 must not name 80,000 ports), unless a
+    VM or kind filter needs every port's name to choose."""
+    if vms or kinds:
+        chosen: list[tuple[Any, Row | None]] = [
+            ((None, r.host, r.bridge, r.reading), r) for r in rows(run, hosts)
+            if (not vms or r.label.vm in vms) and (not kinds or r.label.kind in kinds)]
+    else:
+        chosen = [(port, None) for port in _ports(run, hosts)]
+
+    def dropped(c: tuple[Any, Row | None]) -> int:
+        return sum(c[0][3].drops.values()) if c[0][3].drops else 0
+
+    talkers = heapq.nlargest(n, (c for c in chosen if c[0][3].bps > 0),
+                             key=lambda c: c[0][3].bps)
+    droppers = heapq.nlargest(n, (c for c in chosen if dropped(c)),
+                              key=lambda c: (c[0][3].drop_pps, dropped(c)))
+
+    def named(top: list[tuple[Any, Row | None]]) -> list[dict[str, Any]]:
+        if vms or kinds:
+            return [row.as_dict() for _port, row in top if row is not None]
+        return [r.as_dict() for r in _labelled(run, (port for port, _row in top))]
+
+    return {"talkers": named(talkers), "droppers": named(droppers)}
 
 
 def summary(run: Any) -> dict[str, Any] | None:
@@ -132,7 +171,7 @@ def summary(run: Any) -> dict[str, Any] | None:
             "rounds": st.rounds, "unanswered": st.unanswered,
             "cpu_seconds": round(st.cpu_seconds, 3),
             "last_round_cpu_ms": round(st.last_round_cpu * 1000, 2),
-            "top": top_of(rows(run), 5)}
+            "top": top_of(run, 5)}
 
 
 def readings(run: Any, host_refs: Iterable[str]) -> dict[tuple[str, str], PortReading]:

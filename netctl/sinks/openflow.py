@@ -898,6 +898,8 @@ class FlowSink:
                 del sw.refused[key]
             if key in sw.blocked:
                 continue
+            # (a modify keeps the installed cookie: the compilers never give one key two
+            # cookies, tests/unit/test_stats.py; a dump's diff and a repair use `changed`)
             msgs.append((ofp.OFPFC_MODIFY_STRICT if existed else ofp.OFPFC_ADD, key, body))
             if not existed:
                 sw.expected += 1

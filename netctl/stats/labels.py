@@ -3,16 +3,17 @@
 The switch reports port numbers and names; an operator asks about VMs, NICs, bonds and
 tunnels. The names are the ones both sides of netctl agree on (`flows.ports`): `vif<domid>.<n>`
 and `tap<domid>.<n>` for a VIF, the PIF's device for a NIC (a bond member when it is a bond's
-slave), `vlan.tunnels.tunnel_port_name` for the tunnel port to a peer host. A port none of these
-name (the bridge's own, a port another tool added) is `other`.
+slave), and the tunnel ports the host's configuration holds (each names its peer). A port
+none of these name (the bridge's own, a port another tool added) is `other`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from netctl.hostconfig import TunnelLink
 from netctl.model import NULL_REF, PoolQueries, tap_port, vif_port
-from vlan.tunnels import tunnel_port_name_for
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,12 @@ class Label:
 OTHER = Label("other")
 
 
-def host_labels(view: PoolQueries, host_ref: str) -> dict[str, Label]:
+def host_labels(view: PoolQueries, host_ref: str, tunnels: Iterable[TunnelLink] = ()
+                ) -> dict[str, Label]:
     """Port name -> label for every port netctl can name on one host (all its bridges: the
-    names are unique on a host). O(the host's VMs, PIFs and tunnels)."""
+    names are unique on a host). `tunnels`: the host's tunnel ports as its configuration
+    holds them (`HostConfig.tunnels`: the mesh the compiler built, each with its network and
+    peer). O(the host's VMs, PIFs and tunnel ports)."""
     out: dict[str, Label] = {}
     nets = view.networks
     for pif in view.host_pifs(host_ref):
@@ -58,27 +62,8 @@ def host_labels(view: PoolQueries, host_ref: str) -> dict[str, Label]:
                           network=network.name_label if network else None, vif=vif.uuid)
             out[vif_port(vm.domid, vif.device)] = label
             out[tap_port(vm.domid, vif.device)] = label
-    out.update(_tunnel_labels(view, host_ref))
-    return out
-
-
-def _tunnel_labels(view: PoolQueries, host_ref: str) -> dict[str, Label]:
-    """The full mesh: on this host, a port per (private network, peer host holding it)."""
-    holders: dict[str, list[tuple[str, str]]] = {}  # network ref -> (host ref, protocol)
-    for tun in view.tunnels.values():
-        access = view.pifs.get(tun.access_pif)
-        if access is not None:
-            holders.setdefault(access.network, []).append((access.host, tun.protocol))
-    out: dict[str, Label] = {}
-    for net_ref, hosts in holders.items():
-        mine = [proto for host, proto in hosts if host == host_ref]
-        network = view.networks.get(net_ref)
-        if not mine or network is None:
-            continue
-        for peer_ref, _proto in hosts:
-            peer = view.hosts.get(peer_ref)
-            if peer_ref == host_ref or peer is None:
-                continue
-            name = tunnel_port_name_for(mine[0], network.uuid, peer.uuid)
-            out[name] = Label("tunnel", network=network.name_label, peer=peer.name_label)
+    for link in tunnels:
+        network, peer = view.by_uuid(link.network_uuid), view.by_uuid(link.peer_host_uuid)
+        out[link.port] = Label("tunnel", network=getattr(network, "name_label", None),
+                               peer=getattr(peer, "name_label", None))
     return out

@@ -14,7 +14,7 @@ from typing import NamedTuple
 COUNTERS = ("rx_bytes", "tx_bytes", "rx_packets", "tx_packets", "rx_dropped", "tx_dropped",
             "rx_errors", "tx_errors")
 RATES = ("rx_bps", "tx_bps", "rx_pps", "tx_pps")  # bits and packets per second
-_UNSET = 0xFFFF_FFFF_FFFF_FFFF  # OpenFlow's "this counter is not available"
+UNSET = 0xFFFF_FFFF_FFFF_FFFF  # OpenFlow's "this counter is not available"
 
 
 class PortReading(NamedTuple):
@@ -50,7 +50,7 @@ class SwitchReading:
 
 def counters_of(values: Iterable[int]) -> tuple[int, ...]:
     """Counters as the switch sent them, an unavailable one (all ones) as 0."""
-    return tuple(0 if v == _UNSET else int(v) for v in values)
+    return tuple(0 if v == UNSET else int(v) for v in values)
 
 
 def rates_between(old: tuple[int, ...], new: tuple[int, ...], seconds: float) -> tuple[float, ...]:
@@ -118,16 +118,3 @@ class StatsTable:
     def switches(self) -> dict[int, SwitchReading]:
         """A copy of the per-switch readings (each reading is immutable)."""
         return dict(self._switches)
-
-
-def drops_by_port(entries: Iterable[tuple[int | None, str | None, int]]
-                  ) -> dict[int, dict[str, int]]:
-    """Drop-flow counters (in_port, kind, packets) summed per port and kind; flows without a
-    port or kind are not locking's and are left out."""
-    out: dict[int, dict[str, int]] = {}
-    for port, kind, packets in entries:
-        if port is None or kind is None:
-            continue
-        per = out.setdefault(port, {})
-        per[kind] = per.get(kind, 0) + packets
-    return out

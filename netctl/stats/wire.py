@@ -13,9 +13,8 @@ from __future__ import annotations
 import struct
 
 from netctl.stats.drops import kind_of
-from netctl.stats.table import counters_of
+from netctl.stats.table import UNSET, counters_of
 
-_UNSET = 0xFFFF_FFFF_FFFF_FFFF
 OFPMP_FLOW, OFPMP_PORT_STATS = 1, 4
 OFPMPF_REPLY_MORE = 1
 _PORT = struct.Struct("!I4x8Q")  # ofp_port_stats: port_no, pad, the 8 counters we keep, ...
@@ -34,7 +33,7 @@ def port_entries(body: bytes) -> list[tuple[int, tuple[int, ...]]]:
          rx_errors, tx_errors) = _PORT.unpack_from(body, pos)
         counters = (rx_bytes, tx_bytes, rx_packets, tx_packets, rx_dropped, tx_dropped,
                     rx_errors, tx_errors)
-        out.append((number, counters_of(counters) if _UNSET in counters else counters))
+        out.append((number, counters_of(counters) if UNSET in counters else counters))
     return out
 
 

@@ -8,9 +8,11 @@ from flows.locking import Locking, port_security_flows
 from flows.pipeline import COOKIE, COOKIE_MASK
 from harness.synthetic import PoolSpec
 from harness.synthetic import pool_state as synthetic_state
+from netctl.engine.core import NetctlEngine
+from netctl.engine.hosts import HostSettings
 from netctl.model import tap_port, vif_port
 from netctl.stats.labels import host_labels
-from netctl.stats.table import StatsTable, drops_by_port, rates_between
+from netctl.stats.table import StatsTable, rates_between
 from vlan.tunnels import tunnel_port_name_for
 
 MAC = "02:00:00:00:00:01"
@@ -48,8 +50,7 @@ def test_rates_are_bits_and_packets_per_second_and_a_reset_counter_starts_again(
 def test_the_table_keeps_one_reading_per_switch_with_rates_and_drop_rates() -> None:
     table = StatsTable()
     table.ports(1, 100.0, [(5, "vif3.0", (0, 0, 0, 0, 0, 0, 0, 0))],
-                drops_by_port([(5, "ipv4", 2), (5, "router", 1), (5, "router", 1),
-                               (None, "mac", 9), (6, None, 9)]))
+                {5: {"ipv4": 2, "router": 2}})
     first = table.switches()[1].ports[5]
     assert first.drops == {"ipv4": 2, "router": 2} and first.rates == (0.0, 0.0, 0.0, 0.0)
     table.ports(1, 105.0, [(5, "vif3.0", (5000, 0, 50, 0, 0, 0, 0, 0))],
@@ -66,8 +67,12 @@ def test_the_table_keeps_one_reading_per_switch_with_rates_and_drop_rates() -> N
 
 def test_ports_are_named_for_the_vif_nic_bond_member_or_tunnel_they_are() -> None:
     state = synthetic_state(PoolSpec(hosts=3, vifs_per_host=6))
+    engine = NetctlEngine(HostSettings(controllers=("tcp:192.0.2.1:6653",)))
+    engine.xapi([(o.ref, None, o) for o in state.objects()])
+    engine.run()
     host = min(state.hosts.values(), key=lambda h: h.name_label)
-    labels = host_labels(state, host.ref)
+    config = engine.hosts.configs.config(host.ref)
+    labels = host_labels(state, host.ref, config.tunnels)
     vm = next(v for v in state.vms.values() if v.resident_on == host.ref and v.domid >= 0
               and state.vm_vifs(v.ref))
     vif = state.vm_vifs(vm.ref)[0]
@@ -77,8 +82,11 @@ def test_ports_are_named_for_the_vif_nic_bond_member_or_tunnel_they_are() -> Non
             "vif", vm.name_label, vif.device, vif.uuid)
         assert label.network == state.networks[vif.network].name_label
     assert {labels["eth0"].kind, labels["eth1"].kind} == {"bond-member"}
-    peers = {lab.peer for lab in labels.values() if lab.kind == "tunnel"}
-    assert peers == {h.name_label for h in state.hosts.values() if h.ref != host.ref}
+    # the tunnel ports the compiler gave the host, each with its peer and network
+    tunnels = {name: lab for name, lab in labels.items() if lab.kind == "tunnel"}
+    assert set(tunnels) == {link.port for link in config.tunnels} and tunnels
+    assert {lab.peer for lab in tunnels.values()} == {
+        h.name_label for h in state.hosts.values() if h.ref != host.ref}
     private = next(n for n in state.networks.values()
                    if any(state.pifs[t.access_pif].network == n.ref
                           for t in state.tunnels.values() if t.access_pif in state.pifs))
