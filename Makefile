@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEB_PACKAGES := openvswitch-switch openvswitch-common mininet iperf3 tcpdump iputils-ping \
 	ndisc6 ethtool iproute2 iputils-arping python3-venv python3-openvswitch procps \
 	python3-cryptography openssl etcd-server \
-	chromium chromium-driver
+	chromium chromium-driver nfdump
 PYTEST_ARGS ?=
 
 .PHONY: setup deb demo test lint clean-venv
@@ -15,6 +15,8 @@ setup: deb .stamp-venv
 # Debian packages (idempotent: checks every time, installs only what is missing).
 # etcd-server gives /usr/bin/etcd (3.4): the coordination tests start their own members on
 # free loopback ports (netctl/lab/etcd.py); the package's own service is not used.
+# nfdump gives nfcapd, the NetFlow/IPFIX collector the flow export tests start in a lab host
+# (tests/lab/test_export.py); its own service is not used either.
 deb:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q "install ok installed" || echo $$p; done); \

@@ -13,13 +13,14 @@ the base network's PIF on this host is decides the bridge's kind:
   flooding from a tunnel only to the local VIFs (split horizon: never back into the mesh).
 - internal (no PIF on this host): only local VIFs.
 VIF ports accept untagged frames only — a guest cannot hop VLANs with a tagged frame — except
-the VLANs listed in its `VIF.trunks`.
+the VLANs listed in its `VIF.trunks`. A rate-limited VIF's classify flows carry the meter of its
+port (`flows.qos`, `vif_meters`): everything the VM sends passes it before anything else.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from flows.locking import locking_of, port_security_flows
@@ -40,6 +41,8 @@ from flows.pipeline import (
     PushVlan,
     flow,
 )
+from flows.qos import MeterBand, vif_band
+from flows.rules import NO_RULES, port_rule_flows, rules_of, to_port
 from netctl.model import NULL_REF, VIF, PifType, PoolQueries, PoolState
 
 
@@ -126,12 +129,24 @@ def compile_bridge(
     if intent.kind == "none":
         return frozenset(flows)
     taking: dict[int, list[int]] = {}  # VLAN -> local VIF ports that take traffic
+    ruled: set[int] = set()  # local VIF ports with traffic rules (`flows.rules`)
     for vif in intent.local_vifs:
-        flows += local_vif_flows(state, intent, ports, vif, taking)
+        flows += local_vif_flows(state, intent, ports, vif, taking, ruled)
     for vif, host in intent.remote_vifs:
         flows += remote_vif_flows(intent.kind, intent.bond, intent.vlans, ports, vif, host)
-    flows += flood_flows(intent, ports, taking.get(0, ()))
+    flows += flood_flows(intent, ports, taking.get(0, ()), ruled)
     return frozenset(flows)
+
+
+def compile_meters(state: PoolQueries, host_ref: str, bridge: str, ports: BridgePorts
+                   ) -> dict[int, MeterBand]:
+    """The meters `compile_bridge`'s flows use (meter id -> band), from scratch."""
+    intent = bridge_intent(state, host_ref, bridge)
+    out: dict[int, MeterBand] = {}
+    if intent.kind != "none":
+        for vif in intent.local_vifs:
+            out.update(vif_meters(ports, vif))
+    return out
 
 
 def base_flows(shape: BridgeIntent, ports: BridgePorts) -> list[Flow]:
@@ -183,14 +198,16 @@ def from_tunnel(peer: str, port: int) -> Flow:
                 write_metadata=_meta(0, tunnel=True), goto=FORWARD)
 
 
-def flood_flows(shape: BridgeIntent, ports: BridgePorts, taking: Iterable[int]) -> list[Flow]:
+def flood_flows(shape: BridgeIntent, ports: BridgePorts, taking: Iterable[int],
+                ruled: Collection[int] = ()) -> list[Flow]:
     """Flooding on a bridge without an uplink (private, internal): from the tunnels to the
     local VIFs only (split horizon: never back into the mesh), from a local VIF to the local
-    VIFs and every tunnel. `taking`: the local VIF ports that take traffic."""
+    VIFs and every tunnel. `taking`: the local VIF ports that take traffic; those in `ruled`
+    get the frame through their traffic rules (`flows.rules.to_port`)."""
     if shape.kind not in ("private", "internal"):
         return []
     tunnels = dict(sorted(ports.tunnels.items())) if shape.kind == "private" else {}
-    vifs = tuple(Output(p) for p in sorted(taking))
+    vifs = tuple(a for p in sorted(taking) for a in to_port(p, p in ruled))
     mesh = tuple(Output(p) for p in tunnels.values())
     return [
         flow(FORWARD, 10, "flood from the tunnels: local VIFs only (split horizon)",
@@ -213,20 +230,24 @@ def vif_ports(ports: BridgePorts, vif: VIF) -> tuple[int, ...]:
 
 
 def local_vif_flows(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts, vif: VIF,
-                    local_ports: dict[int, list[int]] | None = None) -> list[Flow]:
+                    local_ports: dict[int, list[int]] | None = None,
+                    ruled: set[int] | None = None) -> list[Flow]:
     """Everything a bridge holds because of one VIF plugged into it: classification, its port
     security (locking) and the forwarding to it. A `disabled` VIF (or one quarantined for a
     duplicate MAC) gets its rules (drop all it sends) but nothing is forwarded to it, and it
     is left out of `local_ports` (the explicit flood lists). Ports that take traffic are
-    added to `local_ports` (VLAN -> ports) when given."""
+    added to `local_ports` (VLAN -> ports) when given; those with traffic rules
+    (`flows.rules`) to `ruled`."""
     out: list[Flow] = []
     vlan = intent.vlans[vif.network]
     locking = locking_of(state, vif)
     mac = vif.mac.lower()
+    limited = vif_band(vif) is not None
     for port in vif_ports(ports, vif):
+        meter = port if limited else None
         out.append(known_port_drop(port))
         out.append(flow(CLASSIFY, 100, f"from VIF {vif.uuid}", in_port=port, vlan_vid=0,
-                        write_metadata=_meta(vlan), goto=PORT_SECURITY))
+                        write_metadata=_meta(vlan), goto=PORT_SECURITY, meter=meter))
         out += port_security_flows(port, mac, locking)
         if locking.mode == "disabled":
             continue
@@ -236,19 +257,32 @@ def local_vif_flows(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts
             for tag in sorted({t for t in vif.trunks if 1 <= t <= 4094}):
                 out.append(flow(CLASSIFY, 100, f"VLAN {tag} from trunk VIF {vif.uuid}",
                                 in_port=port, vlan_vid=OFPVID_PRESENT | tag,
-                                write_metadata=_meta(tag), goto=PORT_SECURITY))
+                                write_metadata=_meta(tag), goto=PORT_SECURITY, meter=meter))
         if local_ports is not None:
             local_ports.setdefault(vlan, []).append(port)
     taking = () if locking.mode == "disabled" else vif_ports(ports, vif)
+    rules = rules_of(state, vif) if taking else NO_RULES
+    for port in taking if rules else ():
+        out += port_rule_flows(port, rules)
+        if ruled is not None:
+            ruled.add(port)
+    to_vif = tuple(a for p in taking for a in to_port(p, bool(rules)))
     if taking:
         out.append(flow(FORWARD, 200, f"to VIF {vif.uuid}", metadata=(vlan, META_VLAN_MASK),
-                        eth_dst=mac, actions=tuple(Output(p) for p in taking)))
+                        eth_dst=mac, actions=to_vif))
         if intent.kind == "external" and vlan:
             out.append(flow(FORWARD, 210, f"to VIF {vif.uuid} from the trunk",
                             metadata=(vlan, META_VLAN_MASK), eth_dst=mac,
                             vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT),
-                            actions=(PopVlan(), *(Output(p) for p in taking))))
+                            actions=(PopVlan(), *to_vif)))
     return out
+
+
+def vif_meters(ports: BridgePorts, vif: VIF) -> dict[int, MeterBand]:
+    """The meters a VIF's flows use on the switch: meter id (= the port's number) -> band;
+    empty without a rate limit. The switch must hold them before the flows that use them."""
+    band = vif_band(vif)
+    return {} if band is None else dict.fromkeys(vif_ports(ports, vif), band)
 
 
 def disabled_ports(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts) -> frozenset[int]:

@@ -23,7 +23,17 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
-from flows.pipeline import COOKIE, COOKIE_MASK, Flow, Output, PopVlan, PushVlan
+from flows.pipeline import (
+    COOKIE,
+    COOKIE_MASK,
+    Ct,
+    Flow,
+    Output,
+    PopVlan,
+    PushVlan,
+    Resubmit,
+    SetReg,
+)
 
 ETH_8021Q = 0x8100
 OFP_VERSION = 0x04
@@ -39,7 +49,7 @@ ONFMP_FLOW_MONITOR = 1870  # ONF extension 187: flow monitoring for OpenFlow 1.3
 # onf_flow_monitor_request.flags (the same bits as Nicira's NXFMF_*)
 ONFFMF_INITIAL, ONFFMF_ADD, ONFFMF_DELETE, ONFFMF_MODIFY = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 ONFFMF_ACTIONS, ONFFMF_OWN = 1 << 4, 1 << 5
-OFPIT_GOTO_TABLE, OFPIT_WRITE_METADATA, OFPIT_APPLY_ACTIONS = 1, 2, 4
+OFPIT_GOTO_TABLE, OFPIT_WRITE_METADATA, OFPIT_APPLY_ACTIONS, OFPIT_METER = 1, 2, 4, 6
 OFPAT_OUTPUT, OFPAT_PUSH_VLAN, OFPAT_POP_VLAN, OFPAT_SET_FIELD = 0, 17, 18, 25
 OXM_FIELDS: dict[str, tuple[int, int]] = {  # name -> (OXM field number, value length)
     "in_port": (0, 4), "metadata": (2, 8), "eth_dst": (3, 6), "eth_src": (4, 6),
@@ -47,9 +57,18 @@ OXM_FIELDS: dict[str, tuple[int, int]] = {  # name -> (OXM field number, value l
     "udp_src": (15, 2), "udp_dst": (16, 2), "arp_spa": (22, 4), "arp_sha": (24, 6),
     "ipv6_src": (26, 16), "icmpv6_type": (29, 1), "ipv6_nd_target": (31, 16),
     "ipv6_nd_sll": (32, 6),
+    "ipv4_dst": (12, 4), "tcp_dst": (14, 2), "arp_tpa": (23, 4), "ipv6_dst": (27, 16),
 }
+# Nicira extension fields (OXM class 0x0001) that traffic rules use (`flows.rules`)
+NXM1_FIELDS: dict[str, tuple[int, int]] = {"reg5": (5, 4), "reg6": (6, 4), "ct_state": (105, 4)}
+NX_VENDOR = 0x00002320
+NXAST_RESUBMIT_TABLE, NXAST_CT = 14, 35
+NX_CT_F_COMMIT, NX_CT_RECIRC_NONE = 1, 0xFF
+OFPP_IN_PORT_16 = 0xFFF8
 FULL_MASK_BITS = {"eth_src": 48, "eth_dst": 48, "ipv4_src": 32, "arp_spa": 32, "ipv6_src": 128,
-                  "ipv6_nd_target": 128, "metadata": 64, "vlan_vid": 13}
+                  "ipv6_nd_target": 128, "metadata": 64, "vlan_vid": 13, "ipv4_dst": 32,
+                  "arp_tpa": 32, "ipv6_dst": 128, "tcp_dst": 16, "udp_dst": 16, "reg5": 32,
+                  "reg6": 32, "ct_state": 32}
 
 Key = tuple  # (table, priority, match bytes)
 Body = tuple  # (instruction bytes, cookie)
@@ -72,12 +91,19 @@ def _text_int(text: str) -> int:
 
 
 def _oxm(name: str, value: int, mask: int | None) -> bytes:
-    field, size = OXM_FIELDS[name]
-    header = (0x8000 << 16) | (field << 9) | ((1 if mask is not None else 0) << 8)
+    nx = NXM1_FIELDS.get(name)
+    oxm_class, (field, size) = (0x0001, nx) if nx is not None else (0x8000, OXM_FIELDS[name])
+    header = (oxm_class << 16) | (field << 9) | ((1 if mask is not None else 0) << 8)
     body = value.to_bytes(size, "big")
     if mask is not None:
         body += mask.to_bytes(size, "big")
     return struct.pack("!I", header | len(body)) + body
+
+
+def _order(name: str) -> tuple[int, int]:
+    """OXM order as os-ken writes it: by class (Nicira's 0x0001 first), then field number."""
+    nx = NXM1_FIELDS.get(name)
+    return (0, nx[0]) if nx is not None else (1, OXM_FIELDS[name][0])
 
 
 def match_bytes(fields: Any) -> bytes:
@@ -93,7 +119,7 @@ def match_bytes(fields: Any) -> bytes:
                 norm.append((name, v & m, m))
         else:
             norm.append((name, _int(value), None))
-    oxms = b"".join(_oxm(n, v, m) for n, v, m in sorted(norm, key=lambda f: OXM_FIELDS[f[0]]))
+    oxms = b"".join(_oxm(n, v, m) for n, v, m in sorted(norm, key=lambda f: _order(f[0])))
     length = 4 + len(oxms)
     return struct.pack("!HH", 1, length) + oxms + bytes(-length % 8)
 
@@ -115,10 +141,28 @@ def _set_vlan_vid(vid: int) -> bytes:
 POP_VLAN = struct.pack("!HH4x", OFPAT_POP_VLAN, 8)
 
 
+def _set_reg(reg: str, value: int) -> bytes:
+    oxm = _oxm(reg, value, None)
+    length = 4 + len(oxm)
+    return struct.pack("!HH", OFPAT_SET_FIELD, length + (-length % 8)) + oxm + bytes(-length % 8)
+
+
+def _resubmit(table: int) -> bytes:
+    return struct.pack("!HHIHHB3x", 0xFFFF, 16, NX_VENDOR, NXAST_RESUBMIT_TABLE,
+                       OFPP_IN_PORT_16, table)
+
+
+def _ct(zone: int, commit: bool, table: int | None) -> bytes:
+    """ct(zone=ZONE[,commit][,table=T]): an immediate zone, no ALG, no nested actions."""
+    return struct.pack("!HHIHHIHB3xH", 0xFFFF, 24, NX_VENDOR, NXAST_CT,
+                       NX_CT_F_COMMIT if commit else 0, 0, zone,
+                       NX_CT_RECIRC_NONE if table is None else table, 0)
+
+
 def instruction_bytes(actions: bytes, metadata: tuple[int, int] | None,
-                      goto: int | None) -> bytes:
-    """apply-actions, write-metadata, goto-table — in that order, as OVS reports them."""
-    out = b""
+                      goto: int | None, meter: int | None = None) -> bytes:
+    """meter, apply-actions, write-metadata, goto-table — in that order, as OVS reports them."""
+    out = b"" if meter is None else struct.pack("!HHI", OFPIT_METER, 8, meter)
     if actions:
         out += struct.pack("!HH4x", OFPIT_APPLY_ACTIONS, 8 + len(actions)) + actions
     if metadata is not None:
@@ -144,13 +188,19 @@ def _canon_flow(flow: Flow) -> tuple[Key, Body]:
             actions += _push_vlan(ETH_8021Q) + _set_vlan_vid(0x1000 | a.vid)
         elif isinstance(a, PopVlan):
             actions += POP_VLAN
-    instr = instruction_bytes(actions, flow.write_metadata, flow.goto)
+        elif isinstance(a, SetReg):
+            actions += _set_reg(a.reg, a.value)
+        elif isinstance(a, Resubmit):
+            actions += _resubmit(a.table)
+        elif isinstance(a, Ct):
+            actions += _ct(a.zone, a.commit, a.table)
+    instr = instruction_bytes(actions, flow.write_metadata, flow.goto, flow.meter)
     return (flow.table, flow.priority, match_bytes(flow.match)), (instr, flow.cookie)
 
 
 def canon_stats(stat: Any, ofp: Any) -> tuple[Key, Body]:
     """A flow-stats entry as the switch reported it, re-encoded to the same form."""
-    actions, metadata, goto = b"", None, None
+    actions, metadata, goto, meter = b"", None, None, None
     for ins in stat.instructions:
         kind = type(ins).__name__
         if kind == "OFPInstructionActions" and ins.type == ofp.OFPIT_APPLY_ACTIONS:
@@ -164,12 +214,23 @@ def canon_stats(stat: Any, ofp: Any) -> tuple[Key, Body]:
                     actions += POP_VLAN
                 elif akind == "OFPActionSetField" and a.key == "vlan_vid":
                     actions += _set_vlan_vid(_int(a.value))
+                elif akind == "OFPActionSetField" and a.key in NXM1_FIELDS:
+                    actions += _set_reg(a.key, _int(a.value))
+                elif akind == "NXActionResubmitTable" and a.in_port == OFPP_IN_PORT_16:
+                    actions += _resubmit(a.table_id)
+                elif akind == "NXActionCT" and not a.zone_src and not a.alg \
+                        and not a.actions and not a.flags & ~NX_CT_F_COMMIT:
+                    actions += _ct(a.zone_ofs_nbits, bool(a.flags & NX_CT_F_COMMIT),
+                                   None if a.recirc_table == NX_CT_RECIRC_NONE
+                                   else a.recirc_table)
                 else:  # nothing netctl writes: make sure it never compares equal
                     actions += f"<{akind}>".encode()
         elif kind == "OFPInstructionWriteMetadata":
             metadata = (ins.metadata, ins.metadata_mask)
         elif kind == "OFPInstructionGotoTable":
             goto = ins.table_id
+        elif kind == "OFPInstructionMeter":
+            meter = ins.meter_id
         else:
             actions += f"<{kind}>".encode()
     try:
@@ -177,7 +238,7 @@ def canon_stats(stat: Any, ofp: Any) -> tuple[Key, Body]:
     except (KeyError, ValueError) as exc:  # a field netctl never matches: keep it distinct
         match = f"<unknown match field {exc}>".encode()
     return ((stat.table_id, stat.priority, match),
-            (instruction_bytes(actions, metadata, goto), stat.cookie))
+            (instruction_bytes(actions, metadata, goto, meter), stat.cookie))
 
 
 def flow_mod_bytes(key: Key, body: Body, command: int, xid: int) -> bytes:
@@ -225,6 +286,7 @@ def flow_monitor_request_bytes(tables: Iterable[tuple[int, int]], flags: int,
 
 
 _OXM_NAMES = {number: name for name, (number, _size) in OXM_FIELDS.items()}
+_NXM1_NAMES = {number: name for name, (number, _size) in NXM1_FIELDS.items()}
 
 
 def match_text(match: bytes) -> str:
@@ -240,7 +302,8 @@ def match_text(match: bytes) -> str:
         raw = match[pos + 4:pos + 4 + size]
         pos += 4 + size
         name = _OXM_NAMES.get(number, f"oxm{number}") if header >> 16 == 0x8000 else \
-            f"oxm{header >> 16:#x}:{number}"
+            _NXM1_NAMES.get(number, f"oxm{header >> 16:#x}:{number}") \
+            if header >> 16 == 0x0001 else f"oxm{header >> 16:#x}:{number}"
         if has_mask:
             half = len(raw) // 2
             out.append(f"{name}={_value_text(name, raw[:half])}/{_value_text(name, raw[half:])}")
@@ -252,12 +315,12 @@ def match_text(match: bytes) -> str:
 def _value_text(name: str, raw: bytes) -> str:
     if len(raw) == 6:
         return ":".join(f"{b:02x}" for b in raw)
-    if name in ("ipv4_src", "arp_spa") and len(raw) == 4:
+    if name in ("ipv4_src", "arp_spa", "ipv4_dst", "arp_tpa") and len(raw) == 4:
         return str(ipaddress.IPv4Address(raw))
     if len(raw) == 16:
         return str(ipaddress.IPv6Address(raw))
     value = int.from_bytes(raw, "big")
-    return f"{value:#x}" if name in ("metadata", "vlan_vid") else str(value)
+    return f"{value:#x}" if name in ("metadata", "vlan_vid", "ct_state") else str(value)
 
 
 @functools.lru_cache(maxsize=1 << 12)

@@ -43,6 +43,7 @@ class RecordingSwitches:
     names: dict[int, dict[str, int]] = field(default_factory=dict)  # dpid -> port names
     installed: dict[int, dict] = field(default_factory=dict)
     disabled: dict[int, dict[int, bool]] = field(default_factory=dict)  # dpid -> port -> set
+    meters: dict[int, dict] = field(default_factory=dict)  # dpid -> meter id -> band (as sent)
     counts: Counts = field(default_factory=Counts)
 
     def bridge_names(self, engine: NetctlEngine, host_ref: str, cfg: HostConfig
@@ -123,12 +124,15 @@ class RecordingSwitches:
         out = engine.output().flows
         for dpid, modes in out.port_modes.items():
             self.disabled.setdefault(dpid, {}).update(modes)
+        for dpid in out.meters:  # the sink puts a switch's meters when the round says so
+            self.meters[dpid] = dict(tables.meters(dpid))
         for dpid, delta in out.deltas.items():
             if dpid not in tables.tables:
                 continue
             if delta.full:  # the sink diffs it against the switch's dump: a new bridge's
                 round_counts.full += 1  # whole table is sent (counted as adds)
                 self.disabled[dpid] = dict(tables.port_modes(dpid))  # and every port set
+                self.meters[dpid] = dict(tables.meters(dpid))  # and every meter
                 entries = dict(tables.entries(dpid))
                 if dpid not in self.installed or not self.keep:
                     round_counts.adds += len(entries)

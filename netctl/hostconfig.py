@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netctl.model import EMPTY, FrozenMap, Problem
+from netctl.model.export import NO_EXPORT, BridgeExport
 
 # external_ids key marking rows netctl created (and may therefore delete).
 OWNER_KEY = "netctl-owner"
@@ -124,6 +125,8 @@ class BridgeConfig:
     other_config: FrozenMap = EMPTY
     external_ids: FrozenMap = EMPTY
     network_uuids: tuple[str, ...] = ()  # xapi networks carried (the bridge's, then VLANs)
+    # its NetFlow / IPFIX / sFlow rows (`vlan.export`, written by `netctl.sinks.ovsdb_export`)
+    export: BridgeExport = NO_EXPORT
 
     def port(self, name: str) -> PortConfig:
         return next(p for p in self.ports if p.name == name)
@@ -132,15 +135,11 @@ class BridgeConfig:
 @dataclass(frozen=True)
 class VifPortConfig:
     """What netctl sets on a VIF port the hypervisor created (it never creates or deletes one):
-    `trunks` from VIF.trunks (empty = all VLANs); `policing_rate`/`policing_burst`, its
-    Interface's `ingress_policing_rate` (kbit/s) and `ingress_policing_burst` (kbit), from the
-    VIF's xapi rate limit (`vlan.qos`; 0 = none)."""
+    `trunks` from VIF.trunks (empty = all VLANs)."""
 
     name: str  # vif<domid>.<device>; the tap<domid>.<device> twin gets the same
     vif_uuid: str
     trunks: tuple[int, ...] = ()
-    policing_rate: int = 0
-    policing_burst: int = 0
 
 
 @dataclass(frozen=True)
@@ -168,6 +167,23 @@ class TunnelLink:
 
 
 @dataclass(frozen=True)
+class MirrorConfig:
+    """One OVSDB Mirror row on `bridge` (netctl's: `external_ids` carries the owner mark and
+    `netctl-mirror-source`, the xapi object whose `other_config` asked for it). Ports are
+    named (`vif<domid>.<device>`): the sink resolves them against the database, and a mirror
+    whose output port is not there yet waits for it. Exactly one of `output_port` (a
+    monitoring VIF) and `output_vlan` (RSPAN) is set."""
+
+    name: str  # netctl-mirror-<source uuid>
+    bridge: str
+    source: str  # "VIF <uuid>" or "network <uuid>"
+    select_src: tuple[str, ...] = ()  # ports whose received frames (what the VM sends)
+    select_dst: tuple[str, ...] = ()  # ports whose sent frames (what the VM receives)
+    output_port: str = ""
+    output_vlan: int = 0
+
+
+@dataclass(frozen=True)
 class HostConfig:
     """Everything netctl wants in one host's OVSDB, and what it could not build and why."""
 
@@ -178,6 +194,10 @@ class HostConfig:
     addresses: tuple[HostAddress, ...] = ()
     tunnels: tuple[TunnelLink, ...] = ()
     tunnel_keys: tuple[tuple[str, int], ...] = ()  # (network uuid, key), sorted
+    # port mirroring (`vlan.mirror`, written by `netctl.sinks.ovsdb_mirror`): the Mirror rows,
+    # and per bridge the RSPAN VLANs it floods without learning (`Bridge.flood_vlans`)
+    mirrors: tuple[MirrorConfig, ...] = ()
+    flood_vlans: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (bridge, VLANs), sorted
     problems: tuple[Problem, ...] = field(default=(), compare=False)
 
     def bridge(self, name: str) -> BridgeConfig:

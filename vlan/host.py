@@ -17,15 +17,15 @@ A tunnel port's `remote_ip` is the peer's transport PIF address in that PIF's pr
 hosts whose transports differ in family get no tunnel between them, and a Problem naming both.
 
 plus an internal bridge for a network that has running VIFs on the host but no PIF there, and
-`trunks` on VIF ports from `VIF.trunks` (and ingress policing from the VIF's rate limit,
-`vlan.qos`). Every real bridge gets `other_config:hwaddr` (the PIF's
+`trunks` on VIF ports from `VIF.trunks`. Every real bridge gets `other_config:hwaddr` (the PIF's
 MAC), `fail_mode` from `vswitch-controller-fail-mode` (PIF ⊕ network ⊕ pool other_config;
 default `secure` when there is a controller, where xapi's is `standalone`: `fail_mode_of`),
 `other_config:disable-in-band` from `vswitch-disable-in-band` when set, networkd's
 `mac-table-size` and multicast-snooping settings, `external_ids:xs-network-uuids` (its network,
 then its VLAN networks by tag, `;`-joined, as interface-reconfigure did), the OpenFlow
 controller targets and protocols given to `compile_host`, and MTU (`mtu_request`, PIF
-other_config:mtu else network.MTU) on its NICs and its own device.
+other_config:mtu else network.MTU) on its NICs and its own device, and its flow export
+(NetFlow, IPFIX, sFlow rows from the pool's and its network's other_config: `vlan.export`).
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ from netctl.model import (
 )
 from netctl.model.keys import DISABLE_IN_BAND, FAIL_MODE, first_read
 from vlan.checks import check_host_networking
-from vlan.qos import vif_policing
+from vlan.export import bridge_export, vlan_network_problems
+from vlan.mirror import all_sources, plan_mirrors
 from vlan.tunnels import allocate_tunnel_keys, endpoint, tunnel_port_name_for
 
 MAC_TABLE_SIZE = "10000"
@@ -103,8 +104,10 @@ def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] 
                         datapath_type=datapath_type, protocols=protocols)
     problems += config.problems
     problems += fail_mode_problems(kept, host_ref, config.bridges)
-    return replace(config, problems=tuple(p for p in problems
-                                          if concerns_host(state, p, host_ref)))
+    mirrors = plan_mirrors(kept, all_sources(kept))  # port mirroring (vlan.mirror)
+    problems += mirrors.problems
+    return replace(config, **mirrors.for_host(host_ref),
+                   problems=tuple(p for p in problems if concerns_host(state, p, host_ref)))
 
 
 def vif_port_configs(view: PoolQueries, vifs: Iterable[VIF]) -> tuple[VifPortConfig, ...]:
@@ -114,13 +117,11 @@ def vif_port_configs(view: PoolQueries, vifs: Iterable[VIF]) -> tuple[VifPortCon
 
 
 def vif_port_config(view: PoolQueries, vif: VIF) -> VifPortConfig:
-    """What netctl sets on one VIF's port: trunks and ingress policing (its xapi rate limit,
-    `vlan.qos`). One builder for the compiler and the engine, so that a QoS-only change makes
-    a different config and reaches the host."""
+    """What netctl sets on one VIF's port: its trunks. One builder for the compiler and the
+    engine. (A VIF's rate limit is an OpenFlow meter: `flows.qos`.)"""
     vm = view.vms[vif.vm]
-    policing = vif_policing(vif)
     return VifPortConfig(vif_port(vm.domid, vif.device), vif.uuid,
-                         tuple(sorted(set(vif.trunks))), policing.rate_kbit, policing.burst_kbit)
+                         tuple(sorted(set(vif.trunks))))
 
 
 def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping[str, int], *,
@@ -188,6 +189,7 @@ def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping
             tag=vlan.tag, fake_bridge=True,
             external_ids=FrozenMap({"fake-bridge-xs-network-uuids": net.uuid})))
         parent.vlan_networks.append((vlan.tag, net.uuid))
+        problems += vlan_network_problems(net, parent.network)  # its export keys: not read
     for pif in sorted(pifs, key=lambda p: p.device):
         if pif.type is not PifType.TUNNEL_ACCESS:
             continue
@@ -321,7 +323,7 @@ def _finish(state: PoolState, br: _Bridge, controllers: Sequence[str], datapath_
         mcast_snooping_enable=bool(state.pool and state.pool.igmp_snooping_enabled),
         other_config=FrozenMap(other),
         external_ids=FrozenMap({"xs-network-uuids": ";".join(uuids)}),
-        network_uuids=uuids)
+        network_uuids=uuids, export=bridge_export(state.pool, net))
 
 
 FAIL_MODE_KEY = FAIL_MODE.name

@@ -165,6 +165,8 @@ def show_status(data: dict) -> None:
     _switches(data["switches"], cap, quiet)
     _bonds(data["bonds"], cap, quiet)
     _tunnels(data["tunnels"], cap, quiet)
+    _export(data.get("export") or [], cap, quiet)
+    _mirrors(data.get("mirrors") or [], cap, quiet)
     if "vifs" in data:
         _vifs(data, view)
     elif view == "summary":
@@ -282,6 +284,37 @@ def _tunnels(tunnels: list[dict], cap: int | None, quiet: bool) -> None:
                 " ".join(f"{k}={v}" for k, v in sorted(tu["status"].items())),
                 "; ".join(_peer(p) for p in tu.get("peers", ())))
                for tu in rows], cap, quiet, "tunnels")
+
+
+def _export(rows: list[dict], cap: int | None, quiet: bool) -> None:
+    """Flow export (NetFlow, IPFIX, sFlow; netctl.service.export_view): shown only when the
+    pool exports flows at all."""
+    if not rows:
+        return
+    t = Table(title="Flow export")
+    for col in ("kind", "collectors", "settings", "bridges (hosts)", "networks"):
+        t.add_column(col)
+    _print(t, [(r["kind"], " ".join(r["targets"]),
+                " ".join(f"{k}={v}" for k, v in r["settings"].items()),
+                f"{r['bridges']} ({r['hosts']})" + (f", [yellow]{r['pending']} pending"
+                                                    "[/yellow]" if r["pending"] else ""),
+                " ".join(r["networks"])) for r in rows], cap, quiet, "export rows")
+
+
+def _mirrors(rows: list[dict], cap: int | None, quiet: bool) -> None:
+    """Port mirrors (netctl.service.mirror_view): shown only when there are some."""
+    if not rows:
+        return
+    t = Table(title="Port mirrors")
+    for col in ("host", "bridge", "source", "direction", "ports", "output", "copied"):
+        t.add_column(col)
+    _print(t, [(r["host"], r["bridge"],
+                f"{r['source']['class']} {r['source']['name'] or r['source']['uuid']}",
+                r["direction"], " ".join(r["ports"]),
+                f"VLAN {r['output']['vlan']} (RSPAN)" if "vlan" in r["output"]
+                else r["output"]["port"],
+                f"{r['statistics'].get('tx_packets', 0)} packets" if r["applied"]
+                else "[yellow]pending[/yellow]") for r in rows], cap, quiet, "mirrors")
 
 
 def _peer(p: dict) -> str:

@@ -25,7 +25,7 @@ and a flow's note for a Problem) are the public reading methods below.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field
 
 from flows.compile import (
@@ -35,11 +35,13 @@ from flows.compile import (
     bridge_shape,
     flood_flows,
     local_vif_flows,
+    vif_meters,
     vif_ports,
 )
 from flows.handover import Held, HeldPool, port_names
 from flows.pipeline import OFPP_LOCAL, Flow
 from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
+from flows.qos import MeterBand
 from flows.wire import Body, Key, canon_flow, remote_canon
 from netctl.engine.hosts import status_only
 from netctl.engine.pool import LivePool
@@ -82,6 +84,7 @@ class FlowOutput:
     deltas: Mapping[int, Delta]
     port_modes: Mapping[int, Mapping[int, bool]]  # VIF port -> disabled (changed ones only)
     arrivals: Mapping[int, list[tuple[int, str]]]  # VIF ports to announce: (port, MAC)
+    meters: Set[int] = frozenset()  # switches whose meters (`flows.qos`) changed
 
 
 @dataclass
@@ -97,11 +100,13 @@ class SwitchTable:
     local: dict[str, Entries] = field(default_factory=dict)  # VIF ref -> its entries
     taking: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports (VLAN 0)
     disabled: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports
+    ruled: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports (rules)
     owners: dict[str, str] = field(default_factory=dict)  # port name -> local VIF ref
     names_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # VIF ref -> its names
     flood: Entries = field(default_factory=dict)
     remote_port: dict[str, int] = field(default_factory=dict)  # peer host uuid -> tunnel port
     remote_nets: dict[str, int] = field(default_factory=dict)  # network -> VLAN (remote flows)
+    meters: dict[str, dict[int, MeterBand]] = field(default_factory=dict)  # VIF ref -> its own
 
     def remote_entries(self, placements: dict[str, dict[str, Placement]]) -> Iterator[
             tuple[Key, Body]]:
@@ -171,6 +176,7 @@ class FlowTables:
         self.arrivals: dict[int, list[tuple[int, str]]] = {}
         # VIF ports whose disabled state may have changed this round: dpid -> port -> disabled
         self.port_changes: dict[int, dict[int, bool]] = {}
+        self.meter_changes: set[int] = set()  # switches whose meters changed this round
         self.rebuilds = 0  # switch tables rebuilt whole
         self.vif_updates = 0  # VIF parts replaced (the fast path)
 
@@ -353,10 +359,12 @@ class FlowTables:
 
     # ------------------------------------------------------------------ the round's output
     def output(self) -> FlowOutput:
-        return FlowOutput(self.deltas, self.port_changes, self.arrivals)
+        return FlowOutput(self.deltas, self.port_changes, self.arrivals,
+                          frozenset(self.meter_changes))
 
     def clear_round(self) -> None:
         self.deltas, self.arrivals, self.port_changes = {}, {}, {}
+        self.meter_changes = set()
 
     # ------------------------------------------------------------------ reading (the sink)
     def entries(self, dpid: int) -> Iterator[tuple[Key, Body]]:
@@ -369,6 +377,13 @@ class FlowTables:
         """The whole desired table of a switch, or None when it is not one of the pool's
         bridges (such a switch is read, never written)."""
         return self.entries(dpid) if dpid in self.tables else None
+
+    def meters(self, dpid: int) -> dict[int, MeterBand]:
+        """Every meter a switch's desired table uses: meter id -> band (`flows.qos`)."""
+        table = self.tables.get(dpid)
+        if table is None:
+            return {}
+        return {meter: band for own in table.meters.values() for meter, band in own.items()}
 
     def port_modes(self, dpid: int) -> dict[int, bool]:
         """Every VIF port of a switch -> whether its VIF is disabled."""
@@ -415,7 +430,8 @@ class FlowTables:
             if key in entries and vref in self.view.vifs:
                 candidates += local_vif_flows(self.where, table.shape, table.ports,
                                               self.view.vifs[vref])
-        candidates += flood_flows(table.shape, table.ports, self._taking(table))
+        candidates += flood_flows(table.shape, table.ports, self._taking(table),
+                                  self._ruled(table))
         for f in candidates:
             if canon_flow(f)[0] == key:
                 return f
@@ -435,14 +451,16 @@ class FlowTables:
         for ref in table.names_of:  # every VIF part goes: its ports' modes may change
             changes.update(dict.fromkeys(self._numbers(table, ref), False))
         table.local, table.taking, table.disabled, table.owners = {}, {}, {}, {}
-        table.names_of = {}
+        table.ruled = {}
+        table.names_of, table.meters = {}, {}
         for net in vlans:
             self._carrying.setdefault(net, set()).add(table.dpid)
         if kind != "none":
             for net in vlans:
                 for vif in self._vifs_here(table.host_ref, net):
                     self._local(table, vif.ref, delta=False)
-        table.flood = _canon(flood_flows(table.shape, table.ports, self._taking(table)))
+        table.flood = _canon(flood_flows(table.shape, table.ports, self._taking(table),
+                                         self._ruled(table)))
         table.remote_nets = {}
         if kind == "private" or (kind == "external" and not bond
                                  and len(table.ports.uplinks) == 1):
@@ -606,6 +624,8 @@ class FlowTables:
             table.ports.taps.pop(uuid, None)  # type: ignore[attr-defined]
         table.taking.pop(vif_ref, None)
         table.disabled.pop(vif_ref, None)
+        table.ruled.pop(vif_ref, None)
+        old_meters = table.meters.pop(vif_ref, {})
         if self._local_of.get(vif_ref) == table.dpid:
             del self._local_of[vif_ref]
         where = self.where
@@ -624,11 +644,16 @@ class FlowTables:
             self._uuids[vif_ref] = {vif.uuid}
             table.names_of[vif_ref] = tuple(names)
             taking: dict[int, list[int]] = {}
-            new = _canon(local_vif_flows(view, table.shape, ports, vif, taking))
+            ruled: set[int] = set()
+            new = _canon(local_vif_flows(view, table.shape, ports, vif, taking, ruled))
             table.local[vif_ref] = new
             table.taking[vif_ref] = tuple(taking.get(0, ()))
+            if ruled:
+                table.ruled[vif_ref] = tuple(sorted(ruled))
             if view.enforced_locking_mode(vif) == "disabled":
                 table.disabled[vif_ref] = vif_ports(ports, vif)
+            if meters := vif_meters(ports, vif):
+                table.meters[vif_ref] = meters
             self._local_of[vif_ref] = table.dpid
             self._part_net[vif_ref] = vif.network
             self._domid_of[vif_ref] = where.vif_domid(vif)
@@ -637,14 +662,21 @@ class FlowTables:
         changes = self.port_changes.setdefault(table.dpid, {})
         for port in ports_before | self._numbers(table, vif_ref):
             changes[port] = port in disabled
+        if table.meters.get(vif_ref, {}) != old_meters:
+            self.meter_changes.add(table.dpid)
         if delta:
             self._diff_into(self.deltas.setdefault(table.dpid, Delta()), old, new)
 
     def _taking(self, table: SwitchTable) -> list[int]:
         return sorted({p for ports in table.taking.values() for p in ports})
 
+    @staticmethod
+    def _ruled(table: SwitchTable) -> set[int]:
+        return {p for ports in table.ruled.values() for p in ports}
+
     def _refresh_flood(self, table: SwitchTable) -> None:
-        new = _canon(flood_flows(table.shape, table.ports, self._taking(table)))
+        new = _canon(flood_flows(table.shape, table.ports, self._taking(table),
+                                 self._ruled(table)))
         if new == table.flood:
             return
         self._diff_into(self.deltas.setdefault(table.dpid, Delta()), table.flood, new)

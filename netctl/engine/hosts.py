@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from flows.ports import datapath_id_text
+from netctl.engine.mirrors import Mirrors
 from netctl.engine.pool import LivePool
 from netctl.hostconfig import HostConfig, VifPortConfig
 from netctl.model import (
@@ -86,6 +87,7 @@ class HostConfigs:
         self._built: set[str] = set()  # hosts rebuilt in this round
         self.changed: set[str] = set()
         self.rebuilds = 0  # hosts built (structural changes)
+        self.mirrors = Mirrors()  # port mirroring: read by _refresh_vifs
 
     # ------------------------------------------------------------------ entry points
     def recompute(self) -> None:
@@ -95,6 +97,7 @@ class HostConfigs:
         self._vif_net = {}
         self._need_rebuild = set()
         self.keys = allocate_tunnel_keys(self.view)
+        self.mirrors.recompute(self.view)
         for vif in self.view.vifs.values():
             self._place(vif.ref)
         for ref in self.view.hosts:
@@ -104,6 +107,7 @@ class HostConfigs:
 
     def apply(self, changes: dict[str, tuple[XapiObject | None, XapiObject | None]]) -> None:
         """React to the validated pool's changes of this round."""
+        mirrored = self.mirrors.apply(self.view, changes)  # hosts whose mirrors changed
         rebuild: set[str] = set()
         vif_dirty: set[str] = set()
         keys_dirty = False
@@ -169,6 +173,8 @@ class HostConfigs:
             self._build(ref)
         for ref in sorted(vif_dirty - rebuild):
             self._refresh_vifs(ref)
+        for ref in sorted(mirrored - rebuild - vif_dirty):
+            self._refresh_vifs(ref)
         for ref in sorted(rebuild | vif_dirty | (homes - {NULL_REF})):
             self._refresh_fail_problems(ref, force=ref in rebuild)
 
@@ -196,6 +202,7 @@ class HostConfigs:
         for st in self.hosts.values():
             out += st.problems
             out += st.fail_problems
+        out += self.mirrors.problems
         return out
 
     # ------------------------------------------------------------------ internals
@@ -304,7 +311,7 @@ class HostConfigs:
         if st.base is None:
             return
         ports = tuple(st.vif_ports[ref] for _vm, _device, ref in st.order)
-        config = replace(st.base, vif_ports=ports)
+        config = replace(st.base, vif_ports=ports, **self.mirrors.for_host(host_ref))
         if force or config != st.config:
             if config != st.config:
                 self.changed.add(host_ref)

@@ -23,6 +23,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netctl.model import rules
+from netctl.model.export import ValueReason, parse_targets, sflow_agent
+from netctl.model.mirror import DIRECTIONS, parse_target
+
 # The mode a VIF whose netctl-locking-mode override cannot be read is enforced in: what the
 # operator most likely meant (the override exists to ask for locking), and the strictest mode
 # that keeps the VIF's allowed addresses working. Never `unlocked`.
@@ -67,7 +71,18 @@ class Key:
         raw = self.raw(obj)
         if raw is None or self.read(obj) is not None:
             return None
-        return self.field, f"'{raw}' is not {self.allowed}; {self.if_bad}"
+        return self.field, f"'{raw}' is not {self.allowed}{self.reason(raw)}; {self.if_bad}"
+
+    def reason(self, raw: str) -> str:
+        """Why a bad value is bad, when its parser says more than "not allowed" (a list's
+        parser names the entry that is wrong: `ValueReason`), as " (...)"; else ""."""
+        try:
+            self.parse(raw)
+        except ValueReason as exc:
+            return f" ({exc})"
+        except ValueError:
+            pass
+        return ""
 
 
 def one_of(*values: str) -> Callable[[str], str]:
@@ -126,9 +141,72 @@ DISABLE_IN_BAND = Key("vswitch-disable-in-band", "other_config", "one of true, f
                       "ignored: the next of PIF, network, pool that sets it decides, else OVS's "
                       "default")
 # xapi hands `kbps` to netback as kilobytes (1024 bytes) per second; 0 would be no limit at all
-# (netback and OVS alike), never what a "ratelimit" asks for. Enforced by `vlan.qos`.
+# (netback and OVS alike), never what a "ratelimit" asks for. Enforced by `flows.qos`.
 QOS_KBPS = Key("kbps", "qos_algorithm_params", "a rate in KiB/s (a positive integer)",
                integer(1), "the VIF is applied without a rate limit")
+
+# Flow export (NetFlow, IPFIX, sFlow; `netctl.model.export`, built by `vlan.export`): pool-wide
+# on the pool, per bridge on a network (a network's value replaces the pool's, key by key; a
+# network's target list starting with "+" adds to the pool's; "none" turns the kind off).
+_TARGETS = ("a comma-separated list of collectors IPv4:PORT or [IPv6]:PORT, optionally "
+            "starting with + on a network, or none")
+_FROM_POOL = "ignored: on a network the pool's value applies; on the pool, OVS's default"
+NETFLOW_TARGETS = Key("netflow-targets", "other_config", _TARGETS, parse_targets,
+                      "ignored: on a network the pool's collectors apply; on the pool, none")
+NETFLOW_ACTIVE_TIMEOUT = Key("netflow-active-timeout", "other_config",
+                             "seconds (an integer 1-86400)", integer(1, 86400), _FROM_POOL)
+IPFIX_TARGETS = Key("ipfix-targets", "other_config", _TARGETS, parse_targets,
+                    "ignored: on a network the pool's collectors apply; on the pool, none")
+IPFIX_SAMPLING = Key("ipfix-sampling", "other_config",
+                     "1 in N packets (an integer 1-4294967295)", integer(1, 2 ** 32 - 1),
+                     "ignored: on a network the pool's value applies; else 1 in 400")
+IPFIX_ACTIVE_TIMEOUT = Key("ipfix-active-timeout", "other_config",
+                           "seconds (an integer 0-4200)", integer(0, 4200), _FROM_POOL)
+SFLOW_TARGETS = Key("sflow-targets", "other_config", _TARGETS, parse_targets,
+                    "ignored: on a network the pool's collectors apply; on the pool, none")
+SFLOW_SAMPLING = Key("sflow-sampling", "other_config",
+                     "1 in N packets (an integer 1-4294967295)", integer(1, 2 ** 32 - 1),
+                     "ignored: on a network the pool's value applies; else 1 in 400")
+SFLOW_POLLING = Key("sflow-polling", "other_config",
+                    "seconds between counter samples (an integer 0-3600; 0: none)",
+                    integer(0, 3600),
+                    "ignored: on a network the pool's value applies; else 30 s")
+SFLOW_HEADER = Key("sflow-header", "other_config", "bytes of each sampled packet (an integer "
+                   "18-512)", integer(18, 512),
+                   "ignored: on a network the pool's value applies; else 128")
+SFLOW_AGENT = Key("sflow-agent", "other_config", "a device name or an IP address", sflow_agent,
+                  "ignored: on a network the pool's value applies; else OVS names the address "
+                  "it reaches the collector from")
+EXPORT_KEYS = (NETFLOW_TARGETS, NETFLOW_ACTIVE_TIMEOUT, IPFIX_TARGETS, IPFIX_SAMPLING,
+               IPFIX_ACTIVE_TIMEOUT, SFLOW_TARGETS, SFLOW_SAMPLING, SFLOW_POLLING, SFLOW_HEADER,
+               SFLOW_AGENT)
+
+# Port mirroring (`netctl.model.mirror`, placed by `vlan.mirror`): on a VIF (that VIF) or a
+# network (each of its VIFs), where the copies go and which way.
+MIRROR_TO = Key("netctl-mirror-to", "other_config",
+                "a monitoring VIF's uuid or vlan:N (an RSPAN VLAN 1-4094)", parse_target,
+                "nothing is mirrored")
+MIRROR_DIRECTION = Key("netctl-mirror-direction", "other_config",
+                       f"one of {', '.join(DIRECTIONS)}", one_of(*DIRECTIONS),
+                       "both directions are mirrored")
+MIRROR_KEYS = (MIRROR_TO, MIRROR_DIRECTION)
+
+# Traffic rules (`netctl.model.rules`: the syntax, what a bad rule becomes; `flows.rules`: the
+# flows): a VIF's own, then its network's. Never unreadable as a whole: each bad rule is its
+# own Problem (`rules.parse(...).bad`, reported by `validation.rule_findings`), the rest apply.
+@dataclass(frozen=True)
+class RulesKey(Key):
+    """`read` gives a list only when every rule reads (else None, as for any key); netctl
+    enforces `rules.parse` (the good rules, and bad ones as that module says), and reports
+    one Problem per bad rule (`validation.rule_findings`) rather than one for the key."""
+
+    def finding(self, obj: Any) -> tuple[str, str] | None:
+        return None
+
+
+RULES = RulesKey(rules.KEY, "other_config", rules.SYNTAX, rules.parse_strict,
+                 "each bad rule is its own Problem, saying what it is enforced as; the other "
+                 "rules apply")
 
 # A bond's properties (xapi `Bond.properties`, for mode lacp) and the bond master PIF's
 # `other_config:bond-<k>` overrides (what networkd passes OVS). Unknown bond-<k> keys go to
@@ -164,10 +242,10 @@ BOND_OVERRIDES = tuple(Key(f"bond-{name}", "other_config", allowed, parse, if_ba
 BOND_OVERRIDE = {key.name: key for key in BOND_OVERRIDES}
 
 # Which keys each class's object is checked for (what netctl reads of it).
-POOL_KEYS = (FAIL_MODE, DISABLE_IN_BAND)
-NETWORK_KEYS = (FAIL_MODE, DISABLE_IN_BAND)
+POOL_KEYS = (FAIL_MODE, DISABLE_IN_BAND, *EXPORT_KEYS)
+NETWORK_KEYS = (FAIL_MODE, DISABLE_IN_BAND, *EXPORT_KEYS, *MIRROR_KEYS, RULES)
 PIF_KEYS = (PIF_MTU, FAIL_MODE, DISABLE_IN_BAND, *BOND_OVERRIDES)
-VIF_KEYS = (VIF_MTU, LOCKING_OVERRIDE)
+VIF_KEYS = (VIF_MTU, LOCKING_OVERRIDE, *MIRROR_KEYS, RULES)
 ALL_KEYS: Mapping[str, tuple[Key, ...]] = {
     "pool": POOL_KEYS, "network": NETWORK_KEYS, "PIF": PIF_KEYS, "VIF": VIF_KEYS,
     "Bond": BOND_PROPERTIES,

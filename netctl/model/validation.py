@@ -35,9 +35,11 @@ from netctl.model.keys import (
     PIF_KEYS,
     POOL_KEYS,
     QOS_KBPS,
+    RULES,
     VIF_KEYS,
     key_findings,
 )
+from netctl.model.rules import parse as parse_rules
 from netctl.model.state import PoolQueries, PoolState
 from netctl.model.types import (
     BOND_MODES,
@@ -177,7 +179,7 @@ def check_network(state: PoolQueries, n: Network, seen_bridges: dict[str, Networ
                             f"'{n.default_locking_mode}' is not one of unlocked, disabled; "
                             f"its network_default VIFs are enforced as {BAD_NETWORK_DEFAULT} "
                             "(no traffic) until it is corrected", False))
-    return errs + _soft(key_findings(n, NETWORK_KEYS))
+    return errs + _soft(key_findings(n, NETWORK_KEYS)) + rule_findings(n)
 
 
 def check_pool(state: PoolQueries, pool: Pool) -> Findings:
@@ -304,7 +306,8 @@ def check_vif(state: PoolQueries, v: VIF) -> Findings:
     what is applied as if absent or at its strictest: its locking, its trunks, its backend
     (other_config keys, QoS)."""
     return (_vif_references(state, v) + _vif_identity(v) + _vif_locking(v)
-            + _vif_trunks(state, v) + _soft(key_findings(v, VIF_KEYS)) + _vif_qos(v))
+            + _vif_trunks(state, v) + _soft(key_findings(v, VIF_KEYS)) + _vif_qos(v)
+            + rule_findings(v))
 
 
 def _vif_references(state: PoolQueries, v: VIF) -> Findings:
@@ -357,6 +360,15 @@ def _vif_trunks(state: PoolQueries, v: VIF) -> Findings:
         errs.append(Finding("trunks", "a VIF on a VLAN network cannot trunk VLANs; ignored (it "
                                       "takes untagged frames only)", False))
     return errs
+
+
+def rule_findings(obj: VIF | Network) -> Findings:
+    """`other_config:netctl-rules` of a VIF or network: one Problem per bad rule, saying what
+    it is enforced as (`netctl.model.rules`: the rest of the list always applies)."""
+    raw = RULES.raw(obj)
+    if raw is None:
+        return []
+    return [Finding(RULES.field, bad.message(), False) for bad in parse_rules(raw).bad]
 
 
 def _vif_qos(v: VIF) -> Findings:

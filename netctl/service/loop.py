@@ -38,6 +38,7 @@ from netctl.sources.switches import (
     FlowChanged,
     FlowStats,
     Gone,
+    MeterConfig,
     PacketIn,
     PortChanged,
     PortState,
@@ -179,6 +180,8 @@ class ReconcileLoop:
             self.engine.switch(SwitchEvent("gone", dpid))
         elif isinstance(event, FlowStats):
             sink.flow_stats(event.dp, event.body, event.more)
+        elif isinstance(event, MeterConfig):
+            sink.meter_config(event.dp, event.body, event.more)
         elif isinstance(event, Aggregate):
             sink.aggregate(event.dp, event.flow_count)
         elif isinstance(event, Barrier):

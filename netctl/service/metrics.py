@@ -76,6 +76,8 @@ class Metrics:
                                       "switch after it refused a bundle", registry=r)
         self.port_mods = Counter("netctl_port_mods_total", "VIF port configs set for disabled "
                                  "(NO_FWD/NO_RECV) or cleared", registry=r)
+        self.meter_mods = Counter("netctl_meter_mods_total", "OpenFlow meters added, changed "
+                                  "or deleted: VIF rate limits (flows.qos)", registry=r)
         self.announced = Counter("netctl_vif_announcements_total", "RARPs sent upstream for "
                                  "VIF ports that appeared on external bridges", registry=r)
         self.foreign_blocked = Counter("netctl_flows_blocked_by_foreign_total", "Desired flows "

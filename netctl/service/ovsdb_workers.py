@@ -131,6 +131,7 @@ class HostWorker:
                 on_bfd=None if liveness is None else
                 (lambda port, bfd: liveness.update(uuid, port, bfd, source=self)),
             ).connect()
+            self.db.on_waited_port = self.mastership_changed  # a port a mirror waits for
             self.status.applied = None  # a new session: compare with what is there
         if not self.db.is_connected():
             self.status.connected = False

@@ -30,8 +30,10 @@ from netctl.model import Host, Problem, SDNController
 from netctl.service import stats_view
 from netctl.service.config import Config
 from netctl.service.endpoints import EndpointError, ovsdb_endpoint
+from netctl.service.export_view import ExportCollector
 from netctl.service.loop import ReconcileLoop
 from netctl.service.metrics import Metrics
+from netctl.service.mirror_view import MirrorCollector
 from netctl.service.osken import wait_listening
 from netctl.service.ovsdb_workers import HostStatus, HostWorker
 from netctl.service.stats_view import StatsCollector
@@ -79,6 +81,8 @@ class Run:
         self.poller = StatsPoller(StatsTable(), config.stats_interval, self._may_poll)
         self.loop.switches.stats = self.poller
         self.metrics.registry.register(StatsCollector(self))
+        self.metrics.registry.register(ExportCollector(self))  # flow export targets
+        self.metrics.registry.register(MirrorCollector(self))  # port mirrors
         self.tunnels = TunnelStatus()
         # BFD states of the tunnel ends, as the hosts' OVSDB sessions report them: a change
         # makes tunnel.status due (and the peer gauges stale)
@@ -301,7 +305,8 @@ class Run:
                               ("retries", m.switch_retries), ("port_mods", m.port_mods),
                               ("announced", m.announced),
                               ("foreign_blocked", m.foreign_blocked),
-                              ("role_requests", m.role_requests), ("fenced", m.fenced)):
+                              ("role_requests", m.role_requests), ("fenced", m.fenced),
+                              ("meter_mods", m.meter_mods)):
             self._advance(name, getattr(stats, name), counter)
         for node, st in self.engine.graph.stats().items():
             for kind, value in (("recompute", st.recomputes), ("handled", st.handled)):

@@ -18,8 +18,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from flows.ports import vif_port_name
+from flows.qos import vif_band
+from flows.rules import rules_of
 from netctl.stats.drops import KINDS
 from netctl.stats.labels import OTHER, Label, host_labels
 from netctl.stats.table import COUNTERS, PortReading
@@ -191,6 +194,79 @@ def readings(run: Any, host_refs: Iterable[str]) -> dict[tuple[str, str], PortRe
     return out
 
 
+def rule_hits(run: Any, host_refs: Iterable[str] | None = None
+              ) -> dict[tuple[str, str], Mapping[tuple[str, str, int], int]]:
+    """(host ref, VIF port name) -> packets per (direction, origin, rule number) of its
+    traffic rules (`flows.rules`), as the poller last read them, on these hosts (None: all)."""
+    poller = getattr(run, "poller", None)
+    hits = getattr(poller, "rule_hits", None)
+    if not hits:
+        return {}
+    wanted = set(host_refs) if host_refs is not None else None
+    tables = run.engine.desired
+    out: dict[tuple[str, str], Mapping[tuple[str, str, int], int]] = {}
+    for dpid, ports in list(hits.items()):
+        ident = tables.identity(dpid)
+        if ident is not None and (wanted is None or ident[0] in wanted):
+            for name, counted in ports.items():
+                out[(ident[0], name)] = counted
+    return out
+
+
+def rule_rows(rules: Any, hits: Mapping[tuple[str, str, int], int] | None
+              ) -> dict[str, Any]:
+    """A VIF's rules as /status shows them: each rule of its own list then its network's,
+    in order, with the packets it matched (both directions), and the packets let through as
+    replies of allowed connections and as matched by no rule."""
+    hits = hits or {}
+
+    def packets(origin: str, number: int) -> int:
+        return sum(hits.get((d, origin, number), 0) for d in ("out", "in"))
+    listed = [{"from": origin, "number": i + 1, "rule": str(rule),
+               "packets": packets(origin, i)}
+              for origin, rules_ in (("vif", rules.vif), ("network", rules.network))
+              for i, rule in enumerate(rules_)]
+    return {"rules": listed, "replies": packets("reply", 0),
+            "unmatched": packets("default", 0)}
+
+
+def rule_hit_rows(run: Any) -> Iterator[tuple[list[str], int]]:
+    """([host, vm, device, network, list, number, rule], packets) per rule of every VIF with
+    rules, on the switches this instance reads."""
+    hits = rule_hits(run)
+    if not hits:
+        return
+    view = run.engine.view
+    for vif in list(view.vifs.values()):
+        rules = rules_of(view, vif)
+        if not rules:
+            continue
+        vm = view.vms.get(vif.vm)
+        host = view.hosts.get(vm.resident_on) if vm is not None else None
+        port = vif_port_name(view, vif) if view.is_vif_active(vif) else None
+        counted = hits.get((vm.resident_on, port)) if vm is not None and port else None
+        if host is None or counted is None:
+            continue
+        net = view.networks.get(vif.network)
+        shown = rule_rows(rules, counted)
+        for row in shown["rules"]:
+            yield ([host.name_label, vm.name_label, vif.device,
+                    net.name_label if net else "", row["from"], str(row["number"]),
+                    row["rule"]], row["packets"])
+
+
+def rate_limit_rows(view: Any) -> Iterator[tuple[list[str], int, int]]:
+    """Each rate-limited VIF: ([host, vm, device, network], kbit/s, burst kbit) of its meter."""
+    for vif in view.vifs.values():
+        if vif.qos_algorithm_type != "ratelimit" or (band := vif_band(vif)) is None:
+            continue
+        vm = view.vms.get(vif.vm)
+        host = view.hosts.get(vm.resident_on) if vm is not None else None
+        net = view.networks.get(vif.network)
+        yield ([host.name_label if host else "", vm.name_label if vm else "", vif.device,
+                net.name_label if net else ""], band.rate_kbit, band.burst_kbit)
+
+
 class StatsCollector:
     """The statistics in /metrics, built at each scrape from the latest readings: per port
     (host, bridge, port, kind, vm, device, network, peer) its byte, packet, drop and error
@@ -202,6 +278,15 @@ class StatsCollector:
 
     def __init__(self, run: Any) -> None:
         self.run = run
+
+    def _rate_limits(self) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(
+            "netctl_vif_rate_limit_kbits", "A VIF's rate limit on what its VM sends (xapi's "
+            "ratelimit kbps as an OpenFlow meter, kbit/s of 1000 bits; flows.qos)",
+            labels=["host", "vm", "device", "network"])
+        for labels, rate, _burst in rate_limit_rows(self.run.view):
+            family.add_metric(labels, rate)
+        return family
 
     def describe(self) -> list:
         return []  # built per scrape: no fixed description (prometheus_client then skips it)
@@ -227,6 +312,14 @@ class StatsCollector:
                                           lab.network or "", kind], rd.drops[kind])
         yield from families.values()
         yield drops
+        hits = CounterMetricFamily(
+            "netctl_vif_rule_packets", "Packets each traffic rule of a VIF matched, both "
+            "directions (flows.rules)",
+            labels=["host", "vm", "device", "network", "list", "number", "rule"])
+        for labels, packets in rule_hit_rows(self.run):
+            hits.add_metric(labels, packets)
+        yield hits
+        yield self._rate_limits()
         poller = getattr(self.run, "poller", None)
         if poller is not None:
             st = poller.stats

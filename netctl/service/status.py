@@ -13,7 +13,11 @@ which):
   counted); `bonds` with each member's link and LACP state; `tunnels` with their
   `tunnel.status`; `switches` (every OpenFlow switch, its ports and netctl flows); `flows` (the
   OpenFlow sink's counters); `engine` (nodes, rounds, hosts_rebuilt, bridges_rebuilt,
-  vif_updates); `problems` (the first `PROBLEMS_SHOWN`) with `problems_total`. While the pool
+  vif_updates); `problems` (the first `PROBLEMS_SHOWN`) with `problems_total`; `export`, the
+  flow export targets (NetFlow, IPFIX, sFlow) with their settings, bridges, hosts and
+  networks (`netctl.service.export_view`; a query's: on its hosts); `mirrors`, the port
+  mirrors with their source, ports, output and OVS statistics (`netctl.service.mirror_view`;
+  a query's: on its hosts). While the pool
   holds at most `SUMMARY_VIFS` VIFs (a lab, a small pool: the demo and the lab tests read them
   there) `vifs` lists them too; above that it is absent and the queries below list them. All
   of it is sized by hosts and bridges (hundreds), never by VMs or VIFs (tens of thousands):
@@ -63,6 +67,8 @@ from typing import Any
 
 from flows.locking import locking_of
 from flows.ports import vif_port_name
+from flows.qos import vif_band, vif_kbps
+from flows.rules import rules_of
 from netctl.engine.pool import BUCKETS
 from netctl.model import (
     NULL_REF,
@@ -77,9 +83,8 @@ from netctl.model import (
     Problem,
     Tunnel,
 )
-from netctl.service import stats_view
+from netctl.service import export_view, mirror_view, stats_view
 from netctl.service.tunnel_status import describe_peers
-from vlan.qos import vif_kbps
 
 SUMMARY_VIFS = 256  # the summary lists VIF rows while the pool holds at most this many VIFs
 PROBLEMS_SHOWN = 200  # problems listed in one answer (all of them are counted)
@@ -202,6 +207,8 @@ def summary(run: Any) -> dict:
         "engine": _engine(run),
         "coordination": coordination(run),
         "stats": stats_view.summary(run),
+        "export": export_view.rows(run),
+        "mirrors": mirror_view.rows(run),
     }
     if len(view.vifs) <= SUMMARY_VIFS:
         out["vifs"] = _vif_rows(run, view, tuple(view.vifs.values())[:SUMMARY_VIFS])
@@ -224,6 +231,8 @@ def full(run: Any) -> dict:
         "problems": [str(p) for p in problems],
         "flows": dict(vars(run.sink.stats)),
         "engine": _engine(run),
+        "export": export_view.rows(run),
+        "mirrors": mirror_view.rows(run),
     }
 
 
@@ -280,6 +289,8 @@ def filtered(run: Any, q: Query) -> dict:
         "bonds": _bond_rows(run, view, scope),
         "tunnels": _tunnel_rows(view, scope, run),
         "switches": _switch_rows(run, view, scope),
+        "export": export_view.rows(run, scope.host_set(view)),
+        "mirrors": mirror_view.rows(run, scope.host_set(view)),
         "vifs": sorted(rows, key=lambda r: (r["vm"], r["device"])),
         "vifs_total": len(matching),
         "vifs_truncated": len(matching) > len(rows),
@@ -643,6 +654,7 @@ def _vif_rows(run: Any, view: Any, vifs: Iterable[VIF]) -> list[dict[str, Any]]:
     vifs = tuple(vifs)
     traffic = stats_view.readings(run, {vm.resident_on for vm in (
         vms_get(v.vm) for v in vifs) if vm is not None})
+    hits: dict | None = None  # traffic rules' counters, read when a VIF has rules
     for vif in vifs:
         vm = vms_get(vif.vm)
         host = hosts_get(vm.resident_on) if vm is not None else None
@@ -655,11 +667,30 @@ def _vif_rows(run: Any, view: Any, vifs: Iterable[VIF]) -> list[dict[str, Any]]:
                      "locking": (locking := locking_of(view, vif)).mode,
                      "ipv4_allowed": list(locking.ipv4), "ipv6_allowed": list(locking.ipv6),
                      "flows": local_flows(vif.ref) if port else 0,
-                     "qos": {"kbps": kbps} if (kbps := vif_kbps(vif)) is not None else None})
+                     "qos": _qos(vif)})
         reading = traffic.get((vm.resident_on, port)) if port and vm is not None else None
         if reading is not None:
             rows[-1]["traffic"] = reading.as_dict()
+        rules = rules_of(view, vif)
+        if rules:  # traffic rules (`flows.rules`), with their hit counters
+            if hits is None:
+                hits = stats_view.rule_hits(run, {vm.resident_on for vm in (
+                    vms_get(v.vm) for v in vifs) if vm is not None})
+            counted = hits.get((vm.resident_on, port)) if port and vm is not None else None
+            shown = stats_view.rule_rows(rules, counted)
+            rows[-1]["rules"] = shown["rules"]  # each rule, in order, with its packets
+            rows[-1]["rules_passed"] = {"replies": shown["replies"],
+                                        "unmatched": shown["unmatched"]}
     return rows
+
+
+def _qos(vif: VIF) -> dict[str, int] | None:
+    """A VIF's rate limit: xapi's figure (KiB/s) and the meter that enforces it (`flows.qos`)."""
+    band = vif_band(vif)
+    if band is None:
+        return None
+    return {"kbps": vif_kbps(vif) or 0, "rate_kbit": band.rate_kbit,
+            "burst_kbit": band.burst_kbit}
 
 
 def _kind(vm: VM | None) -> str:

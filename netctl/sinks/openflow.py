@@ -68,14 +68,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from os_ken.lib.packet import arp, ether_types, ethernet, packet
 
 from flows import wire
-from flows.pipeline import COOKIE, COOKIE_MASK, PIPELINE
+from flows.pipeline import COOKIE, COOKIE_MASK, MAX_METER, PIPELINE
 from flows.wire import ONFFMF_ACTIONS, ONFFMF_ADD, ONFFMF_DELETE, ONFFMF_MODIFY, Body, Key
 from netctl.model import Problem
 
@@ -118,6 +118,9 @@ class DesiredTables(Protocol):
     def port_modes(self, dpid: int) -> Mapping[int, bool]:
         """Every VIF port of the switch -> whether its VIF is disabled."""
 
+    def meters(self, dpid: int) -> Mapping[int, tuple[int, int]]:
+        """Every meter the switch's desired table uses: id -> (rate kbit/s, burst kbit)."""
+
     def classifies(self, dpid: int, port: int) -> bool:
         """Whether the table has rules for frames from this port."""
 
@@ -142,6 +145,7 @@ class RoundFlows(Protocol):
     deltas: Mapping[int, TableDelta]
     port_modes: Mapping[int, Mapping[int, bool]]
     arrivals: Mapping[int, list[tuple[int, str]]]
+    meters: Collection[int]  # switches whose meters changed
 
 
 class MonitoredFlow(Protocol):
@@ -199,6 +203,7 @@ class Stats:
     role_requests: int = 0  # OpenFlow role requests sent (several instances only)
     masters: int = 0  # MASTER role requests the switches acknowledged
     fenced: int = 0  # writes or MASTER requests a switch refused: another instance is master
+    meter_mods: int = 0  # meters added, changed or deleted (`flows.qos`: VIF rate limits)
 
 
 @dataclass
@@ -275,6 +280,12 @@ class Switch:
     role_xid: int | None = None
     role_acked: bool = False  # the switch acknowledged the role last asked
     fenced: bool = False  # the switch refused this instance as master (until the next ask)
+    # netctl's meters (ids below MAX_METER) as the switch holds them: id -> (rate, burst);
+    # read with each dump (the reply comes before the flows'), then kept as sent
+    meters: dict[int, tuple[int, int]] = field(default_factory=dict)
+    meters_dumping: list = field(default_factory=list)
+    meter_xids: dict[int, int] = field(default_factory=dict)  # xid -> meter id (in flight)
+    meters_refused: dict[int, str] = field(default_factory=dict)  # meter id -> the error
 
     @property
     def id(self) -> int:
@@ -370,6 +381,29 @@ class FlowSink:
         sw.changes.clear()  # reported before the dump's snapshot: the dump has them
         self._full_diff(sw, ours)
 
+    def meter_config(self, dp: Any, body: list, more: bool) -> None:
+        """(Part of) the meters a switch holds, asked with each dump: netctl's (ids below
+        MAX_METER) as (rate, burst) of their one drop band; any other shape is kept as
+        something that never equals a band netctl wants, so it is rewritten."""
+        sw = self._session(dp)
+        if sw is None:
+            return
+        sw.meters_dumping.extend(body)
+        if more:
+            return
+        held: dict[int, tuple[int, int]] = {}
+        for meter in sw.meters_dumping:
+            if meter.meter_id >= MAX_METER:
+                continue  # not netctl's: never touched
+            bands = list(meter.bands)
+            kbps_burst = dp.ofproto.OFPMF_KBPS | dp.ofproto.OFPMF_BURST
+            if len(bands) == 1 and meter.flags & kbps_burst == kbps_burst \
+                    and getattr(bands[0], "type", None) == dp.ofproto.OFPMBT_DROP:
+                held[meter.meter_id] = (bands[0].rate, bands[0].burst_size)
+            else:
+                held[meter.meter_id] = (-1, -1)
+        sw.meters, sw.meters_dumping = held, []
+
     def aggregate(self, dp: Any, count: int) -> None:
         sw = self._session(dp)
         if sw is None or not sw.audit_pending:
@@ -443,6 +477,7 @@ class FlowSink:
             sw.inflight.clear()
             sw.inflight_body.clear()
             sw.inflight_command.clear()
+            sw.meter_xids.clear()
         if sw.retry_at is None:
             sw.failures = 0
         if self.on_converged is not None:
@@ -473,6 +508,13 @@ class FlowSink:
             return
         sw.last_error = text
         now = time.monotonic()
+        meter = sw.meter_xids.pop(xid, None) if xid is not None else None
+        if meter is not None:
+            band = sw.meters.pop(meter, None)
+            sw.meters_refused[meter] = f"{band}: {text}"
+            LOG.error("switch %016x (%s) refused meter %d (the rate limit of the VIF on port "
+                      "%d): %s", dp.id, self.tables.describe(sw.id), meter, meter, text)
+            return  # the flows that use it are refused in turn, and retried with it
         key = sw.inflight.get(xid) if xid is not None else None
         where = self.tables.describe(sw.id)
         if key is not None:
@@ -499,14 +541,25 @@ class FlowSink:
         announcements of VIF ports that arrived; then replay held frames whose rules came."""
         if since is not None:
             self._since = since
-        for dpid, delta in out.deltas.items():
+        meters = out.meters
+        for dpid in {*out.deltas, *meters}:
             sw = self.switches.get(dpid)
             if sw is None or not sw.dumped or self.tables.identity(dpid) is None:
                 continue
-            if delta.full:
+            delta = out.deltas.get(dpid)
+            if delta is not None and delta.full:
                 self._request_dump(sw, "rebuilt")
                 continue
-            self._send_ops(sw, delta.ops.items())
+            # a flow's meter must exist before the flow: meters added or changed first, those
+            # no flow uses any more after the bundle (deleting a meter deletes its flows)
+            sent = self.stats.meter_mods
+            unused = self._put_meters(sw) if dpid in meters else []
+            bundles = self.stats.bundles
+            if delta is not None:
+                self._send_ops(sw, delta.ops.items())
+            self._delete_meters(sw, unused)
+            if self.stats.meter_mods != sent and self.stats.bundles == bundles:
+                self._barrier(sw)  # meters alone: converged (and their xids let go) at its reply
         now = time.monotonic()
         for dpid in [d for d in self.switches if d in self._changing]:
             self._repair_changes(self.switches[dpid], now)
@@ -584,6 +637,12 @@ class FlowSink:
                     f"the switch refused flow '{refusal.note}': {refusal.text}; the rest of the "
                     f"table is installed, this flow is offered again when it changes or in "
                     f"{int(REFUSED_RETRY)} s"))
+            for meter, text in sorted(dict(sw.meters_refused).items()):
+                problems.append(Problem(
+                    "bridge", where, name, self.tables.describe(dpid), f"meter {meter}",
+                    f"the switch refused the meter of the VIF on port {meter} (its rate "
+                    f"limit): {text.split(': ', 1)[-1]}; that VIF's frames are not forwarded "
+                    "until it is accepted"))
             for key, (note, cookie, label) in sorted(dict(sw.blocked).items(),
                                                      key=lambda kv: repr(kv[0])):
                 problems.append(Problem(
@@ -612,6 +671,10 @@ class FlowSink:
         sw.dumping = []
         sw.dump_reason = reason
         sw.audit_at = time.monotonic() + self.audit_interval
+        # the meters first: a switch answers a session's requests in order, so they are
+        # known when the flows' reply completes the dump
+        sw.meters_dumping = []
+        dp.send_msg(parser.OFPMeterConfigStatsRequest(dp, 0, ofp.OFPM_ALL))
         dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY,
                                                ofp.OFPG_ANY, 0, 0, parser.OFPMatch()))
 
@@ -663,8 +726,10 @@ class FlowSink:
                         "hand?): repaired", sw.id, where, len(msgs))
         sw.expected = len(wanted) - len(blocked) - sum(1 for k in sw.refused if k in wanted)
         sw.dumped = True
+        unused = self._put_meters(sw)
         if msgs:
             self._send_bundle(sw, msgs)
+        self._delete_meters(sw, unused)
         self._port_mods(sw, self.tables.port_modes(sw.id), whole=True)
         self._replay(sw)
 
@@ -906,6 +971,51 @@ class FlowSink:
         if msgs:
             self._send_bundle(sw, msgs)
 
+    def _put_meters(self, sw: Switch) -> list[int]:
+        """Add or change the meters the switch's desired table uses (before the flows that
+        use them); returns netctl's meters it holds and no flow needs, to delete after."""
+        if not self._may_write(sw):
+            return []
+        want = self.tables.meters(sw.id)
+        for meter, band in sorted(want.items()):
+            if sw.meters.get(meter) == band:
+                continue
+            refused = sw.meters_refused.get(meter)
+            if refused is not None and refused.startswith(f"{band}:"):
+                continue  # refused as it is: offered again when it changes (or a retry)
+            command = "modify" if meter in sw.meters else "add"
+            self._meter_mod(sw, meter, command, band)
+        return sorted(m for m in sw.meters if m not in want)
+
+    def _delete_meters(self, sw: Switch, meters: list[int]) -> None:
+        if meters and self._may_write(sw):
+            for meter in meters:
+                self._meter_mod(sw, meter, "delete", None)
+
+    def _meter_mod(self, sw: Switch, meter: int, command: str,
+                   band: tuple[int, int] | None) -> None:
+        """One meter-mod (meters cannot go in a bundle): a single drop band in kbit/s with
+        its burst; the switch is believed to hold it as sent (an error says otherwise)."""
+        dp = sw.dp
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        cmd = {"add": ofp.OFPMC_ADD, "modify": ofp.OFPMC_MODIFY, "delete": ofp.OFPMC_DELETE}
+        bands = [] if band is None else [parser.OFPMeterBandDrop(rate=band[0],
+                                                                 burst_size=band[1])]
+        msg = parser.OFPMeterMod(dp, command=cmd[command],
+                                 flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST if band else 0,
+                                 meter_id=meter, bands=bands)
+        dp.set_xid(msg)
+        sw.meter_xids[msg.xid] = meter
+        dp.send_msg(msg)
+        self.stats.meter_mods += 1
+        if band is None:
+            sw.meters.pop(meter, None)
+            sw.meters_refused.pop(meter, None)
+        else:
+            sw.meters[meter] = band
+        LOG.info("switch %016x (%s): meter %d %s%s", sw.id, self.tables.describe(sw.id), meter,
+                 command, f" ({band[0]} kbit/s, burst {band[1]} kbit)" if band else "")
+
     def _port_mods(self, sw: Switch, modes: Mapping[int, bool], whole: bool = False) -> None:
         """A disabled VIF's ports NO_RECV|NO_FWD|NO_PACKET_IN; every other VIF port clear.
         Compared with what netctl last asked of the port, else (and on a `whole` walk, after
@@ -971,6 +1081,15 @@ class FlowSink:
         if not sw.held:
             self._holding.discard(sw.id)
 
+    def _barrier(self, sw: Switch, since: float | None = None) -> None:
+        """A barrier after what was just sent: its reply says the switch holds it (converged,
+        and the flow-mods' and meter-mods' xids can be let go)."""
+        dp = sw.dp
+        barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
+        dp.set_xid(barrier)
+        sw.pending_barriers[barrier.xid] = self._since if since is None else since
+        dp.send_msg(barrier)
+
     def _send_bundle(self, sw: Switch, msgs: list, since: float | None = None) -> None:
         """Open, add, commit, barrier. Each (command, key, body) is written as bytes from its
         canonical form (`flows.wire`: byte-identical to os-ken's, far cheaper), many messages
@@ -999,10 +1118,7 @@ class FlowSink:
         if chunk:
             dp.send(bytes(chunk))
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_COMMIT_REQUEST, flags, []))
-        barrier = parser.OFPBarrierRequest(dp)
-        dp.set_xid(barrier)
-        sw.pending_barriers[barrier.xid] = self._since if since is None else since
-        dp.send_msg(barrier)
+        self._barrier(sw, since)
         self.stats.flow_mods += len(msgs)
         self.stats.bundles += 1
         few = ""

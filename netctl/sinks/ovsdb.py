@@ -15,8 +15,10 @@ What netctl touches:
 - in rows it did not create (a bridge networkd made, a NIC port) it writes only the columns
   that `HostConfig` describes, and in map columns only the keys it wants plus the keys
   `netctl.hostconfig.MANAGED_KEYS` names;
-- VIF ports (made by the hypervisor) get only `trunks`, and their Interfaces only
-  `ingress_policing_rate`/`_burst` (the VIF's rate limit); they are never created or deleted.
+- VIF ports (made by the hypervisor) get only `trunks`; they are never created or deleted (a
+  VIF's rate limit is an OpenFlow meter, `flows.qos`).
+- a bridge's NetFlow, IPFIX and sFlow rows (flow export) are changed or removed only when
+  netctl created them; another tool's stays (`netctl.sinks.ovsdb_export`).
 
 After an ovsdb-server restart the IDL reconnects by itself; `reapply_if_reconnected()` (or the
 `watch()` thread) notices the new session and applies the last config again, which rebuilds
@@ -53,6 +55,8 @@ from netctl.hostconfig import (
 )
 from netctl.model import tap_twin
 from netctl.model.hostport import split_host_port
+from netctl.sinks.ovsdb_export import sync_export
+from netctl.sinks.ovsdb_mirror import sync_mirrors
 
 log = logging.getLogger(__name__)
 SCHEMA = "Open_vSwitch"
@@ -135,7 +139,8 @@ class _Writer:
 
 
 def _fmt(value: Any) -> str:
-    """A value for the operation log: rows by their name (or target), the rest by repr."""
+    """A value for the operation log: rows by their name (or target; a row of neither, such
+    as a NetFlow row, by its table), the rest by repr."""
     if isinstance(value, list):
         return "[" + ", ".join(_fmt(v) for v in value) + "]"
     for attr in ("name", "target"):
@@ -144,7 +149,8 @@ def _fmt(value: Any) -> str:
                 else repr(value)
         except AttributeError:
             continue
-    return repr(value)
+    table = getattr(getattr(value, "_table", None), "name", None)
+    return table if isinstance(table, str) else repr(value)
 
 
 class _Phantom:
@@ -214,6 +220,9 @@ class _HostDiff:
         for bridge in self.config.bridges:
             self._bridge(root, bridge)
         self._vif_ports()
+        # port mirroring: Mirror rows and RSPAN flood VLANs (ports that are not there yet wait)
+        self.pending = sync_mirrors(self.w, self.config, self.bridges, self.ports,
+                                    self.port_bridge)
         self._remove_unwanted(root)
         return self.w.ops
 
@@ -245,6 +254,7 @@ class _HostDiff:
             _sync_scalar(w, row, "protocols", list(want.protocols), what)
             _sync_scalar(w, row, "mcast_snooping_enable", want.mcast_snooping_enable, what)
         self._controllers(row, want, new)
+        sync_export(w, row, want.name, want.export, new, self.kept)  # NetFlow, IPFIX, sFlow
         for port in want.ports:
             self._port(row, port, what)
 
@@ -359,12 +369,6 @@ class _HostDiff:
                 row = self.ports.get(name)
                 if row is not None:
                     _sync_scalar(self.w, row, "trunks", list(vif.trunks), f"Port {name}")
-                iface = self.ifaces.get(name)
-                if iface is not None:  # the VIF's rate limit, as OVS polices it (vlan.qos)
-                    _sync_scalar(self.w, iface, "ingress_policing_rate", vif.policing_rate,
-                                 f"Interface {name}")
-                    _sync_scalar(self.w, iface, "ingress_policing_burst", vif.policing_burst,
-                                 f"Interface {name}")
 
     def _release(self, old_port: Any, iface: Any) -> None:
         """A wanted interface sits in a port netctl does not want there (e.g. a NIC on its own
@@ -426,11 +430,13 @@ class _ApplyCommand(ovs_command.BaseCommand):
         super().__init__(api)
         self.config = config
         self.kept: list[str] = []
+        self.pending: list[str] = []
 
     def run_idl(self, txn: Any) -> None:
         rec = _HostDiff(self.api, self.config, txn)
         self.result = rec.run()
         self.kept = rec.kept
+        self.pending = rec.pending  # ports a mirror waits for (netctl.sinks.ovsdb_mirror)
 
 
 class _PlanCommand(ovs_command.BaseCommand):
@@ -470,8 +476,15 @@ class _WatchedIdl(connection.OvsdbIdl):
     reconnection the IDL loads every row again (creations): the states are fresh."""
 
     on_bfd: BfdCallback | None = None
+    # ports a mirror waits for (`netctl.sinks.ovsdb_mirror`) and who to tell when one appears
+    waited_ports: frozenset[str] = frozenset()
+    on_waited_port: Callable[[], None] | None = None
 
     def notify(self, event: str, row: Any, updates: Any = None) -> None:
+        if event == "create" and self.waited_ports and row._table.name == "Port" \
+                and self.on_waited_port is not None and row.name in self.waited_ports:
+            self.waited_ports = frozenset()
+            self.on_waited_port()
         callback = self.on_bfd
         if callback is None or row._table.name != "Interface":
             return
@@ -585,6 +598,8 @@ class HostOvsdb:
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.reapplies = 0
+        # called (from the IDL's thread) when a port a mirror waits for appears: apply again
+        self.on_waited_port: Callable[[], None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -610,6 +625,7 @@ class HostOvsdb:
         helper.register_all()
         idl = _WatchedIdl(self.endpoint, helper)
         idl.on_bfd = self.on_bfd
+        idl.on_waited_port = self._waited_port_appeared
         # Come back quickly after an ovsdb-server restart (the default backoff reaches 8 s).
         idl._session.reconnect.set_backoff(100, 1000)
         self._conn = connection.Connection(idl=idl, timeout=self.timeout)
@@ -634,6 +650,10 @@ class HostOvsdb:
     def is_connected(self) -> bool:
         """Is the OVSDB session up and the database mirrored (the IDL reconnects by itself)?"""
         return self._conn is not None and self._synced()
+
+    def _waited_port_appeared(self) -> None:
+        if self.on_waited_port is not None:
+            self.on_waited_port()
 
     @property
     def _idl(self) -> Any:
@@ -674,6 +694,7 @@ class HostOvsdb:
                     txn.add(cmd)
             except Exception as exc:
                 raise OvsdbError(f"{self.endpoint}: transaction failed: {exc}") from exc
+            self._idl.waited_ports = frozenset(cmd.pending)
             return ApplyResult(tuple(cmd.result or ()), tuple(cmd.kept))
 
     # --- surviving restarts -----------------------------------------------------------------

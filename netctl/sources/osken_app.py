@@ -37,6 +37,7 @@ from netctl.sources.switches import (
     FlowChanged,
     FlowStats,
     FlowUpdate,
+    MeterConfig,
     PacketIn,
     Port,
     RoleReply,
@@ -187,6 +188,13 @@ class NetctlApp(app_manager.OSKenApp):
             return  # the statistics poller's, already read (`install_stats_parser`)
         more = bool(msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
         self.feed.put(FlowStats(msg.datapath, msg.body, more))
+
+    @set_ev_cls(ofp_event.EventOFPMeterConfigStatsReply, MAIN_DISPATCHER)
+    @guarded
+    def meter_config(self, ev: Any) -> None:
+        msg = ev.msg
+        more = bool(msg.flags & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
+        self.feed.put(MeterConfig(msg.datapath, msg.body, more))
 
     @set_ev_cls(ofp_event.EventOFPAggregateStatsReply, MAIN_DISPATCHER)
     @guarded

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netctl.stats.drops import DROP_COOKIE, DROP_MASK, DROP_TABLE
+from netctl.stats.rules import ALL_TABLES, RULE_COOKIE, RULE_MASK, Hit, rule_entries
 from netctl.stats.table import StatsTable
 from netctl.stats.wire import OFPMP_PORT_STATS, drop_entries, port_entries
 
@@ -46,7 +47,9 @@ class _Asked:
     at: float  # wall clock when asked
     ports: list = field(default_factory=list)
     drops: dict = field(default_factory=dict)  # in_port -> kind -> packets
-    waiting: set[str] = field(default_factory=lambda: {"ports", "drops"})
+    rules: dict = field(default_factory=dict)  # VIF port -> (direction, origin, n) -> packets
+    parts: dict = field(default_factory=dict)  # xid -> part (ports, drops, rules)
+    waiting: set[str] = field(default_factory=lambda: {"ports", "drops", "rules"})
     drops_read: bool = True  # False: the drop counters were not asked this round
 
 
@@ -78,6 +81,9 @@ class StatsPoller:
         # never taken by the sink for a dump of its own
         self._late: set[int] = set()
         self._names: dict[int, tuple[Any, dict]] = {}  # dpid -> (session, port names)
+        # traffic rules' hit counters (`flows.rules`), read with the drop counters: dpid ->
+        # VIF port name -> (direction, origin, rule number) -> packets; replaced whole
+        self.rule_hits: dict[int, dict[str, dict[Hit, int]]] = {}
         self._xid = 0
         self._round_cpu = 0.0
         self._stop = threading.Event()
@@ -93,6 +99,7 @@ class StatsPoller:
             if self._dps.get(dp.id) is dp:
                 del self._dps[dp.id]
                 self._names.pop(dp.id, None)
+                self.rule_hits.pop(dp.id, None)
                 self.table.forget(dp.id)
 
     def owns(self, xid: int) -> bool:
@@ -109,6 +116,12 @@ class StatsPoller:
             if kind == OFPMP_PORT_STATS:
                 asked.ports.extend(port_entries(body))
                 part = "ports"
+            elif asked.parts.get(xid) == "rules":
+                for port, hits in rule_entries(body).items():
+                    per = asked.rules.setdefault(port, {})
+                    for hit, packets in hits.items():
+                        per[hit] = per.get(hit, 0) + packets
+                part = "rules"
             else:
                 for port, kinds in drop_entries(body).items():
                     per = asked.drops.setdefault(port, {})
@@ -135,6 +148,9 @@ class StatsPoller:
         names = self._names_of(dp)
         entries = [(number, names.get(number) or str(number), counters)
                    for number, counters in asked.ports]
+        if asked.drops_read:
+            self.rule_hits[asked.dpid] = {names.get(port) or str(port): hits
+                                          for port, hits in asked.rules.items()}
         self.table.ports(asked.dpid, asked.at, entries,
                          asked.drops if asked.drops_read else None)
 
@@ -204,7 +220,7 @@ class StatsPoller:
                 LOG.debug("statistics of %016x not asked: %s", dpid, exc)
         with self._lock:
             self.stats.rounds += 1
-            self.stats.requests += (2 if drops else 1) * asked
+            self.stats.requests += (3 if drops else 1) * asked
             spent = time.thread_time() - start
             self.stats.cpu_seconds += spent
             self._round_cpu += spent
@@ -214,18 +230,26 @@ class StatsPoller:
         ofp, parser = dp.ofproto, dp.ofproto_parser
         asked = _Asked(dp.id, time.time())
         msgs = [parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY)]
+        parts = ["ports"]
         if drops:
             msgs.append(parser.OFPFlowStatsRequest(dp, 0, DROP_TABLE, ofp.OFPP_ANY,
                                                    ofp.OFPG_ANY, DROP_COOKIE, DROP_MASK,
                                                    parser.OFPMatch()))
+            # traffic rules' hit counters, every rule flow in every table by its cookie tag
+            msgs.append(parser.OFPFlowStatsRequest(dp, 0, ALL_TABLES, ofp.OFPP_ANY,
+                                                   ofp.OFPG_ANY, RULE_COOKIE, RULE_MASK,
+                                                   parser.OFPMatch()))
+            parts += ["drops", "rules"]
         else:
             asked.waiting.discard("drops")
+            asked.waiting.discard("rules")
             asked.drops_read = False
         with self._lock:
-            for msg in msgs:
+            for msg, part in zip(msgs, parts, strict=True):
                 self._xid = (self._xid + 1) & 0xFF_FFFF
                 msg.xid = _XID_BASE | self._xid
                 self._asked[msg.xid] = asked
+                asked.parts[msg.xid] = part
         for msg in msgs:
             dp.send_msg(msg)
 

@@ -77,6 +77,15 @@ class FlowStats:
 
 
 @dataclass(frozen=True)
+class MeterConfig:
+    """A meter-config reply (part): the meters a switch holds, for the sink's diff."""
+
+    dp: Any
+    body: list
+    more: bool
+
+
+@dataclass(frozen=True)
 class Aggregate:
     dp: Any
     flow_count: int
@@ -137,8 +146,8 @@ class FlowChanged:
 
 
 TOPOLOGY = (Connected, PortChanged, Gone)
-Event = (Connected | PortChanged | PortState | Gone | FlowStats | Aggregate | Barrier | Error
-         | PacketIn | FlowChanged | RoleReply)
+Event = (Connected | PortChanged | PortState | Gone | FlowStats | MeterConfig | Aggregate
+         | Barrier | Error | PacketIn | FlowChanged | RoleReply)
 
 
 @dataclass

@@ -31,7 +31,8 @@ def mutate(objs: dict, rng: random.Random, removed: dict | None = None) -> list:
              _network_bridge, _network_mtu, _pif_mtu, _pif_attach, _vlan_tag, _tunnel_ip,
              _tunnel_family,
              _remove, _readd, _vif_new, _network_default, _pool_fail_mode, _network_fail_mode,
-             _vif_backend, _network_in_band, _pif_keys]
+             _vif_backend, _network_in_band, _pif_keys, _vif_qos, _mirror, _export,
+             _rules]
     for _ in range(20):
         changed = rng.choice(kinds)(objs, rng)
         if changed:
@@ -60,6 +61,20 @@ def _vif_locking(objs, rng):
                         FrozenMap({"netctl-locking-mode": "lockd"})])
     return _put(objs, replace(v, locking_mode=mode, ipv4_allowed=v4, ipv6_allowed=v6,
                               other_config=other))
+
+
+def _rules(objs, rng):
+    """Traffic rules (`netctl.model.rules`) on a VIF or a network, good and bad."""
+    obj = _pick(objs, rng.choice([VIF, Network]), rng)
+    if obj is None:
+        return []
+    value = rng.choice([None, "allow tcp out 443; drop any", "drop udp in 53-60 10.0.0.0/8",
+                        "dorp tcp 22x; allow icmpv6 fd00::/8", "allow arp; drop any in"])
+    oc = dict(obj.other_config)
+    oc.pop("netctl-rules", None)
+    if value is not None:
+        oc["netctl-rules"] = value
+    return _put(objs, replace(obj, other_config=FrozenMap(oc)))
 
 
 def _vif_backend(objs, rng):
@@ -116,6 +131,54 @@ def _vif_move(objs, rng):
 def _vif_trunks(objs, rng):
     v = _pick(objs, VIF, rng)
     return _put(objs, replace(v, trunks=rng.choice([(), (10,), (20, 30), (5000,)]))) if v else []
+
+
+def _vif_qos(objs, rng):
+    """A rate limit set, changed, removed or mistyped (`flows.qos`: a meter per port)."""
+    v = _pick(objs, VIF, rng)
+    if not v:
+        return []
+    kbps = rng.choice([None, "1000", "2441", "0", "fast"])
+    return _put(objs, replace(v, qos_algorithm_type="ratelimit" if kbps else "",
+                              qos_algorithm_params=FrozenMap({"kbps": kbps} if kbps else {})))
+
+
+def _mirror(objs, rng):
+    """A VIF or network mirrored (to another VIF, an RSPAN VLAN, a bad value) or not
+    (`vlan.mirror`); other keys of its other_config kept."""
+    obj = _pick(objs, rng.choice([VIF, Network]), rng)
+    other = _pick(objs, VIF, rng)
+    if obj is None or other is None:
+        return []
+    oc = {k: v for k, v in obj.other_config.items() if not k.startswith("netctl-mirror-")}
+    to = rng.choice([None, other.uuid, other.uuid, "vlan:10", "vlan:20", "vlan:30", "vlan:0",
+                     "nowhere"])
+    if to is not None:
+        oc["netctl-mirror-to"] = to
+        direction = rng.choice([None, "both", "from-vm", "to-vm", "sideways"])
+        if direction is not None:
+            oc["netctl-mirror-direction"] = direction
+    return _put(objs, replace(obj, other_config=FrozenMap(oc)))
+
+
+def _export(objs, rng):
+    """Flow export set, changed, removed or mistyped on the pool or a network (`vlan.export`:
+    every bridge's NetFlow/IPFIX/sFlow rows); other keys of its other_config kept."""
+    pool = next((o for o in objs.values() if type(o).__name__ == "Pool"), None)
+    obj = pool if rng.random() < 0.5 else _pick(objs, Network, rng)
+    if obj is None:
+        return []
+    oc = {k: v for k, v in obj.other_config.items()
+          if not k.startswith(("netflow-", "ipfix-", "sflow-"))}
+    for key, values in (("netflow-targets", ["192.0.2.1:2055", "+[2001:db8::1]:2055", "none",
+                                             "192.0.2.1"]),
+                        ("ipfix-targets", ["192.0.2.1:4739", "[::1]:4739"]),
+                        ("ipfix-sampling", ["1", "0"]),
+                        ("sflow-targets", ["192.0.2.1:6343,192.0.2.2:6343", "none"]),
+                        ("sflow-polling", ["0", "soon"])):
+        if rng.random() < 0.4:
+            oc[key] = rng.choice(values)
+    return _put(objs, replace(obj, other_config=FrozenMap(oc)))
 
 
 def _vif_new(objs, rng):

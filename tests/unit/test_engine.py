@@ -13,7 +13,14 @@ import random
 
 import pytest
 
-from flows.compile import BridgePorts, bridge_intent, bridge_shape, compile_bridge, disabled_ports
+from flows.compile import (
+    BridgePorts,
+    bridge_intent,
+    bridge_shape,
+    compile_bridge,
+    compile_meters,
+    disabled_ports,
+)
 from flows.handover import HeldPool, port_names
 from flows.pipeline import OFPP_LOCAL
 from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
@@ -161,6 +168,9 @@ def compare_tables(engine: NetctlEngine, switches: FakeSwitches, kept: PoolState
         have = dict(engine.flows.tables.entries(dpid))
         assert have == want, f"{where}: {bridge} on {kept.hosts[host].name_label}"
         assert switches.installed[dpid] == want, f"{where}: deltas, {bridge}"
+        meters = compile_meters(seen, host, bridge, ports)  # VIF rate limits (`flows.qos`)
+        assert engine.flows.tables.meters(dpid) == meters, f"{where}: meters, {bridge}"
+        assert switches.meters.get(dpid, {}) == meters, f"{where}: meters handed on, {bridge}"
         # the ports the sink sets NO_FWD/NO_RECV (disabled VIFs), as from scratch: in the
         # engine's table, and as set on the switch by the port modes handed on per round
         table = engine.flows.tables.tables[dpid]

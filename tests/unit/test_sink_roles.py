@@ -29,7 +29,8 @@ class Recording(Datapath):
 
     def writes(self) -> list[Any]:
         return [m for m in self.sent if not isinstance(
-            m, parser.OFPRoleRequest | parser.OFPFlowStatsRequest)]
+            m, parser.OFPRoleRequest | parser.OFPFlowStatsRequest
+            | parser.OFPMeterConfigStatsRequest)]
 
 
 class Roles:

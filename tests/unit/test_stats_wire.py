@@ -69,13 +69,14 @@ def test_the_pollers_replies_reach_it_as_bytes_and_os_ken_parses_none_of_them() 
                                                       fromlist=["x"]),
                          "send_msg": lambda self, m: sent.append(m)})()
     poller.connected(dp)
-    assert poller.poll() == 1 and len(sent) == 2
-    port_xid, drop_xid = sent[0].xid, sent[1].xid
+    assert poller.poll() == 1 and len(sent) == 3  # ports, drop flows, rule flows
+    port_xid, drop_xid, rules_xid = sent[0].xid, sent[1].xid, sent[2].xid
     ports = [PORT_STATS.pack(3, *range(12), 1, 0)]
     drops = [FLOW_STATS.pack(48 + 16, 1, 1, 0, 4000, 0, 0, 0, cookie_of("mac"), 4, 400)
              + struct.pack("!HHIIxxxx", 1, 12, 0x80000004, 3)]
     for kind, entries, xid in ((ofp.OFPMP_PORT_STATS, ports, port_xid),
-                               (ofp.OFPMP_FLOW, drops, drop_xid)):
+                               (ofp.OFPMP_FLOW, drops, drop_xid),
+                               (ofp.OFPMP_FLOW, [], rules_xid)):  # no traffic rules
         raw = _replies(kind, entries, xid)[0]
         version, msg_type, length, _ = struct.unpack_from("!BBHI", raw)
         msg = osken_parser.msg(dp, version, msg_type, length, xid, raw)
