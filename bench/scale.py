@@ -265,7 +265,7 @@ class Bench:
                     answer(dp, poller)
                 cpu.append(time.thread_time() - start)
             poller.poll()  # completes the last round's bookkeeping
-            run = SimpleNamespace(engine=self.engine, poller=poller)
+            run = SimpleNamespace(engine=self.engine, poller=poller, view=self.engine.view)
             start = time.perf_counter()
             series = sum(len(f.samples) for f in StatsCollector(run).collect())
             scrape = time.perf_counter() - start

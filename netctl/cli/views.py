@@ -335,17 +335,39 @@ def _peer(p: dict) -> str:
 
 def _vifs(data: dict, view: str) -> None:
     t = Table(title="VIFs")
-    for col in ("VM", "VIF", "host", "network", "port", "MAC", "locking", "flows"):
+    for col in ("VM", "VIF", "host", "network", "port", "MAC", "locking", "limit", "rules",
+                "flows"):
         t.add_column(col)
-    for v in sorted(data["vifs"], key=lambda v: (v["vm"], v["device"])):
+    vifs = sorted(data["vifs"], key=lambda v: (v["vm"], v["device"]))
+    for v in vifs:
         kind = v.get("vm_kind", "guest")
+        qos = v.get("qos")
         t.add_row(v["vm"] + (f" ({kind})" if kind != "guest" else ""), v["device"], v["host"],
                   v["network"], v["port"] or "-", v.get("mac", ""), v["locking"],
+                  f"{qos['kbps']} KiB/s" if qos else "-", str(len(v.get("rules") or ()) or "-"),
                   str(v["flows"]))
     console.print(t)
+    _rules([v for v in vifs if v.get("rules")])
     if view == "query" and data["vifs_truncated"]:
         console.print(f"  showing {len(data['vifs'])} of {data['vifs_total']} VIFs: narrow with "
                       "--host/--vm/--network, or --limit N (at most 5000)")
+
+
+def _rules(vifs: list[dict]) -> None:
+    """The traffic rules of the VIFs shown (netctl.flows.rules), in order, with their hits."""
+    if not vifs:
+        return
+    t = Table(title="Traffic rules (first match wins; replies of allowed connections pass)")
+    for col in ("VM", "VIF", "from", "#", "rule", "packets"):
+        t.add_column(col)
+    for v in vifs:
+        for r in v["rules"]:
+            t.add_row(v["vm"], v["device"], r["from"], str(r["number"]), r["rule"],
+                      str(r["packets"]))
+        passed = v.get("rules_passed") or {}
+        t.add_row(v["vm"], v["device"], "", "", "(replies / no rule matched)",
+                  f"{passed.get('replies', 0)} / {passed.get('unmatched', 0)}")
+    console.print(t)
 
 
 def _problems(data: dict, view: str) -> None:

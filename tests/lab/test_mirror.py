@@ -326,15 +326,16 @@ def test_a_restart_with_unchanged_intent_sends_nothing(pool):
 
 
 # Measured: OVS floods an RSPAN copy (`output_vlan`) to every port of the bridge whose OVSDB
-# VLAN configuration includes the VLAN. A VIF port of an untagged network has no `tag` and
-# empty `trunks` (the hypervisor's port, as xapi makes it; netctl writes VIF.trunks there),
-# which OVS reads as "trunk every VLAN": vm2 and vm3 receive the copies tagged 30, and every
-# NORMAL flood of VLAN 10 reaches them tagged 10 as well (not mirroring's doing). Writing
-# `trunks=[0]` on such a port (checked by hand in this lab: no more tagged copies, vm2 still
-# reaches vm1 and vm3) would close both; that is the VIF port settings' change to make
-# (vlan.host.vif_port_config), outside mirroring. Strict: passes -> XPASS fails.
-@pytest.mark.xfail(strict=True, reason="VIF ports of an untagged network trunk every VLAN in "
-                   "OVSDB, so OVS floods RSPAN copies to them too: see the comment above")
+# VLAN configuration includes the VLAN. A VIF port of an untagged network has no `tag`, and
+# netctl writes VIF.trunks as its `trunks`: empty, which is xapi's contract for VIF.trunks ("if
+# empty, the port trunks all VLANs", reference/xapi-spec.md) and OVS's reading alike. So vm2
+# and vm3 receive the copies tagged 30, as they receive every NORMAL flood of VLAN 10 tagged 10
+# (not mirroring's doing). Writing `trunks=[0]` there (checked by hand in this lab: no more
+# tagged copies, vm2 still reaches vm1 and vm3) would close both but break that contract; an
+# RSPAN VLAN stays private only where the pool's VIFs trunk what they need. Strict: a change of
+# that behaviour (XPASS) fails and must be decided on.
+@pytest.mark.xfail(strict=True, reason="VIF ports with empty VIF.trunks trunk every VLAN "
+                   "(xapi's contract), so OVS floods RSPAN copies to them too: see above")
 def test_rspan_copies_reach_no_other_vm(pool):
     pool.lab.tor.vsctl("set", "bridge", TOR_BRIDGE, "flood_vlans=30")
     set_vif_keys(pool, "vm1", {TO: "vlan:30"})

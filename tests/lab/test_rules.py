@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -422,6 +425,10 @@ def test_hit_counters_in_status(pool):
                      r'network="priva",number="1",rule="drop icmp in",vm="vm3"\} [1-9]',
                      metrics), \
         [ln for ln in metrics.splitlines() if "rule_packets" in ln]
+    out = subprocess.run([sys.executable, "-m", "netctl.cli", "status", "--url",
+                          f"http://127.0.0.1:{PORTS[2]}", "--vm", "vm3"], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}).stdout
+    assert "Traffic rules" in out and "drop icmp in" in out and "allow udp in 5401" in out, out
 
 
 def test_iperf3_through_rules_on_both_ends(pool):
