@@ -8,12 +8,11 @@ import struct
 
 from flows.pipeline import COOKIE, FROM_VM_RULES, TO_VM_RULES
 from flows.rules import ORIGINS, RULE_MASK, RULE_TAG, rule_of
+from netctl.stats.wire import OXM_IN_PORT, oxm_value
 
 RULE_COOKIE = COOKIE | RULE_TAG  # every rule flow's cookie, under RULE_MASK
 ALL_TABLES = 0xFF  # OFPTT_ALL
 _FAST = struct.Struct("!HB21xQQ8xHH")  # length, table, cookie, packets, match type and length
-_OXM = struct.Struct("!I")
-OXM_IN_PORT = 0x8000_0004  # in_port, 4 bytes (from the VM: table from_vm_rules)
 OXM_REG5 = 0x0001_0A04  # Nicira reg5, 4 bytes (to the VM: table to_vm_rules)
 
 Hit = tuple[str, str, int]  # (direction out|in, origin: vif|network|reply|default, number)
@@ -33,21 +32,11 @@ def rule_entries(body: bytes) -> dict[int, dict[Hit, int]]:
             raise ValueError(f"flow stats entry of length {length} at {pos} in {end} bytes")
         if packets and table in (FROM_VM_RULES, TO_VM_RULES):
             which = rule_of(cookie)
-            port = _port(body, pos, match_length,
-                         OXM_IN_PORT if table == FROM_VM_RULES else OXM_REG5)
+            port = oxm_value(body, pos, match_length,
+                             OXM_IN_PORT if table == FROM_VM_RULES else OXM_REG5)
             if which is not None and port is not None:
                 key = ("out" if table == FROM_VM_RULES else "in", *which)
                 per = out.setdefault(port, {})
                 per[key] = per.get(key, 0) + packets
         pos += length
     return out
-
-
-def _port(body: bytes, pos: int, match_length: int, wanted: int) -> int | None:
-    at, match_end = pos + 52, pos + 48 + match_length
-    while at + 4 <= match_end:
-        (header,) = _OXM.unpack_from(body, at)
-        if header == wanted:
-            return _OXM.unpack_from(body, at + 4)[0]
-        at += 4 + (header & 0xFF)
-    return None

@@ -55,7 +55,7 @@ def drop_entries(body: bytes) -> dict[int, dict[str, int]]:
         if length < 56 or pos + length > end:
             raise ValueError(f"flow stats entry of length {length} at {pos} in {end} bytes")
         if packets:
-            in_port = value if header == OXM_IN_PORT else _in_port(body, pos, match_length)
+            in_port = value if header == OXM_IN_PORT else oxm_value(body, pos, match_length)
             if in_port is not None:
                 key = (in_port, cookie)
                 counted[key] = counted.get(key, 0) + packets
@@ -71,12 +71,14 @@ def drop_entries(body: bytes) -> dict[int, dict[str, int]]:
     return out
 
 
-def _in_port(body: bytes, pos: int, match_length: int) -> int | None:
-    """in_port wherever it is in an entry's match (None: not matched)."""
+def oxm_value(body: bytes, pos: int, match_length: int, wanted: int = OXM_IN_PORT
+              ) -> int | None:
+    """A 4-byte field (by its OXM header: in_port unless told) wherever it is in the match of
+    the ofp_flow_stats entry at `pos` (None: not matched)."""
     at, match_end = pos + 52, pos + 48 + match_length
     while at + 4 <= match_end:
         (header,) = _OXM.unpack_from(body, at)
-        if header == OXM_IN_PORT:
+        if header == wanted:
             return _OXM.unpack_from(body, at + 4)[0]
         at += 4 + (header & 0xFF)
     return None
