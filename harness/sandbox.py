@@ -145,6 +145,19 @@ class OvsSandbox:
             rows[row["name"]] = row
         return rows
 
+    def settled_versions(self, quiet: float = 0.3, timeout: float = 10.0) -> dict[str, str]:
+        """`versions()` once ovs-vswitchd has stopped writing its own status columns (a bond
+        Port's `bond_active_slave`, say, as its members settle): two reads `quiet` apart
+        agree. A test that proves netctl writes nothing compares against this."""
+        deadline = time.monotonic() + timeout
+        last = self.versions()
+        while True:
+            time.sleep(quiet)
+            now = self.versions()
+            if now == last or time.monotonic() > deadline:
+                return now
+            last = now
+
     def versions(self) -> dict[str, str]:
         """table/name -> _version (a new uuid whenever the row is written)."""
         tables = ("Bridge", "Port", "Interface", "Controller", "Open_vSwitch")

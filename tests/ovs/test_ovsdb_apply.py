@@ -108,9 +108,11 @@ def test_apply_then_the_database_holds_the_config_and_vswitchd_runs_it(box):
     config = config_of(b, h)
     with HostOvsdb(box.unix) as db:
         result = db.apply(config)
+        # apply returns once written; vswitchd's cur_cfg then reaches the transaction's
+        assert db.wait_in_effect(20), db.progress.state()
     assert result.count > 0
     assert_db_matches(box, config)
-    # ovs-vswitchd has built it (the apply waits for cur_cfg like ovs-vsctl does)
+    # ovs-vswitchd has built it
     assert "bond0" in box.appctl("bond/list")
     assert box.vsctl("br-to-parent", "xapi2") == "xapi1"  # a real fake bridge to ovs-vsctl
     assert box.vsctl("br-to-vlan", "xapi2") == "10"
@@ -122,7 +124,7 @@ def test_second_apply_sends_nothing_and_rewrites_no_row(box):
     config = config_of(b, h)
     with HostOvsdb(box.unix) as db:
         db.apply(config)
-        before = box.versions()
+        before = box.settled_versions()
         again = db.apply(config)
         assert again.operations == ()
         assert db.plan(config).operations == ()
@@ -262,7 +264,7 @@ def test_a_controller_another_tool_configured_is_never_evicted(box):
         db.apply(both)
         assert set(box.vsctl("get-controller", "xapi1").split()) == {ours, peer, theirs}
         assert set(box.vsctl("get-controller", "xenbr2").split()) == {ours, peer}
-        before = box.versions()
+        before = box.settled_versions()
         assert db.apply(both).operations == ()  # the foreign one is no reason to write
         assert box.versions() == before
         db.apply(config_of(b, h))  # the peer instance leaves netctl's list
