@@ -28,7 +28,7 @@ deb:
 # The venv sees Debian's Mininet and python3-openvswitch (system site packages).
 .stamp-venv: pyproject.toml
 	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,experiments]'
 	@touch $@
 
 demo: setup

@@ -29,8 +29,9 @@ the VM, then `ovs-vsctl add-port` with xapi's external_ids). Intervals (CLOCK_MO
 
     port in OVSDB -> first reply       from the Interface row's insert, as an `ovsdb-client
                                         monitor` started beforehand received it (its own
-                                        timestamp, ms floored: `harness.portwatch`; at most
-                                        1 ms long, never short)
+                                        timestamp, ms floored:
+                                        `netctl.experiment.portwatch`; at most 1 ms long,
+                                        never short)
     add-port start -> first reply      from when `ovs-vsctl add-port` was started
     add-port returned -> first reply   from when it returned
     (add-port itself)                  the lab's own cost
@@ -59,7 +60,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import random
 import sys
 import tempfile
@@ -74,8 +74,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import XenAPI  # noqa: E402
 
 from harness.footprint import NOTHING, lab_footprint  # noqa: E402
-from harness.portwatch import PortWatch  # noqa: E402
 from harness.sdn import SdnPool, report_leftovers, sdn_pool  # noqa: E402
+from netctl.experiment.measure import PROBER, pct  # noqa: E402
+from netctl.experiment.portwatch import PortWatch  # noqa: E402
 from netctl.lab.agent import LabAgent  # noqa: E402
 from netctl.lab.lab import Lab  # noqa: E402
 from netctl.lab.ovs_instance import OvsInstance  # noqa: E402
@@ -101,58 +102,6 @@ SMOKE_FIGURES = (
     r"^  storm: \d+ VIF.plug \+ \d+ VIF.unplug",
 )
 SMOKE_NEEDS_ROOT = True
-
-# Runs inside vm1: on each "go" line, probe DST every INTERVAL until the first echo reply or
-# WINDOW s, print "<monotonic time of that reply or -1> <probes sent>", wait for the next "go".
-PROBER = r"""
-import os, select, socket, struct, sys, time
-dst, interval, window = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-ident = os.getpid() & 0xFFFF
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-s.setblocking(False)
-def csum(b):
-    if len(b) % 2: b += b"\0"
-    t = sum(struct.unpack(f"!{len(b)//2}H", b)); t = (t >> 16) + (t & 0xFFFF); t += t >> 16
-    return ~t & 0xFFFF
-def echo(seq):
-    h = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"netctl-bench"
-    return h[:2] + struct.pack("!H", csum(h)) + h[4:]
-def drain():
-    while True:
-        try: s.recv(2048)
-        except BlockingIOError: return
-print("ready", flush=True)
-for line in sys.stdin:
-    if line.strip() != "go":
-        break
-    drain()
-    seq, nxt, got = 0, time.monotonic(), None
-    deadline = nxt + window
-    while got is None and time.monotonic() < deadline:
-        now = time.monotonic()
-        if now >= nxt:
-            seq = (seq + 1) & 0xFFFF
-            try: s.sendto(echo(seq), (dst, 0))
-            except OSError: pass
-            nxt += interval
-        r, _, _ = select.select([s], [], [], max(0.0, nxt - time.monotonic()))
-        while r:
-            try: pkt = s.recv(2048)
-            except BlockingIOError: break
-            ihl = (pkt[0] & 15) * 4
-            typ, _, _, pid, _ = struct.unpack("!BBHHH", pkt[ihl:ihl + 8])
-            if typ == 0 and pid == ident:
-                got = time.monotonic(); break
-    print(f"{got if got is not None else -1} {seq}", flush=True)
-"""
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (no interpolation: every figure is a measured sample)."""
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
-    return ordered[k]
-
 
 @dataclasses.dataclass
 class Sample:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import statistics
 import sys
 import tempfile
@@ -43,8 +42,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.footprint import NOTHING, lab_footprint  # noqa: E402
-from harness.portwatch import PortWatch  # noqa: E402
 from harness.sdn import SdnPool, report_leftovers, sdn_pool  # noqa: E402
+from netctl.experiment.measure import ping_figures  # noqa: E402
+from netctl.experiment.portwatch import PortWatch  # noqa: E402
 from netctl.lab.agent import LabAgent  # noqa: E402
 from netctl.topology import Topology, parse_data  # noqa: E402
 
@@ -94,23 +94,6 @@ class Result:
     added_ms: float | None = None  # new port inserted -> in vswitchd's datapath (its ofport)
 
 
-def ping_figures(output: str) -> tuple[int, float, tuple[float, float] | None, float]:
-    """(replies lost, longest gap between two replies in ms, that gap's two reply times as
-    CLOCK_MONOTONIC seconds, the median time between replies in ms: ping's real pacing) from
-    `ping -D` output (whose stamps are wall-clock)."""
-    wall_minus_mono = time.time() - time.monotonic()
-    times = [float(m.group(1)) for m in re.finditer(r"^\[(\d+\.\d+)\] \d+ bytes from", output,
-                                                      re.MULTILINE)]
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", output)
-    sent, got = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    pairs = list(zip(times, times[1:], strict=False))
-    if not pairs:
-        return sent - got, float("inf"), None, INTERVAL * 1000
-    a, b = max(pairs, key=lambda ab: ab[1] - ab[0])
-    spacing = 1000 * statistics.median(y - x for x, y in pairs)
-    return sent - got, 1000 * (b - a), (a - wall_minus_mono, b - wall_minus_mono), spacing
-
-
 def migrate_once(pool: SdnPool, watch: PortWatch, vm_ref: str, dst: str, src: str,
                  duration: float) -> tuple[dict[str, Result], float]:
     x = pool.session.xenapi
@@ -125,7 +108,9 @@ def migrate_once(pool: SdnPool, watch: PortWatch, vm_ref: str, dst: str, src: st
     out = {}
     for name, _net, dev, _ip in NETWORKS:
         stdout, _ = pings[name].communicate(timeout=duration + 30)
-        lost, gap, around, spacing = ping_figures(stdout)
+        figures = ping_figures(stdout, INTERVAL)
+        lost, gap, around, spacing = (figures.lost, figures.gap_ms, figures.gap_at,
+                                      figures.spacing_ms)
         gone = watch.wait(src, "delete", t_call, 1.0, prefix="vif", suffix=f".{dev}")
         came = watch.wait(dst, "insert", t_call, 1.0, prefix="vif", suffix=f".{dev}")
         ready = watch.wait(dst, "ready", t_call, 1.0, prefix="vif", suffix=f".{dev}")

@@ -69,6 +69,11 @@ class HostnetLab:
             if db is None:
                 db = self.dbs[host.name] = HostOvsdb(self.lab.ovsdb_endpoint(host.name)).connect()
             db.apply(config)
+            # the addresses below go on bridge devices ovs-vswitchd creates: wait until it
+            # has applied the change (apply returns once it is written)
+            if not db.wait_in_effect():
+                raise TimeoutError(f"{host.name}: ovs-vswitchd did not apply the configuration "
+                                   f"in {db.timeout:.0f} s ({db.progress.state()})")
             self.configs[host.name] = config
             self.configure_addresses(host.name, config)
 

@@ -1,11 +1,10 @@
 """A pool under `netctl run` (lab + xapi simulator + lab agent + netctl run, as processes the
 lab records), for lab tests and benchmarks that drive netctl as an operator does, and the
-helpers they share: polling (`until`) and capturing what arrives somewhere (`capture`)."""
+helpers they share: polling (`until`) and a ping's losses (`Ping`), both from the experiment
+API (`netctl.experiment.measure`), and capturing what arrives somewhere (`capture`)."""
 
 from __future__ import annotations
 
-import re
-import signal
 import subprocess
 import tempfile
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from harness.footprint import NOTHING, lab_footprint
 from netctl.cli.demo import DemoPool
+from netctl.experiment.measure import Ping, until  # noqa: F401 - shared with the experiments
 from netctl.lab.lab import Lab
 from netctl.topology import parse_file
 
@@ -47,42 +47,6 @@ def running_pool(topology: str, prefix: str, management: str, ports: tuple[int, 
     finally:
         pool.down()
     assert lab_footprint(prefix) == NOTHING
-
-
-class Ping:
-    """`node` pings `address` every `interval` seconds while the block runs: `sent`, and
-    `lost` = the requests without a reply before the last one (the request in flight when
-    SIGINT stops ping has not been lost, only not waited for)."""
-
-    def __init__(self, lab: Lab, node: str, address: str, interval: float) -> None:
-        self.lab, self.node, self.address, self.interval = lab, node, address, interval
-        self.sent = self.lost = 0
-
-    def __enter__(self) -> Ping:
-        self.proc = self.lab.popen(self.node, ["ping", "-n", "-i", str(self.interval), "-W",
-                                               "1", self.address],
-                                   stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(0.5)
-        self.proc.send_signal(signal.SIGINT)  # ping prints its summary
-        out, _ = self.proc.communicate(timeout=10)
-        found = re.search(r"(\d+) packets transmitted", out)
-        self.sent = int(found.group(1)) if found else 0
-        replied = {int(n) for n in re.findall(r"icmp_seq=(\d+) ttl=", out)}
-        self.lost = len(set(range(1, self.sent)) - replied)
-
-
-def until(predicate: Callable[[], object], timeout: float = 30.0, step: float = 0.1) -> bool:
-    """Poll `predicate` until it is true or `timeout` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def capture(lab: Lab, node: str, iface: str, action: Callable[[], object],

@@ -144,16 +144,26 @@ def lab_show(prefix: str | None) -> None:
 @main.command()
 @click.argument("topology", type=click.Path(dir_okay=False), default="topologies/demo-pool.yaml")
 @click.option("--keep", is_flag=True, help="Leave everything up (explore: netctl lab cli).")
-def demo(topology: str, keep: bool) -> None:
-    """The main job on the embedded lab: netctl builds the pool, then live changes."""
+@click.option("--ports", default="18443,16633,19464", show_default=True,
+              help="xapi, OpenFlow and metrics ports (loopback / management network): another "
+              "pool may run beside `make demo`'s with other ports and its own prefix.")
+def demo(topology: str, keep: bool, ports: str) -> None:
+    """The main job on the embedded lab: netctl builds the pool, then live changes. On any
+    topology: the checks and live changes are those the topology allows, the others are
+    said to be skipped."""
     from netctl.cli.demo import run_demo
     from netctl.lab.lab import LabError
 
     _require_root()
     try:
+        xapi, openflow, metrics = (int(p) for p in ports.split(","))
+    except ValueError:
+        raise NetctlError(f"--ports {ports!r}: three port numbers, e.g. 18443,16633,19464"
+                          ) from None
+    try:
         topo = parse_file(topology)
-        ok = run_demo(topo, keep, console)
-    except (TopologyError, LabError) as exc:
+        ok = run_demo(topo, keep, console, ports=(xapi, openflow, metrics))
+    except (TopologyError, LabError, TimeoutError) as exc:
         raise NetctlError(str(exc)) from None
     if not ok:
         sys.exit(1)

@@ -12,6 +12,8 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from netctl.cli.probe_view import failures_by_pair, matrix_fits
+
 # A wide console when piped (CI logs, `make demo | tee`): the tables are meant to be read whole.
 # emoji=False: a MAC such as 02:cd:18:... must never render as an emoji shortcode (":cd:").
 console = Console(width=None if sys.stdout.isatty() else 200, emoji=False)
@@ -114,15 +116,15 @@ def show_probes(results, title: str) -> bool:  # noqa: ANN001 - list of probe Re
         table.add_column(name, justify="center")
     for label in labels:
         table.add_row(label, *(" ".join(cells.get((label, dst), [])) for dst in labels))
-    console.print(table)
+    # the matrix only where it can be read; the failures by pair always (netctl.cli.probe_view)
+    if matrix_fits(table, console):
+        console.print(table)
+    else:
+        console.print(f"{title}: {len(labels)} endpoints, a matrix wider than this terminal "
+                      f"({console.width} columns): failures by pair below")
     failed = [r for r in results if not r.ok]
-    for r in failed:
-        console.print(
-            f"[red]unexpected:[/red] {r.probe.src.label} -> {r.probe.address} "
-            f"({r.probe.dst.label}): expected "
-            f"{'reach' if r.probe.expected else 'isolated'}, observed "
-            f"{'reach' if r.observed else 'isolated'}"
-        )
+    for line in failures_by_pair(results):
+        console.print(f"[red]unexpected:[/red] {line}", soft_wrap=True)
     console.print(
         f"connectivity: {len(results) - len(failed)} probes as expected, " f"{len(failed)} not"
     )
@@ -133,6 +135,24 @@ def show_probes(results, title: str) -> bool:  # noqa: ANN001 - list of probe Re
 # of 64 hosts has ~250 switches); a query's rows are capped by the controller (`limit`), and
 # `--full` prints everything, as asked.
 SUMMARY_ROWS = 64
+
+
+def show_host_configs(rows: dict[str, dict]) -> None:
+    """Per host, its last OVSDB change: written, and in effect (ovs-vswitchd applied it) —
+    the two figures of issue 24, from the /status row of the instance that wrote the host."""
+    t = Table(title="Host configuration over OVSDB: written vs in effect")
+    for col in ("host", "next_cfg", "cur_cfg", "written in", "in effect after", "writes"):
+        t.add_column(col)
+    for name in sorted(rows):
+        cfg = rows[name].get("config") or {}
+        written, effect = config_cells(cfg)
+        t.add_row(name, _or_dash(cfg.get("next_cfg")), _or_dash(cfg.get("cur_cfg")), written,
+                  effect, str(cfg.get("writes", 0)))
+    console.print(t)
+
+
+def _or_dash(value: object) -> str:
+    return "-" if value is None else str(value)
 
 
 def show_status(data: dict) -> None:
@@ -218,7 +238,9 @@ def _counts(c: dict) -> None:
         f"{c['vifs']} VIFs, {c['networks']} networks, {c['pifs']} PIFs, {c['bonds']} bonds, "
         f"{c['vlans']} VLANs, {c['tunnels']} tunnels; {c['bridges']} bridges, "
         f"{c['switches']} OpenFlow switches ({c['switches_with_table']} with their table), "
-        f"{c['flows']} netctl flows; {c['problems']} problems")
+        f"{c['flows']} netctl flows; {c['problems']} problems"
+        + (f"; [yellow]{c['hosts_config_pending']} hosts with an OVSDB change not yet in "
+           "effect[/yellow]" if c.get("hosts_config_pending") else ""))
 
 
 def _print(t: Table, rows: list[tuple[str, ...]], cap: int | None, quiet: bool,
@@ -237,13 +259,34 @@ def _print(t: Table, rows: list[tuple[str, ...]], cap: int | None, quiet: bool,
 
 def _hosts(hosts: list[dict], cap: int | None, quiet: bool) -> None:
     t = Table(title="Hosts")
-    for col in ("host", "OVSDB", "connected", "bridges", "applies/ops", "VMs", "VIFs", "error"):
+    for col in ("host", "OVSDB", "connected", "bridges", "applies/ops", "written",
+                "in effect", "VMs", "VIFs", "error"):
         t.add_column(col)
     rows = sorted(hosts, key=lambda h: (h["connected"] and not h["error"], h["name"]))
     _print(t, [(h["name"], h["endpoint"], "yes" if h["connected"] else "[red]no[/red]",
                 " ".join(h["bridges"]), f"{h['applies']}/{h['operations']}",
+                *config_cells(h.get("config")),
                 str(h.get("vms", "")), str(h.get("vifs", "")), h["error"][:60]) for h in rows],
            cap, quiet, "hosts")
+
+
+def config_cells(cfg: dict | None) -> tuple[str, str]:
+    """A host's last OVSDB change as two cells: written (seconds to the server's reply) and
+    in effect (seconds until ovs-vswitchd's cur_cfg reached the change's next_cfg, from the
+    start of the apply) — or how long it has waited so far. Issue 24: at scale vswitchd takes
+    many times the write, and the operator must see which of the two a host is at."""
+    if not cfg or not cfg.get("written"):
+        return "-", "-"
+    written = f"{cfg['write_seconds']:.2f} s" if cfg.get("write_seconds") is not None else "yes"
+    if cfg.get("in_effect"):
+        effect = f"{cfg['effect_seconds']:.2f} s" if cfg.get("effect_seconds") is not None \
+            else "yes"
+    else:
+        waited = cfg.get("waiting_seconds")
+        effect = (f"[yellow]not yet ({waited:.0f} s; cur_cfg {cfg.get('cur_cfg')} < "
+                  f"{cfg.get('next_cfg')})[/yellow]" if waited is not None
+                  else "[yellow]not yet[/yellow]")
+    return written, effect
 
 
 def _switches(switches: list[dict], cap: int | None, quiet: bool) -> None:

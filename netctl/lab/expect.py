@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from netctl.topology import Topology
+from netctl.topology import Topology, Vif
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class Endpoint:
     segment: str  # what decides reachability: "net:NAME" or "vlan:N"
     label: str  # how a person names it, e.g. "vm1/eth0 (pool)"
     addresses: tuple[str, ...]  # CIDRs
+    # addresses (no prefix) VIF locking drops: a `locked` VIF's addresses it is not allowed,
+    # every address of a `disabled` one; frames neither from nor to them get through
+    blocked: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,28 @@ def network_vlan(topology: Topology, network: str) -> int | None:
     return vlans.pop() if len(vlans) == 1 else None
 
 
+def blocked(topology: Topology, vif: Vif) -> frozenset[str]:
+    """The VIF's addresses its locking mode drops (xapi's setup-vif-rules): a topology may
+    lock a VIF to addresses other than those its guest has, and then those do not talk."""
+    mode = vif.locking_mode
+    if mode == "network_default":
+        mode = topology.network(vif.network).default_locking_mode
+    mine = {str(ipaddress.ip_interface(c).ip) for c in (*vif.ipv4, *vif.ipv6)}
+    if mode == "disabled":
+        return frozenset(mine)
+    if mode != "locked":
+        return frozenset()
+    return frozenset(a for a in mine if not allowed(vif, a))
+
+
+def allowed(vif: Vif, address: str) -> bool:
+    """Is a locked VIF allowed to send from `address`? (An allowed entry may be a prefix.)"""
+    ip = ipaddress.ip_address(address)
+    nets = (ipaddress.ip_network(a, strict=False)
+            for a in (vif.ipv4_allowed if ip.version == 4 else vif.ipv6_allowed))
+    return any(ip in n for n in nets)
+
+
 def endpoints(topology: Topology, plugged: dict[str, list[int]] | None = None) -> list[Endpoint]:
     out = []
     for vm in topology.vms:
@@ -69,6 +94,7 @@ def endpoints(topology: Topology, plugged: dict[str, list[int]] | None = None) -
                     f"net:{vif.network}",
                     f"{vm.name}/eth{vif.device} ({vif.network})",
                     vif.ipv4 + vif.ipv6,
+                    blocked(topology, vif),
                 )
             )
     vlan_segment = {network_vlan(topology, n.name): n.name for n in topology.networks}
@@ -93,5 +119,7 @@ def probes(topology: Topology, plugged: dict[str, list[int]] | None = None) -> l
                 for d in dst.addresses:
                     si, di = ipaddress.ip_interface(s), ipaddress.ip_interface(d)
                     if si.version == di.version and di.ip in si.network:
-                        out.append(Probe(src, dst, str(di.ip), src.segment == dst.segment))
+                        passes = str(si.ip) not in src.blocked and str(di.ip) not in dst.blocked
+                        out.append(Probe(src, dst, str(di.ip),
+                                         src.segment == dst.segment and passes))
     return out

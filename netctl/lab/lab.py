@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 
 from pyroute2 import NetNS
 
-from netctl.lab import netns, networkd
+from netctl.lab import neigh, netns, networkd
 from netctl.lab.ovs_instance import OvsInstance
 from netctl.lab.state import LabState
 from netctl.model import vif_port
@@ -236,6 +236,8 @@ class Lab:
                 f"does: {', '.join(clash) or topology.prefix + '-mgmt'}; remove them "
                 "(ip netns del / ip link del) or pick another prefix"
             )
+        # one ARP/ND table for all namespaces of the machine: room for every VM's neighbours
+        neigh.ensure_room(topology)
         state = LabState(
             prefix=topology.prefix,
             name=topology.name,

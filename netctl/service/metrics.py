@@ -49,6 +49,28 @@ class Metrics:
         self.flow_mods = Counter("netctl_flow_mods_total", "Flow-mods sent", registry=r)
         self.ovsdb_operations = Counter("netctl_ovsdb_operations_total",
                                         "OVSDB operations sent", registry=r)
+        # Written vs in effect (issue 24; netctl.sinks.ovsdb_cfg): a host's last transaction
+        # is written when OVSDB replied, in effect once ovs-vswitchd's cur_cfg reached its
+        # next_cfg (seconds from the start of the apply, for both)
+        self.ovsdb_pending = Gauge("netctl_ovsdb_pending_config", "1 while the host's last "
+                                   "OVSDB change is written but ovs-vswitchd has not applied "
+                                   "it (cur_cfg < the transaction's next_cfg)", ["host"],
+                                   registry=r)
+        cfg_buckets = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+        self.ovsdb_write_seconds = Histogram(
+            "netctl_ovsdb_write_seconds", "From the start of a host's OVSDB apply to the "
+            "server's reply (written)", buckets=cfg_buckets, registry=r)
+        self.ovsdb_effect_seconds = Histogram(
+            "netctl_ovsdb_effect_seconds", "From the start of a host's OVSDB apply until "
+            "ovs-vswitchd applied it (cur_cfg reached the transaction's next_cfg)",
+            buckets=cfg_buckets, registry=r)
+        self.ovsdb_last_write = Gauge("netctl_ovsdb_last_write_seconds", "Seconds the host's "
+                                      "last OVSDB change took to be written", ["host"],
+                                      registry=r)
+        self.ovsdb_last_effect = Gauge("netctl_ovsdb_last_effect_seconds", "Seconds the "
+                                       "host's last OVSDB change took until ovs-vswitchd "
+                                       "applied it (from the start of the apply)", ["host"],
+                                       registry=r)
         self.recomputes = Counter("netctl_recomputes_total", "Engine rounds by how a node "
                                   "took a change: full (a recompute) or incremental (a change "
                                   "handler)", ["kind"], registry=r)

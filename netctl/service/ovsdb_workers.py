@@ -4,6 +4,13 @@ One worker thread per host holds the latest desired configuration: a host whose 
 never delays the others; when it comes back (or its ovsdb-server restarted) the worker
 reconnects and applies the latest configuration (`netctl.sinks.ovsdb.HostOvsdb`: the
 difference, in one transaction, nothing when in sync).
+
+An apply returns once OVSDB has the change (written); the worker never waits for
+ovs-vswitchd, which may take far longer (issue 24). Each host's `CfgProgress` (in its
+`HostStatus`, so it outlives a session) learns from the IDL's updates when vswitchd's cur_cfg
+reached the transaction's next_cfg (in effect): /status, `netctl status` and /metrics
+(`netctl_ovsdb_pending_config`, `netctl_ovsdb_write_seconds`, `netctl_ovsdb_effect_seconds`)
+show both.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from netctl.service.config import Config
 from netctl.service.metrics import Metrics
 from netctl.service.tunnel_liveness import TunnelLiveness
 from netctl.sinks.ovsdb import HostOvsdb, SslFiles
+from netctl.sinks.ovsdb_cfg import CfgProgress, CfgState
 
 LOG = logging.getLogger("netctl.run")
 # How often an idle worker looks at its session without being woken: a new configuration
@@ -25,6 +33,7 @@ LOG = logging.getLogger("netctl.run")
 # (and the configuration applied again). Short while the session is down, long while it is
 # up: 64 hosts polled every second cost most of an idle `netctl run`'s CPU.
 POLL_HEALTHY, POLL_DOWN = 5.0, 1.0
+SLOW_EFFECT = 5.0  # seconds: ovs-vswitchd slower than this to apply a change is logged
 
 
 @dataclass
@@ -39,6 +48,8 @@ class HostStatus:
     applied: HostConfig | None = None
     bridges: list[str] = field(default_factory=list)
     master: bool | None = None  # several instances: whether this one writes the host
+    # the last write of this instance and whether ovs-vswitchd applied it (written vs in effect)
+    cfg: CfgProgress = field(default_factory=CfgProgress)
 
 
 class HostWorker:
@@ -67,11 +78,29 @@ class HostWorker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"ovsdb-{status.name}", daemon=True)
+        status.cfg.listener = self._cfg_changed
+        metrics.ovsdb_pending.labels(status.name).set(1 if status.cfg.state().pending else 0)
         if refused:
             status.last_error = refused
             metrics.ovsdb_connected.labels(status.name).set(0)
         else:
             self.thread.start()
+
+    def _cfg_changed(self, event: str, state: CfgState) -> None:
+        """The host's last change was written, or came into effect (the IDL's thread: quick,
+        never blocks): the metrics, and a log line when vswitchd took long."""
+        name = self.status.name
+        if event == "written" and state.write_seconds is not None:
+            self.metrics.ovsdb_write_seconds.observe(state.write_seconds)
+            self.metrics.ovsdb_last_write.labels(name).set(state.write_seconds)
+        if event == "in_effect" and state.effect_seconds is not None:
+            self.metrics.ovsdb_effect_seconds.observe(state.effect_seconds)
+            self.metrics.ovsdb_last_effect.labels(name).set(state.effect_seconds)
+            if state.effect_seconds > SLOW_EFFECT:
+                LOG.info("host %s: configuration in effect (cur_cfg %s) %.1f s after the apply "
+                         "began (written in %.1f s)", name, state.cur_cfg,
+                         state.effect_seconds, state.write_seconds or 0.0)
+        self.metrics.ovsdb_pending.labels(name).set(1 if state.pending else 0)
 
     def mastership_changed(self) -> None:
         """This instance gained or lost the host: compare the database now (a new master
@@ -130,6 +159,7 @@ class HostWorker:
                 self.status.endpoint, timeout=self.config.ovsdb_timeout, ssl=ssl,
                 on_bfd=None if liveness is None else
                 (lambda port, bfd: liveness.update(uuid, port, bfd, source=self)),
+                progress=self.status.cfg,
             ).connect()
             self.db.on_waited_port = self.mastership_changed  # a port a mirror waits for
             self.status.applied = None  # a new session: compare with what is there

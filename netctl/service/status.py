@@ -192,6 +192,7 @@ def summary(run: Any) -> dict:
         "xapi": _xapi(run),
         "counts": {
             "hosts": len(view.hosts), "hosts_connected": sum(h["connected"] for h in hosts),
+            "hosts_config_pending": sum(h["config"]["pending"] for h in hosts),
             "vms": len(view.vms), "vifs": len(view.vifs), "networks": len(view.networks),
             "pifs": len(view.pifs), "bonds": len(view.bonds), "vlans": len(view.vlans),
             "tunnels": len(view.tunnels), "bridges": sum(len(h["bridges"]) for h in hosts),
@@ -548,7 +549,9 @@ def coordination(run: Any) -> dict[str, Any] | None:
 
 def _host_rows(run: Any, view: Any, refs: set[str] | None) -> list[dict[str, Any]]:
     """Per host with an OVSDB worker (all, or `refs`): its session and what was applied, and
-    how many VMs and VIFs it runs (counted from index buckets, never walked)."""
+    how many VMs and VIFs it runs (counted from index buckets, never walked); `config`: this
+    instance's last write to the host and whether ovs-vswitchd has applied it (written vs in
+    effect, `netctl.sinks.ovsdb_cfg.CfgState.as_dict`)."""
     workers = list(run.workers.items())
     if refs is not None:
         workers = [(r, w) for r, w in workers if r in refs]
@@ -562,6 +565,7 @@ def _host_rows(run: Any, view: Any, refs: set[str] | None) -> list[dict[str, Any
                     "connected": st.connected, "error": st.last_error,
                     "bridges": list(st.bridges), "applies": st.applies,
                     "operations": st.operations, "master": st.master,
+                    "config": st.cfg.state().as_dict(st.cfg.now()),
                     "vms": len(view.resident_vms(ref)),
                     "vifs": sum(len(view.host_network_vifs(ref, n))
                                 for n in _host_networks(view, ref, pifless))})

@@ -3,11 +3,14 @@
 `HostOvsdb(endpoint).connect()` opens an IDL connection (TCP `tcp:IP:6640`, SSL `ssl:IP:PORT`
 with `SslFiles`, or `unix:PATH`); `apply(config)` computes the difference between the
 `HostConfig` and the database and sends it as **one** transaction, computed once, inside the
-transaction, on the IDL's copy (the way ovs-vsctl does: ovsdbapp's Open_vSwitch transaction
-also bumps `next_cfg` and waits, up to the timeout, until ovs-vswitchd has applied it). When
-nothing differs no transaction is sent at all; `ApplyResult.operations` lists what was sent,
-one entry per row inserted or deleted and per column (or map key) written, so tests and
-benchmarks can count them.
+transaction, on the IDL's copy (the way ovs-vsctl does: the transaction also bumps
+`Open_vSwitch.next_cfg`). `apply` returns once the change is *written* (the server's reply);
+it does not wait for ovs-vswitchd — at 4094 VLANs vswitchd needs ~93 s more — but records the
+transaction's `next_cfg` in `HostOvsdb.progress` (`netctl.sinks.ovsdb_cfg.CfgProgress`), which
+the IDL's own updates of `cur_cfg` mark *in effect* (`progress.wait_in_effect` for callers that
+need vswitchd's result). When nothing differs no transaction is sent at all;
+`ApplyResult.operations` lists what was sent, one entry per row inserted or deleted and per
+column (or map key) written, so tests and benchmarks can count them.
 
 What netctl touches:
 - rows it created carry `external_ids:netctl-owner=netctl`; only those are ever deleted (an
@@ -40,7 +43,7 @@ from typing import Any
 
 import ovs.stream
 from ovsdbapp.backend.ovs_idl import command as ovs_command
-from ovsdbapp.backend.ovs_idl import connection, idlutils
+from ovsdbapp.backend.ovs_idl import connection, idlutils, transaction
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from netctl.hostconfig import (
@@ -55,6 +58,7 @@ from netctl.hostconfig import (
 )
 from netctl.model import tap_twin
 from netctl.model.hostport import split_host_port
+from netctl.sinks.ovsdb_cfg import CfgProgress
 from netctl.sinks.ovsdb_export import sync_export
 from netctl.sinks.ovsdb_mirror import sync_mirrors
 
@@ -476,11 +480,17 @@ class _WatchedIdl(connection.OvsdbIdl):
     reconnection the IDL loads every row again (creations): the states are fresh."""
 
     on_bfd: BfdCallback | None = None
+    # ovs-vswitchd's Open_vSwitch.cur_cfg, as loaded and whenever it changes (written vs in
+    # effect: `netctl.sinks.ovsdb_cfg`)
+    on_cur_cfg: Callable[[int], None] | None = None
     # ports a mirror waits for (`netctl.sinks.ovsdb_mirror`) and who to tell when one appears
     waited_ports: frozenset[str] = frozenset()
     on_waited_port: Callable[[], None] | None = None
 
     def notify(self, event: str, row: Any, updates: Any = None) -> None:
+        if row._table.name == "Open_vSwitch":
+            self._cur_cfg(event, row, updates)
+            return
         if event == "create" and self.waited_ports and row._table.name == "Port" \
                 and self.on_waited_port is not None and row.name in self.waited_ports:
             self.waited_ports = frozenset()
@@ -497,6 +507,38 @@ class _WatchedIdl(connection.OvsdbIdl):
         except Exception:  # noqa: BLE001 - never break the IDL's thread
             log.exception("%s: bfd_status of %s not read", self.session_name(),
                           getattr(row, "name", "?"))
+
+
+    def _cur_cfg(self, event: str, row: Any, updates: Any) -> None:
+        """Tell `on_cur_cfg` vswitchd's cur_cfg when the row is loaded or the column changed
+        (one attribute test per update of the root row, which every transaction touches)."""
+        callback = self.on_cur_cfg
+        if callback is None or event == "delete":
+            return
+        if event == "update" and not hasattr(updates, "cur_cfg"):
+            return
+        try:
+            callback(int(row.cur_cfg))
+        except Exception:  # noqa: BLE001 - never break the IDL's thread
+            log.exception("%s: cur_cfg not read", self.session_name())
+
+
+class _CfgTransaction(impl_idl.OvsVsctlTransaction):
+    """ovsdbapp's Open_vSwitch transaction (its `pre_commit` bumps `next_cfg`, as ovs-vsctl
+    does), whose post-commit records the transaction's `next_cfg` and when it was written in
+    the host's `CfgProgress` instead of blocking until ovs-vswitchd has applied it: ovsdbapp's
+    waits on the IDL's own thread, up to the timeout (20 s), then only logs — at 4094 VLANs a
+    worker held 20 s for a change vswitchd takes ~93 s to absorb, and nobody told when it did.
+    cur_cfg reaching it arrives through `_WatchedIdl.notify` (same thread, so in order).
+    Runs only on SUCCESS: an unchanged intent sends no transaction and records nothing."""
+
+    def __init__(self, api: Any, conn: Any, progress: CfgProgress, started: float) -> None:
+        super().__init__(api, conn, check_error=True, log_errors=True)
+        self.progress, self.started = progress, started
+
+    def post_commit(self, txn: Any) -> None:
+        transaction.Transaction.post_commit(self, txn)  # the commands' own, not the wait
+        self.progress.written(txn.get_increment_new_value(), self.started)
 
 
 def _api_class() -> type:
@@ -583,10 +625,14 @@ class HostOvsdb:
     """One host's OVSDB: connect, apply HostConfigs, survive ovsdb-server restarts."""
 
     def __init__(self, endpoint: str, *, timeout: float = 20.0,
-                 ssl: SslFiles | None = None, on_bfd: BfdCallback | None = None) -> None:
+                 ssl: SslFiles | None = None, on_bfd: BfdCallback | None = None,
+                 progress: CfgProgress | None = None) -> None:
         """`on_bfd(port, bfd_status)`: each tunnel end's BFD state, from the IDL's thread,
-        as it is loaded and whenever it changes (None: the interface went)."""
+        as it is loaded and whenever it changes (None: the interface went). `progress`:
+        where the last write and vswitchd's cur_cfg are recorded (a worker passes its own, so
+        the record outlives a session; a new one otherwise)."""
         self.on_bfd = on_bfd
+        self.progress = progress if progress is not None else CfgProgress()
         self.endpoint = endpoint
         self.timeout = timeout
         self.ssl = ssl
@@ -625,6 +671,7 @@ class HostOvsdb:
         helper.register_all()
         idl = _WatchedIdl(self.endpoint, helper)
         idl.on_bfd = self.on_bfd
+        idl.on_cur_cfg = self.progress.cur_cfg
         idl.on_waited_port = self._waited_port_appeared
         # Come back quickly after an ovsdb-server restart (the default backoff reaches 8 s).
         idl._session.reconnect.set_backoff(100, 1000)
@@ -683,19 +730,28 @@ class HostOvsdb:
     def apply(self, config: HostConfig) -> ApplyResult:
         """Make the database match `config` in one transaction; nothing is sent when it does
         (the difference is computed once, inside the transaction, on the IDL's fresh copy;
-        a transaction without operations is not sent: the IDL reports it unchanged)."""
+        a transaction without operations is not sent: the IDL reports it unchanged).
+        Returns once the change is written; `self.progress` says when vswitchd applied it."""
         with self._lock:
+            started = self.progress.now()
             self._last = config
             self._wait_synced(time.monotonic() + self.timeout)
             self._session_seqno = self._idl._session.get_seqno()
             cmd = _ApplyCommand(self.api, config)
             try:
-                with self.api.transaction(check_error=True) as txn:
-                    txn.add(cmd)
+                txn = _CfgTransaction(self.api, self._conn, self.progress, started)
+                txn.add(cmd)
+                txn.commit()
             except Exception as exc:
                 raise OvsdbError(f"{self.endpoint}: transaction failed: {exc}") from exc
             self._idl.waited_ports = frozenset(cmd.pending)
             return ApplyResult(tuple(cmd.result or ()), tuple(cmd.kept))
+
+    def wait_in_effect(self, timeout: float | None = None) -> bool:
+        """Wait until ovs-vswitchd has applied the last written change (cur_cfg reached its
+        next_cfg): True, or False after `timeout` (default: the session's). For callers that
+        act on what vswitchd built (the lab harness, tests, benchmarks); workers never wait."""
+        return self.progress.wait_in_effect(self.timeout if timeout is None else timeout)
 
     # --- surviving restarts -----------------------------------------------------------------
 
