@@ -12,7 +12,9 @@ Parsing is pure (no I/O beyond reading the file) and fails *before anything is c
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -242,12 +244,27 @@ class _Ctx:
         return TopologyError(self.source, obj, fld, message)
 
     def uuid(self, *parts: object) -> str:
-        return str(uuid.uuid5(UUID_NAMESPACE, "/".join([self.lab, *map(str, parts)])))
+        return uuid5_str("/".join([self.lab, *map(str, parts)]))
 
     def mac(self, *parts: object) -> str:
         """A stable locally-administered unicast MAC derived from the object's identity."""
-        digest = uuid.uuid5(UUID_NAMESPACE, "mac/" + "/".join([self.lab, *map(str, parts)])).bytes
-        return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
+        digest = uuid5_bytes("mac/" + "/".join([self.lab, *map(str, parts)]))
+        return "02:" + digest[:5].hex(":")
+
+
+def uuid5_bytes(name: str) -> bytes:
+    """`uuid.uuid5(UUID_NAMESPACE, name).bytes` without building a UUID object: a pool of 64k
+    VMs derives ~200k of them at start."""
+    digest = bytearray(hashlib.sha1(UUID_NAMESPACE.bytes + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return bytes(digest)
+
+
+def uuid5_str(name: str) -> str:
+    """`str(uuid.uuid5(UUID_NAMESPACE, name))`, faster (`uuid5_bytes`)."""
+    h = uuid5_bytes(name).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _mapping(ctx: _Ctx, value: Any, obj: str, fld: str) -> dict[str, Any]:
@@ -306,8 +323,8 @@ def _mac(ctx: _Ctx, value: Any, obj: str, fld: str = "mac") -> str:
 
 
 def _cidr(ctx: _Ctx, value: Any, obj: str, fld: str, version: int) -> str:
-    try:
-        iface = ipaddress.ip_interface(str(value))
+    try:  # the version's own class: ip_interface tries IPv4 first, costly for every IPv6
+        iface = (ipaddress.IPv4Interface if version == 4 else ipaddress.IPv6Interface)(str(value))
     except ValueError:
         raise ctx.fail(obj, fld, f"{value!r} is not an IPv{version} address/prefix") from None
     if iface.version != version or "/" not in str(value):
@@ -357,8 +374,17 @@ def parse_file(path: str | Path) -> Topology:
 
 
 def parse_text(text: str, source: str = "<topology>") -> Topology:
+    """A topology from YAML text, or from JSON (which is YAML too): JSON is read by `json`,
+    ~100x faster than a YAML loader, which matters at full pool size (a 64-host x 1000-VM file
+    is read in 0.1 s as JSON, 8 s as YAML with libyaml)."""
+    if text.lstrip().startswith("{"):
+        try:
+            return parse_data(json.loads(text), source)
+        except json.JSONDecodeError:
+            pass  # YAML's flow style, or broken: the YAML loader says which
     try:
-        data = yaml.safe_load(text)
+        # libyaml's loader when PyYAML has it (the pure-Python one is ~8x slower)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "document"
@@ -646,24 +672,42 @@ def _parse_hosts(ctx: _Ctx, raw: Any, net_names: set[str]) -> tuple[Host, ...]:
     return tuple(out)
 
 
+def _default_domid(i: int, host: str, taken: dict[tuple[str, int], str],
+                   next_free: dict[str, int]) -> int:
+    """A VM's domid when the file gives none: its place in the file (1-based), which names its
+    VIFs (`vif<domid>.<device>`) the same in every run; past Xen's domid range (32767, a pool
+    of more VMs than that) the lowest domid free on its host, as domids are per host."""
+    if i + 1 <= 32767 and (host, i + 1) not in taken:
+        return i + 1
+    domid = next_free.get(host, 1)
+    while (host, domid) in taken:
+        domid += 1
+    next_free[host] = domid + 1
+    return domid
+
+
 def _parse_vms(ctx: _Ctx, raw: Any, net_names: set[str], host_names: set[str]) -> tuple[Vm, ...]:
     out: list[Vm] = []
+    names: set[str] = set()
     macs: dict[str, str] = {}
     domids: dict[tuple[str, int], str] = {}
+    next_domid: dict[str, int] = {}
     for i, item in enumerate(_list(ctx, raw, "topology", "vms")):
         obj = f"vms[{i}]"
         item = _mapping(ctx, item, obj, "-")
         _unknown(ctx, item, {"name", "host", "domid", "vifs", "uuid"}, obj)
         name = _name(ctx, item.get("name"), obj)
         obj = f"VM '{name}'"
-        if any(v.name == name for v in out):
+        if name in names:
             raise ctx.fail(obj, "name", "duplicate VM name")
+        names.add(name)
         if name in host_names:
             raise ctx.fail(obj, "name", f"'{name}' is already a host name")
         host = item.get("host")
         if host not in host_names:
             raise ctx.fail(obj, "host", f"unknown host {host!r}")
-        domid = _int(ctx, item.get("domid", i + 1), obj, "domid", 1, 32767)
+        domid = _int(ctx, item.get("domid", _default_domid(i, host, domids, next_domid)),
+                     obj, "domid", 1, 32767)
         if (host, domid) in domids:
             raise ctx.fail(
                 obj,

@@ -19,10 +19,9 @@ operator makes new VMs from (`VM.clone`, `VM.provision`, `VIF.create`, `VM.start
 
 from __future__ import annotations
 
-import uuid as uuidlib
 from typing import Any
 
-from netctl.topology import UUID_NAMESPACE, Topology
+from netctl.topology import Topology, uuid5_bytes, uuid5_str
 from netctl.xapisim.methods import LACP_DEFAULTS, VLAN_PIF_MAC
 from netctl.xapisim.store import Store, new_ref
 
@@ -34,12 +33,11 @@ SOFTWARE_VERSION = {"product_brand": "XCP-ng", "product_version": "8.3.0", "plat
 
 
 def derived_uuid(topology: Topology, *parts: object) -> str:
-    return str(uuidlib.uuid5(UUID_NAMESPACE, "/".join([topology.name, *map(str, parts)])))
+    return uuid5_str("/".join([topology.name, *map(str, parts)]))
 
 
 def _mac(topology: Topology, *parts: object) -> str:
-    digest = uuidlib.uuid5(UUID_NAMESPACE, "mac/" + "/".join([topology.name, *map(str, parts)]))
-    return ":".join(f"{b:02x}" for b in (0x02, *digest.bytes[:5]))
+    return "02:" + uuid5_bytes("mac/" + "/".join([topology.name, *map(str, parts)]))[:5].hex(":")
 
 
 def _vm_metrics(store: Store, memory: int, vcpus: int) -> str:

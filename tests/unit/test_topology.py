@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import yaml
 
 from netctl.lab.expect import network_vlan, probes
 from netctl.topology import TopologyError, parse_data, parse_file, parse_text
+from netctl.topology_gen import pool_data
 from tests.conftest import TOPOLOGIES, lab_footprint
 
 
@@ -211,3 +213,44 @@ def test_pool_topo_is_the_same_pool_for_mininet():
     assert cable["vlan"] == 30 and cable["intfName2"] == "h2-eth2"
     dpids = {mn.nodeInfo(s)["dpid"] for s in mn.switches()}
     assert len(dpids) == len(mn.switches())  # explicit, distinct (Mininet would derive them)
+
+
+def test_a_topology_file_may_be_json_and_reads_the_same(tmp_path):
+    text = (TOPOLOGIES / "demo-pool.yaml").read_text()
+    as_json = tmp_path / "demo.json"
+    as_json.write_text(json.dumps(yaml.safe_load(text)))
+    assert parse_file(as_json) == parse_text(text, str(as_json))
+    broken_json = tmp_path / "broken.json"
+    broken_json.write_text('{"name": "x",')  # neither JSON nor YAML: the YAML error says where
+    with pytest.raises(TopologyError) as info:
+        parse_file(broken_json)
+    assert "not valid YAML" in str(info.value)
+
+
+def test_domids_past_xens_range_are_per_host():
+    """A pool of more VMs than Xen's 32767 domids (64 hosts x 1000 VMs): a VM without a domid
+    gets its place in the file while that fits, then the lowest free domid on its host, and
+    every VIF keeps a distinct port name on its host."""
+    topo = parse_data(pool_data(40, 1000, vifs_per_vm=1), "gen")
+    assert len(topo.vms) == 40_000
+    by_name = {vm.name: vm for vm in topo.vms}
+    assert by_name["vm32767"].domid == 32767
+    assert by_name["vm32768"].host == "host33" and by_name["vm32768"].domid == 1
+    seen = {(vm.host, vm.domid) for vm in topo.vms}
+    assert len(seen) == len(topo.vms)
+
+
+def test_the_generator_writes_big_pools_as_json(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "netctl.topology_gen", "3", "--vms-per-host",
+                          "100", "--vifs-per-vm", "1", "--json"], capture_output=True,
+                         text=True, check=True).stdout
+    path = tmp_path / "pool.json"
+    path.write_text(out)
+    topo = parse_file(path)
+    assert len(topo.vms) == 300 and all(len(vm.vifs) == 1 for vm in topo.vms)
+    addresses = [vm.vifs[0].ipv4[0] for vm in topo.vms]
+    assert addresses[0] == "10.60.0.1/16" and addresses[299] == "10.60.1.44/16"
+    assert len(set(addresses)) == 300
+    bad = subprocess.run([sys.executable, "-m", "netctl.topology_gen", "3", "--vifs-per-vm",
+                          "3"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
