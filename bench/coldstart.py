@@ -20,17 +20,18 @@ removes (the benchmark process itself enters it, so the OpenFlow connection is l
 netctl's figure is from `switch_ready` (handshake done; the controller asks for the installed
 flows) to the barrier reply after the bundle commit: the empty dump, compile, diff, message
 construction, serialisation, socket, OVS applying the bundle. The TCP connect and OpenFlow
-handshake are excluded (printed separately as "connect"). Then the installed table is dumped
-to a file, deleted, and the same flows are loaded with `ovs-ofctl -O OpenFlow14 --bundle
-add-flows` (time of that command; it also parses text, which netctl never does). Runs
-alternate; the flow count is verified after each load. The breakdown of netctl's time comes
-from timing wrappers around the functions the controller calls (a little overhead included):
-`compile` = the engine building the switch's table (`FlowTables._build`), `canon` =
-`messages.canon_flow` (a flow's wire bytes, which are also the diff's canonical form), `send` =
-`FlowController._send_bundle` (bundle framing of those bytes and the socket writes), and
-`switch+wait` = the rest until the barrier reply (OVS applying the bundle, the empty dump,
-bookkeeping). A wrapper whose function no longer exists (the controller is being reworked) is
-reported as missing and its time falls into `switch+wait`: the totals stay right.
+handshake are excluded (printed separately as "connect"); so is netctl's own start (its first
+round, reading the pool, which it finishes before the switch is pointed at it: printed apart).
+Then the installed table is dumped to a file, deleted, and the same flows are loaded with
+`ovs-ofctl -O OpenFlow14 --bundle add-flows` (time of that command; it also parses text, which
+netctl never does). Runs alternate; the flow count is verified after each load. The breakdown
+of netctl's time comes from timing wrappers around the functions the controller calls (a little
+overhead included): `compile` = the engine building the switch's table (`FlowTables._build`),
+`canon` = `messages.canon_flow` (a flow's wire bytes, which are also the diff's canonical
+form), `send` = `FlowController._send_bundle` (bundle framing of those bytes and the socket
+writes), and `switch+wait` = the rest until the barrier reply (OVS applying the bundle, the
+empty dump, bookkeeping). A wrapper whose function no longer exists (the controller is being
+reworked) is reported as missing and its time falls into `switch+wait`: the totals stay right.
 
     .venv/bin/python bench/coldstart.py [--flows 100000] [--runs 3] [--port 36653]
     .venv/bin/python bench/coldstart.py --smoke     # ~2k flows, 1 run, namespace sb1-cold
@@ -42,6 +43,8 @@ flows, one run, its own namespace `sb1-cold` and port 27201, so it never meets a
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import shutil
 import statistics
 import sys
@@ -68,10 +71,11 @@ HOSTS = 64
 # What `--smoke` must print (tests/bench/test_bench_smoke.py checks each regex on stdout).
 SMOKE_FIGURES = (
     r"^run 1: netctl [\d.]+s \([\d,]+ flows/s\)  ovs-ofctl --bundle [\d.]+s  ratio [\d.]+x",
-    r"^\d+ flows, median of \d+: netctl [\d.]+s, ovs-ofctl --bundle add-flows [\d.]+s "
-    r"-> ratio [\d.]+x",
+    r"^first connect \(run 1, the table built and sent\), \d+ flows: netctl [\d.]+s, "
+    r"ovs-ofctl --bundle [\d.]+s -> ratio [\d.]+x",
     r"^  compile +[\d.]+s",
 )
+TARGET = 1.5  # issue 24: first connect <= 1.5x ovs-ofctl --bundle, run 1 included
 SMOKE_NEEDS_ROOT = True
 
 
@@ -161,6 +165,13 @@ class Timer:
 # ---------------------------------------------------------------- main
 
 
+def on_thread(loop: Any, fn: Callable[[], Any]) -> None:
+    """Run `fn` on netctl's reconcile thread (before its next round) and wait for it."""
+    done = threading.Event()
+    loop.call_soon(lambda: (fn(), done.set()))
+    done.wait(10)
+
+
 def ofctl(ovs: OvsInstance, *args: str, timeout: float = 120) -> str:
     return netns.run(None, ["ovs-ofctl", *args], env=ovs.env(), timeout=timeout).stdout
 
@@ -176,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--local-vifs", type=int, default=100, help="locked VIFs on host 0")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--port", type=int, default=36653)
+    ap.add_argument("--profile", metavar="N", type=int, default=0,
+                    help="print the N costliest functions of run 1 on netctl's reconcile thread "
+                         "(cProfile, cumulative)")
     ap.add_argument("--smoke", action="store_true",
                     help="~2k flows, one run, namespace sb1-cold, port 27201 (for make test)")
     args = ap.parse_args(argv)
@@ -267,7 +281,15 @@ def run(args: argparse.Namespace, ns: str, workdir: Path, procs: list) -> int:
     sink = TimedSink(engine.desired, on_converged=on_converged, audit_interval=0)
     loop = ReconcileLoop(engine, sink)
     loop.submit_xapi(SimpleNamespace(objects={o.ref: (None, o) for o in state.objects()}))
+    t_start = time.perf_counter()
     loop.start()
+    # netctl has read the pool (its first round) before the switch connects: run 1 is then a
+    # switch connecting to a running netctl that has no table for it yet (it builds and sends
+    # it), not netctl's own start, which is timed apart.
+    if not loop.ready.wait(300):
+        raise RuntimeError("the engine's first round did not finish in 300 s")
+    print(f"netctl's first round (the pool read and validated, no switch yet): "
+          f"{time.perf_counter() - t_start:.2f}s")
     launcher.start(loop.switches, "127.0.0.1", args.port)
     target = f"tcp:127.0.0.1:{args.port}"
     dump = workdir / "flows.txt"
@@ -284,10 +306,16 @@ def run(args: argparse.Namespace, ns: str, workdir: Path, procs: list) -> int:
         ready_at.clear()
         done_at.clear()
         before = sink.stats.flow_mods
+        profiler = cProfile.Profile() if args.profile and run_no == 0 else None
+        if profiler is not None:  # on the reconcile thread, where the table is built and sent
+            on_thread(loop, profiler.enable)
         t_set = time.perf_counter()
         ovs.vsctl("set-controller", BRIDGE, target)
         if not converged.wait(120):
             raise RuntimeError(f"no barrier reply after 120s: {vars(sink.stats)}")
+        if profiler is not None:
+            on_thread(loop, profiler.disable)
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
         total = done_at[0] - ready_at[0]
         sent = sink.stats.flow_mods - before
         installed = flow_count(ovs)
@@ -314,30 +342,29 @@ def run(args: argparse.Namespace, ns: str, workdir: Path, procs: list) -> int:
               f"ovs-ofctl --bundle {ofctl_s[-1]:.2f}s  ratio {total / ofctl_s[-1]:.1f}x  "
               f"(connect+handshake {connect_s[-1]:.2f}s, not counted)")
 
-    n, o = statistics.median(netctl_s), statistics.median(ofctl_s)
-    print(f"\n{expected} flows, median of {args.runs}: netctl {n:.2f}s, "
-          f"ovs-ofctl --bundle add-flows {o:.2f}s -> ratio {n / o:.1f}x "
-          f"(target <= 2x: {'MET' if n / o <= 2 else 'NOT MET'}; naive os-ken loop ~10x)")
-    # The engine keeps a switch's table across reconnects: run 1 builds it (controller and
-    # switch both starting), later runs only send it (OVS restarted, controller kept running).
-    print(f"run 1 (the table built, as when netctl starts too): netctl {netctl_s[0]:.2f}s, "
-          f"ratio {netctl_s[0] / ofctl_s[0]:.1f}x", end="")
+    # The engine keeps a switch's table across reconnects: run 1 builds it (a switch netctl
+    # has no table for: a new host, or the first connect after netctl started), later runs
+    # only send it (OVS restarted, netctl kept running). Each summary names its start.
+    n, o = netctl_s[0], ofctl_s[0]
+    print(f"\nfirst connect (run 1, the table built and sent), {expected} flows: netctl "
+          f"{n:.2f}s, ovs-ofctl --bundle {o:.2f}s -> ratio {n / o:.1f}x "
+          f"(target <= {TARGET}x: {'MET' if n / o <= TARGET else 'NOT MET'})")
     if len(netctl_s) > 1:
         later, later_o = statistics.median(netctl_s[1:]), statistics.median(ofctl_s[1:])
-        print(f"; runs 2-{len(netctl_s)} (the table already built, as when only OVS "
-              f"restarts): netctl {later:.2f}s, ratio {later / later_o:.1f}x")
-    else:
-        print()
-    print("netctl breakdown (median s; compile = the engine building the table; canon = "
-          "canon_flow, each flow's wire bytes = the diff's canonical form; send = bundle "
-          "framing + socket writes; switch+wait = the rest until the barrier reply: OVS "
+        print(f"reconnect (runs 2-{len(netctl_s)}, median; the table already built, only "
+              f"sent), {expected} flows: netctl {later:.2f}s, ovs-ofctl --bundle "
+              f"{later_o:.2f}s -> ratio {later / later_o:.1f}x")
+    print("netctl breakdown, run 1 | median of runs 2+ (s; compile = the engine building the "
+          "table; canon = canon_flow, each flow's wire bytes = the diff's canonical form; send = "
+          "bundle framing + socket writes; switch+wait = the rest until the barrier reply: OVS "
           "applying the bundle, the empty dump, bookkeeping):")
     if missing:
         print(f"  (not measured, the controller no longer has: {', '.join(missing)})")
     for key in ("compile", "canon", "send", "switch+wait"):
-        vals = [p.get(key, 0.0) for p in parts]
-        med = statistics.median(vals)
-        print(f"  {key:<12} {med:6.2f}s  {100 * med / n:4.0f}%")
+        first = parts[0].get(key, 0.0)
+        later = (f"{statistics.median(p.get(key, 0.0) for p in parts[1:]):6.2f}s"
+                 if len(parts) > 1 else "      -")
+        print(f"  {key:<12} {first:6.2f}s  {100 * first / n:4.0f}%  | {later}")
     return 0
 
 

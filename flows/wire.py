@@ -348,15 +348,37 @@ def remote_canon(kind: str, vlan: int, mac: str, port: int) -> list[tuple[Key, B
 def _remote_keys(kind: str, vlan: int, mac: str) -> tuple[Key, ...]:
     """The match side of a remote VIF's flows: the same on every switch of its network, so
     each is encoded once per VIF rather than once per switch (a cold start at 64 hosts x
-    1000 VIFs would otherwise encode ~8 million of them)."""
+    1000 VIFs would otherwise encode ~8 million of them). Each is its shape's match bytes
+    with the VIF's MAC put in (`_mac_template`): a switch's first connect encodes ~50k."""
+    value = bytes.fromhex(mac.replace(":", ""))
+    out = []
+    for table, priority, (head, tail) in _mac_templates(kind, vlan):
+        out.append((table, priority, head + value + tail))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1 << 13)
+def _mac_templates(kind: str, vlan: int) -> tuple[tuple[int, int, tuple[bytes, bytes]], ...]:
+    """(table, priority, match bytes before and after the eth_dst value) of each of the
+    remote-VIF flows of one shape (`flows.compile.remote_vif_flows`)."""
     from flows.pipeline import FORWARD, META_FROM_TUNNEL, META_MASK, META_VLAN_MASK
 
     if kind == "private":
-        return ((FORWARD, 200, match_bytes((("metadata", (0, META_MASK)), ("eth_dst", mac)))),
-                (FORWARD, 200, match_bytes((("metadata", (META_FROM_TUNNEL, META_FROM_TUNNEL)),
-                                            ("eth_dst", mac)))))
-    return ((FORWARD, 180, match_bytes((("metadata", (vlan, META_VLAN_MASK)), ("eth_dst", mac),
-                                        ("vlan_vid", 0)))),)
+        shapes = [(FORWARD, 200, (("metadata", (0, META_MASK)),)),
+                  (FORWARD, 200, (("metadata", (META_FROM_TUNNEL, META_FROM_TUNNEL)),))]
+    else:
+        shapes = [(FORWARD, 180, (("metadata", (vlan, META_VLAN_MASK)), ("vlan_vid", 0)))]
+    return tuple((table, priority, _mac_template(fields)) for table, priority, fields in shapes)
+
+
+def _mac_template(fields: tuple) -> tuple[bytes, bytes]:
+    """The match bytes of `fields` + eth_dst, split around the MAC's 6 bytes (found as where
+    two encodings with different MACs differ, so it follows `match_bytes` whatever it does)."""
+    zeros = match_bytes((*fields, ("eth_dst", "00:00:00:00:00:00")))
+    ones = match_bytes((*fields, ("eth_dst", "ff:ff:ff:ff:ff:ff")))
+    at = [i for i, (a, b) in enumerate(zip(zeros, ones, strict=True)) if a != b]
+    assert len(at) == 6 and at[-1] - at[0] == 5, "eth_dst is 6 contiguous bytes"
+    return zeros[:at[0]], zeros[at[-1] + 1:]
 
 
 @functools.lru_cache(maxsize=1 << 12)

@@ -109,3 +109,26 @@ def test_bundle_add_bytes_equal_oskens():
     fast = messages.bundle_add_bytes(7, 3, messages.flow_mod_bytes(*messages.canon_flow(f), 0,
                                                                     42), 42)
     assert fast == bytes(msg.buf)
+
+
+def test_remote_vif_flows_from_templates_equal_the_compiled_ones():
+    """`remote_canon` builds a remote VIF's flows from per-shape byte templates with the MAC
+    put in; they must be exactly `canon_flow` of what `remote_vif_flows` compiles, for each
+    shape (private: into the tunnel; external single NIC: to the uplink, VLAN pushed)."""
+    from dataclasses import replace
+
+    from flows.compile import remote_vif_flows
+
+    state = pool_state("demo-pool.yaml")
+    vif = vif_of(state, "vm3")
+    for mac in ("02:00:00:00:00:01", "fe:dc:ba:98:76:54", "02:1a:2b:3c:4d:5e"):
+        moved = replace(vif, mac=mac.upper() if mac.startswith("fe") else mac)
+        private = remote_vif_flows("private", False, {vif.network: 0},
+                                   BridgePorts(tunnels={"peer": 7}), moved, "peer")
+        assert sorted(map(messages.canon_flow, private)) == sorted(
+            messages.remote_canon("private", 0, mac, 7))
+        for vlan in (0, 10, 4094):
+            external = remote_vif_flows("external", False, {vif.network: vlan},
+                                        BridgePorts(uplinks=(3,)), moved, "peer")
+            assert list(map(messages.canon_flow, external)) == messages.remote_canon(
+                "external", vlan, mac, 3)
