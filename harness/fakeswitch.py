@@ -25,6 +25,8 @@ What a switch does (as OVS does it, for what netctl sends: `netctl/sinks/openflo
 - ONF bundles (experimenter 0x4F4E4600): OPEN, ADD (flow-mods kept aside), COMMIT (applied in
   order, then recorded as a `Commit` and answered), DISCARD, CLOSE, each with its reply;
 - takes PORT_MOD (the port's config bits change) and PACKET_OUT (counted, dropped);
+- answers port statistics (every counter 0) and meter configuration (no meters), as OVS
+  answers the statistics poller and the dump that comes with every table read;
 - refuses whatever else it is sent (an unknown message, multipart or experimenter type: the
   ONF flow monitor, for one) with OFPET_BAD_REQUEST, as OVS refuses what it does not
   support, and counts it by type (`FakeSwitches.unknown()`);
@@ -62,7 +64,8 @@ OFPT_PACKET_OUT, OFPT_FLOW_MOD, OFPT_PORT_MOD = 13, 14, 16
 OFPT_PORT_STATUS = 12
 OFPT_MULTIPART_REQUEST, OFPT_MULTIPART_REPLY = 18, 19
 OFPT_BARRIER_REQUEST, OFPT_BARRIER_REPLY = 20, 21
-OFPMP_FLOW, OFPMP_AGGREGATE, OFPMP_PORT_DESC = 1, 2, 13
+OFPMP_FLOW, OFPMP_AGGREGATE, OFPMP_PORT_STATS, OFPMP_METER_CONFIG, OFPMP_PORT_DESC = 1, 2, 4, 10, 13
+PORT_STATS = struct.Struct("!I4x12QII")  # ofp_port_stats: every counter 0
 OFPMP_EXPERIMENTER = 0xFFFF
 OFPMPF_REPLY_MORE = 1
 OFPET_BAD_REQUEST = 1
@@ -228,6 +231,13 @@ class FakeSwitch(asyncio.Protocol):
         mp_type, _flags = struct.unpack_from("!HH", msg, 8)
         if mp_type == OFPMP_PORT_DESC:
             self._reply_port_desc(xid)
+        elif mp_type == OFPMP_PORT_STATS:  # what the statistics poller asks every few seconds
+            entries = [PORT_STATS.pack(no, *(0,) * 12, 0, 0) for no in self.ports.values()]
+            self._multipart(OFPMP_PORT_STATS, xid, [
+                b"".join(entries[i:i + PORTS_PER_REPLY])
+                for i in range(0, len(entries), PORTS_PER_REPLY)] or [b""])
+        elif mp_type == OFPMP_METER_CONFIG:  # asked with every dump: it holds no meters
+            self._multipart(OFPMP_METER_CONFIG, xid, [b""])
         elif mp_type in (OFPMP_FLOW, OFPMP_AGGREGATE):
             table, cookie, mask = _stats_filter(msg)
             chosen = [(k, v) for k, v in self.flows.items() if _passes(k, v, table, cookie, mask)]

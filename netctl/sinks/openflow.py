@@ -88,6 +88,7 @@ HOLD_SECONDS = 2.0
 # in either direction (NO_FWD also keeps NORMAL's flooding away, verified on OVS 3.1).
 OFPPC_NO_RECV, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN = 1 << 2, 1 << 5, 1 << 6
 DISABLED_PORT = OFPPC_NO_RECV | OFPPC_NO_FWD | OFPPC_NO_PACKET_IN
+READ_REFUSED = "OFPBRC_BAD_MULTIPART"  # the error a switch sends for a multipart type it lacks
 RETRY_FIRST, RETRY_MAX = 0.5, 60.0  # back-off after a switch refused a bundle (seconds)
 REFUSED_RETRY = 600.0  # a flow the switch refused is offered again after this long
 AUDIT_INTERVAL = 60.0  # default period of the flow-count audit that repairs drift
@@ -311,6 +312,7 @@ class FlowSink:
         self.audit_interval = audit_interval
         self.flow_monitor = flow_monitor  # subscribe to each switch's flow monitor
         self._monitor_refused: set[int] = set()  # switches whose refusal was logged
+        self._reads_refused: set[int] = set()  # switches whose refused read was logged
         self.on_converged = on_converged
         self._bundle_id = 0
         self._since = time.monotonic()
@@ -501,6 +503,16 @@ class FlowSink:
             LOG.log(level, "switch %016x (%s) refused the flow monitor (%s): changes other "
                     "clients make to its flows are found by the audit (every %d s) only",
                     dp.id, self.tables.describe(dp.id), text, int(self.audit_interval))
+            return
+        if READ_REFUSED in text:
+            # a read the switch does not implement (a statistics or meter request): nothing
+            # was written, so nothing is re-read or re-sent (that loop, at 128 switches
+            # refusing the statistics poller's requests every few seconds, sent the whole
+            # table again and again); said once per switch
+            level = logging.DEBUG if dp.id in self._reads_refused else logging.WARNING
+            self._reads_refused.add(dp.id)
+            LOG.log(level, "switch %016x (%s) does not answer a request (%s); nothing to send "
+                    "again", dp.id, self.tables.describe(dp.id), text)
             return
         if self.roles is not None and (xid is not None and xid == sw.role_xid
                                        or "OFPBRC_IS_SLAVE" in text):

@@ -106,3 +106,25 @@ def test_a_port_that_comes_again_is_compared_with_what_it_reports() -> None:
     assert dp.port_mods() == [(10, DISABLED_PORT), (10, DISABLED_PORT)]
     sink.flush(Round({0x1234: {10: True}}))  # nothing changed: nothing sent
     assert len(dp.port_mods()) == 2
+
+
+def test_a_refused_read_is_not_a_reason_to_read_and_send_the_table_again() -> None:
+    """A switch that does not answer a statistics or meter request (BAD_MULTIPART) wrote
+    nothing: no table re-read follows, however often it refuses (the statistics poller asks
+    every few seconds). Any other error with no flow-mod of its own still re-reads the table
+    after the back-off (a refused bundle commit: none of it was applied)."""
+    import time
+
+    sink, dp = connected_sink()
+
+    def dumps() -> int:
+        return sum(isinstance(m, ofproto_v1_3_parser.OFPFlowStatsRequest) for m in dp.sent)
+
+    before = dumps()
+    for xid in range(900, 910):
+        sink.error(dp, "OFPET_BAD_REQUEST/OFPBRC_BAD_MULTIPART (1/2)", xid)
+    sink.tick(time.monotonic() + 3600)
+    assert dumps() == before
+    sink.error(dp, "OFPET_BUNDLE_FAILED/OFPBFC_MSG_FAILED (17/16)", 950)
+    sink.tick(time.monotonic() + 3600)
+    assert dumps() == before + 1
