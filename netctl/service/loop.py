@@ -16,6 +16,7 @@ own (`netctl.service.ovsdb_workers`).
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import queue
@@ -58,6 +59,20 @@ class RoundStats:
     switch_events: int = 0
     last_round_ms: float = 0.0
     busy_ms: float = 0.0  # time spent in rounds, in all
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's `malloc_trim`). The first
+    round reads the whole pool: at 64 hosts x 1000 VIFs the full sync's decoded records peak
+    far above what stays, and glibc keeps the freed heap mapped, so the process would carry
+    that peak as resident memory for its whole life. Elsewhere than glibc: nothing to do."""
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
 
 
 class ReconcileLoop:
@@ -218,3 +233,4 @@ class ReconcileLoop:
             # (seconds, in the middle of a boot storm).
             gc.collect()
             gc.freeze()
+            release_free_memory()
