@@ -118,6 +118,23 @@ def _bootstrap_inner(self):
     _inner(self)
 threading.Thread._bootstrap_inner = _bootstrap_inner
 _name("netctl-main")
+import os, signal
+if os.environ.get("NETCTL_BENCH_TRACEMALLOC"):  # --memory: where the heap is, on SIGUSR1
+    import tracemalloc
+    tracemalloc.start(1)
+    def _dump(*_):
+        snap = tracemalloc.take_snapshot()
+        path = os.environ["NETCTL_BENCH_TRACEMALLOC"]
+        with open(path + ".tmp", "w") as out:
+            for key in ("filename", "lineno"):
+                stats = snap.statistics(key)
+                out.write(f"traced {sum(s.size for s in stats) / 2**20:.0f} MiB by {key}:\n")
+                for s in stats[:25]:
+                    f = s.traceback[0]
+                    out.write(f"  {s.size / 2**20:7.1f} MiB {s.count:9d}  {f.filename}"
+                              + (f":{f.lineno}" if key == "lineno" else "") + "\n")
+        os.replace(path + ".tmp", path)  # whole, for the bench reading it
+    signal.signal(signal.SIGUSR1, _dump)
 sys.argv = ["netctl", *sys.argv[1:]]
 runpy.run_module("netctl.cli", run_name="__main__", alter_sys=True)
 """
@@ -220,6 +237,7 @@ class Netctl:
     metrics_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     started: float = 0.0
+    memory: bool = False  # --memory: run it under tracemalloc, print where its heap is
 
     @property
     def log(self) -> Path:
@@ -235,11 +253,15 @@ class Netctl:
         }, indent=1))
         (self.workdir / "password").write_text(PASSWORD)
         self.started = time.monotonic()
+        env = dict(os.environ)
+        if self.memory:
+            env["NETCTL_BENCH_TRACEMALLOC"] = str(self.workdir / "heap.txt")
         with open(self.log, "w") as log:  # the child has its own copy of the descriptor
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", NAMED_THREADS, "run", "--xapi", self.xapi_url,
                  "--username", USER, "--password-file", str(self.workdir / "password"),
-                 "--config", str(config)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                 "--config", str(config)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env=env)
 
     @property
     def pid(self) -> int:
@@ -544,7 +566,7 @@ def run_size(hosts: int, vifs: int, args: argparse.Namespace) -> Result:
               f"simulator event delay {delay * 1000:5.1f} ms (seeded in {seeded:.1f} s; "
               f"{ports} OpenFlow ports derived in {derived:.1f} s)", flush=True)
         sockets = stack.enter_context(ovsdb_servers(sorted(pool.hosts), workdir))
-        netctl = Netctl(workdir, url, sockets)
+        netctl = Netctl(workdir, url, sockets, memory=args.memory)
         switches = FakeSwitches(pool.specs, "127.0.0.1", netctl.openflow_port).start()
         stack.callback(switches.stop)
         ackers = start_ackers(switches, sockets.values())
@@ -557,6 +579,13 @@ def run_size(hosts: int, vifs: int, args: argparse.Namespace) -> Result:
         report_latency(result, extra, delay * 1000)
         idle(netctl, switches, args.idle_seconds, result)
         report_counts(netctl, switches, sum(a.acks for a in ackers))
+        if args.memory:
+            heap = workdir / "heap.txt"
+            os.kill(netctl.pid, signal.SIGUSR1)
+            deadline = time.monotonic() + 300
+            while not heap.exists() and time.monotonic() < deadline:
+                time.sleep(1)
+            print(heap.read_text() if heap.exists() else "  (no heap snapshot)", flush=True)
     return result
 
 
@@ -591,6 +620,9 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--keep", action="store_true", help="keep the work dirs (logs)")
     parser.add_argument("--smoke", action="store_true", help="2x10, 5 samples, 3 s idle")
+    parser.add_argument("--memory", action="store_true",
+                        help="run netctl under tracemalloc (slower) and print where its heap is "
+                             "after the idle window, by file and by line")
     args = parser.parse_args()
 
     def stop(signum: int, _frame: object) -> None:
