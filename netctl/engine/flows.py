@@ -42,6 +42,7 @@ from flows.handover import Held, HeldPool, port_names
 from flows.pipeline import OFPP_LOCAL, Flow
 from flows.ports import datapath_id, tap_port_name, tunnel_peers, uplink_devices, vif_port_name
 from flows.qos import MeterBand
+from flows.templates import local_vif_canon
 from flows.wire import Body, Key, canon_flow, remote_canon
 from netctl.engine.hosts import status_only
 from netctl.engine.pool import LivePool
@@ -645,7 +646,7 @@ class FlowTables:
             table.names_of[vif_ref] = tuple(names)
             taking: dict[int, list[int]] = {}
             ruled: set[int] = set()
-            new = _canon(local_vif_flows(view, table.shape, ports, vif, taking, ruled))
+            new = local_vif_canon(view, table.shape, ports, vif, taking, ruled)
             table.local[vif_ref] = new
             table.taking[vif_ref] = tuple(taking.get(0, ()))
             if ruled:
