@@ -257,9 +257,18 @@ class Switch:
     dumping: list = field(default_factory=list)
     dump_reason: str = "connect"  # connect | audit | retry | rebuilt
     expected: int = 0  # netctl flows the switch should hold (for the audit)
-    inflight: dict[int, Any] = field(default_factory=dict)  # xid -> key (flow-mods in flight)
-    inflight_body: dict[int, Any] = field(default_factory=dict)  # xid -> body sent
-    inflight_command: dict[int, int] = field(default_factory=dict)  # xid -> flow-mod command
+    # bundles in flight: (first flow-mod's xid, its flow-mods as sent: (command, key, body)),
+    # the xids of one bundle consecutive — not a dict entry per flow-mod, which at 128
+    # switches' first tables (3.3 M flow-mods in flight at once) was hundreds of MiB
+    inflight: list[tuple[int, list]] = field(default_factory=list)
+
+    def in_flight(self, xid: int) -> tuple[int, Any, Any] | None:
+        """(command, key, body) of the flow-mod sent with this xid, if one is in flight."""
+        for first, msgs in self.inflight:
+            at = (xid - first) & 0xFFFFFFFF
+            if at < len(msgs):
+                return msgs[at]
+        return None
     pending_barriers: dict[int, float] = field(default_factory=dict)  # xid -> change seen at
     refused: dict = field(default_factory=dict)  # key -> Refusal
     foreign: dict = field(default_factory=dict)  # key -> cookie (another owner's flows)
@@ -477,8 +486,6 @@ class FlowSink:
         sw.converged_at = time.monotonic()
         if not sw.pending_barriers:
             sw.inflight.clear()
-            sw.inflight_body.clear()
-            sw.inflight_command.clear()
             sw.meter_xids.clear()
         if sw.retry_at is None:
             sw.failures = 0
@@ -527,14 +534,14 @@ class FlowSink:
             LOG.error("switch %016x (%s) refused meter %d (the rate limit of the VIF on port "
                       "%d): %s", dp.id, self.tables.describe(sw.id), meter, meter, text)
             return  # the flows that use it are refused in turn, and retried with it
-        key = sw.inflight.get(xid) if xid is not None else None
+        sent = sw.in_flight(xid) if xid is not None else None
         where = self.tables.describe(sw.id)
-        if key is not None:
+        if sent is not None:
+            command, key, body = sent
             self.stats.refused += 1
-            command = sw.inflight_command.get(xid)
             installed = command == sw.dp.ofproto.OFPFC_MODIFY_STRICT
-            sw.refused[key] = Refusal(text, sw.inflight_body.get(xid), now,
-                                      self.tables.note(sw.id, key), where, installed)
+            sw.refused[key] = Refusal(text, body, now, self.tables.note(sw.id, key), where,
+                                      installed)
             if not installed and command is not None:
                 sw.expected -= 1  # counted when sent; the switch does not hold it
             LOG.error("switch %016x (%s) refused a flow (table %d priority %d): %s", dp.id,
@@ -1115,14 +1122,11 @@ class FlowSink:
         flags = ofp.ONF_BF_ATOMIC | ofp.ONF_BF_ORDERED
         dp.send_msg(parser.ONFBundleCtrlMsg(dp, bid, ofp.ONF_BCT_OPEN_REQUEST, flags, []))
         chunk = bytearray()  # OpenFlow is a byte stream: many messages per socket write
+        sw.inflight.append(((dp.xid + 1) & ofp.MAX_XID, msgs))
         for command, key, body in msgs:
             dp.xid = xid = (dp.xid + 1) & ofp.MAX_XID  # as Datapath.set_xid does
             inner = (wire.delete_bytes(key, xid) if body is None
                      else wire.flow_mod_bytes(key, body, command, xid))
-            sw.inflight[xid] = key
-            sw.inflight_command[xid] = command
-            if body is not None:
-                sw.inflight_body[xid] = body
             chunk += wire.bundle_add_bytes(bid, flags, inner, xid)
             if len(chunk) >= SEND_CHUNK:
                 dp.send(bytes(chunk))

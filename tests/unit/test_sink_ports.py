@@ -128,3 +128,20 @@ def test_a_refused_read_is_not_a_reason_to_read_and_send_the_table_again() -> No
     sink.error(dp, "OFPET_BUNDLE_FAILED/OFPBFC_MSG_FAILED (17/16)", 950)
     sink.tick(time.monotonic() + 3600)
     assert dumps() == before + 1
+
+
+def test_a_refused_flow_mod_is_found_by_its_xid_in_its_bundle() -> None:
+    """The flow-mods of a bundle are kept as the bundle's list (their xids consecutive), not
+    a dict entry each: an error names the right flow (key and body) even across the 32-bit
+    xid wrap, and nothing is remembered once the barrier came back."""
+    from netctl.sinks.openflow import Switch
+
+    sw = Switch(dp=Datapath())
+    first = [(0, (2, 200, b"a"), (b"x", 1)), (0, (2, 200, b"b"), (b"y", 1))]
+    wrapping = [(3, (1, 100, b"c"), None), (0, (1, 100, b"d"), (b"z", 1)),
+                (0, (1, 100, b"e"), (b"w", 1))]
+    sw.inflight += [(7, first), (0xFFFFFFFF, wrapping)]
+    assert sw.in_flight(8) == first[1]
+    assert sw.in_flight(0xFFFFFFFF) == wrapping[0]
+    assert sw.in_flight(1) == wrapping[2]
+    assert sw.in_flight(9) is None and sw.in_flight(2) is None
