@@ -77,11 +77,8 @@ def local_vif_canon(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts
     — from the VIF's shape's template when it has one."""
     shape = _shape(state, intent, ports, vif)
     template = None if shape is None else _template(state, intent, vif, shape)
-    if template is None:
-        return dict(canon_flow(f) for f in local_vif_flows(state, intent, ports, vif, taking,
-                                                           ruled))
-    real = _values(ports, vif, shape)
-    if real is None:
+    real = None if template is None else _values(ports, vif, shape)
+    if template is None or real is None:
         return dict(canon_flow(f) for f in local_vif_flows(state, intent, ports, vif, taking,
                                                            ruled))
     out = _put(template, real)
