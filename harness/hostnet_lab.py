@@ -14,7 +14,7 @@ from pathlib import Path
 
 import XenAPI
 
-from harness.footprint import NOTHING, lab_footprint
+from harness.footprint import NOTHING, clear_dead_lab, lab_footprint
 from netctl.hostconfig import HostConfig
 from netctl.lab.lab import Lab
 from netctl.model import PoolState
@@ -35,7 +35,7 @@ class HostnetLab:
     def __init__(self, topology: str, prefix: str, management: str,
                  xapi_setup: Callable[[XenAPI.Session], None] | None = None) -> None:
         self.topology = parse_file(DATA / topology).relabel(prefix, management)
-        assert lab_footprint(prefix) == NOTHING, "a previous run left this lab behind"
+        clear_dead_lab(prefix)
         self.prefix = prefix
         self.lab = Lab.up(self.topology, host_networking="none")
         self.dbs: dict[str, HostOvsdb] = {}

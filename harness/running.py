@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.footprint import NOTHING, lab_footprint
+from harness.footprint import NOTHING, clear_dead_lab, lab_footprint
 from netctl.cli.demo import DemoPool
 from netctl.experiment.measure import Ping, until  # noqa: F401 - shared with the experiments
 from netctl.lab.lab import Lab
@@ -34,7 +34,7 @@ def running_pool(topology: str, prefix: str, management: str, ports: tuple[int, 
     `members`: every host serves its own xapi, netctl run is given a slave's; `instances`,
     `etcd_members`, `ttl`: several netctl run instances on etcd (`DemoPool`)."""
     topo = parse_file(TOPOLOGIES / topology).relabel(prefix, management)
-    assert lab_footprint(prefix) == NOTHING, "a previous run left this lab behind"
+    clear_dead_lab(prefix)
     pool = DemoPool(topo, ports=ports, settings=settings, attach=attach, members=members,
                     instances=instances, etcd_members=etcd_members, ttl=ttl)
     try:

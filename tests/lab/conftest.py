@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.footprint import clear_dead_lab
 from netctl.lab.lab import Lab
 from netctl.topology import parse_file
 from tests.conftest import TOPOLOGIES, lab_footprint
@@ -25,7 +26,7 @@ def normal_flows(lab: Lab) -> None:
 
 def up(topology: str, prefix: str, management: str) -> Lab:
     topo = parse_file(TOPOLOGIES / topology).relabel(prefix, management)
-    assert lab_footprint(prefix) == NOTHING, "a previous run left this lab behind"
+    clear_dead_lab(prefix)
     lab = Lab.up(topo)
     normal_flows(lab)
     return lab

@@ -13,6 +13,7 @@ import pytest
 import XenAPI
 import yaml
 
+from harness.footprint import clear_dead_lab
 from netctl.lab.lab import Lab
 from netctl.topology_gen import pool_data
 from tests.conftest import ROOT, lab_footprint
@@ -34,7 +35,7 @@ def topology_file(tmp_path) -> str:
 
 
 def test_the_demo_derives_its_scenario_from_any_topology(tmp_path):
-    assert lab_footprint(PREFIX) == NOTHING, "a previous run left this lab behind"
+    clear_dead_lab(PREFIX)
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "netctl.cli", "demo", topology_file(tmp_path), "--keep",
