@@ -4,7 +4,8 @@ x 1000 VIFs (issue 9).
     .venv/bin/python -m bench.scale [--sizes 1x100,8x100,64x100,64x1000] [--samples 20]
     .venv/bin/python -m bench.scale --smoke         # 2x20, a few samples (seconds)
 
-The real path, minus sockets to switches: a xapi simulator seeded with a synthetic pool
+The real path, minus sockets to switches: a xapi simulator (a process of its own, as xapi is
+in a real pool: `harness.synthetic.SimulatorProcess`) seeded with a synthetic pool
 (`harness.synthetic`: VMs with realistic records, 1-3 VIFs each over an external network on an
 LACP bond, a VLAN network and a VXLAN private network; every 4th VIF locked) served on
 loopback -> `XapiSync` (the product's client) -> `NetctlEngine` (the product's engine) ->
@@ -16,7 +17,8 @@ Per size it prints:
 - full sync: `XapiSync.connect()` (login + `event.from("")` + conversion), seconds;
 - cold compile: the engine's first round over the whole pool (validation, every host's
   configuration) plus every switch connecting (every table built), seconds;
-- RSS of this process after the cold compile, and its peak (VmHWM);
+- RSS of this process (netctl's side: the simulator is not in it) after the cold compile, and
+  its peak (VmHWM);
 - per event kind, over --samples changes made through XenAPI: the processing time from the
   xapi change set received by the client (`XapiSync.step()` returned it) to every delta handed
   to its target (the engine's round, done) — p50/p99 in ms — with flow-mods and OVSDB rows;
@@ -50,11 +52,10 @@ import XenAPI
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.engine_rig import RecordingSwitches, config_ops  # noqa: E402
-from harness.synthetic import PoolSpec, simulator  # noqa: E402
+from harness.synthetic import PoolSpec, SimulatorProcess  # noqa: E402
 from netctl.engine.core import NetctlEngine  # noqa: E402
 from netctl.engine.hosts import HostSettings  # noqa: E402
 from netctl.sources.xapi.sync import XapiSync  # noqa: E402
-from netctl.xapisim.server import serve  # noqa: E402
 
 SMOKE_FIGURES = (
     r"^size +2 x 20: full sync +[\d.]+ s, cold compile +[\d.]+ s",
@@ -99,8 +100,10 @@ class Kind:
 class Bench:
     def __init__(self, hosts: int, vifs: int) -> None:
         self.spec = PoolSpec(hosts=hosts, vifs_per_host=vifs)
-        self.sim, self.pool = simulator(self.spec, users={USER: PASSWORD}, event_delay=0.0)
-        self.server = serve(self.sim, "127.0.0.1", 0)
+        # xapi is another process in a real pool: so is the simulator here (its encoding and
+        # its records are not netctl's time and memory)
+        self.server = SimulatorProcess(self.spec, users={USER: PASSWORD}, event_delay=0.0)
+        self.pool = self.server.pool
         self.x = XenAPI.Session(self.server.url)
         self.x.xenapi.login_with_password(USER, PASSWORD, "1.0", "bench-scale")
         self.engine = NetctlEngine(SETTINGS)

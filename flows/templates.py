@@ -22,8 +22,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from operator import itemgetter
 
 from flows.compile import BridgeIntent, BridgePorts, local_vif_flows
 from flows.locking import locking_of
@@ -61,11 +62,36 @@ SENTINELS = (
 PORT_SENTINELS = SENTINELS[0].ports
 
 
+# One byte string of a template: constant, or a `bytes % values` format and the getter that
+# picks its values (in order) from a VIF's own.
+Filler = tuple[bytes, Callable[[tuple[bytes, ...]], object] | None]
+
+
 @dataclass(frozen=True)
 class Template:
     entries: tuple[tuple[Key, Body], ...]
     taking: tuple[tuple[int, tuple[int, ...]], ...]  # VLAN -> sentinel ports that take traffic
     values: tuple[bytes, ...]  # the sentinels' bytes, in `_values` order
+    # per entry: table, priority, match, instructions, cookie (the two byte strings as fillers)
+    fillers: tuple[tuple[int, int, Filler, Filler, int], ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        index = {v: i for i, v in enumerate(self.values)}
+        pattern = _pattern(self.values)
+        object.__setattr__(self, "fillers", tuple(
+            (table, priority, _filler(match, pattern, index),
+             _filler(instructions, pattern, index), cookie)
+            for (table, priority, match), (instructions, cookie) in self.entries))
+
+
+def _filler(data: bytes, pattern: re.Pattern[bytes], index: dict[bytes, int]) -> Filler:
+    """`data` as a format with a `%b` for each sentinel in it (one pass: the text between
+    them is escaped, never searched again) and the getter of the values that go there."""
+    found = [index[v] for v in pattern.findall(data)]
+    if not found:
+        return data, None
+    fmt = b"%b".join(piece.replace(b"%", b"%%") for piece in pattern.split(data))
+    return fmt, itemgetter(*found)
 
 
 _cache: dict[tuple, Template | None] = {}
@@ -75,14 +101,14 @@ def local_vif_canon(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts
                     taking: dict[int, list[int]], ruled: set[int]) -> Entries:
     """`dict(canon_flow(f) for f in local_vif_flows(state, intent, ports, vif, taking, ruled))`
     — from the VIF's shape's template when it has one."""
-    shape = _shape(state, intent, ports, vif)
-    template = None if shape is None else _template(state, intent, vif, shape)
-    real = None if template is None else _values(ports, vif, shape)
-    if template is None or real is None:
+    found = _shape(state, intent, ports, vif)
+    template = None if found is None else _template(state, intent, vif, found[0])
+    if template is None or found is None:
         return dict(canon_flow(f) for f in local_vif_flows(state, intent, ports, vif, taking,
                                                            ruled))
-    out = _put(template, real)
     own = _port_map(ports, vif)
+    out = _put(template, (*(own[s].to_bytes(4, "big") for s in PORT_SENTINELS if s in own),
+                          _mac_bytes(vif.mac.lower()), *found[1]))
     for vlan, sentinel_ports in template.taking:
         taking.setdefault(vlan, []).extend(own[p] for p in sentinel_ports)
     return out
@@ -94,8 +120,9 @@ def _pattern(sentinels: tuple[bytes, ...]) -> re.Pattern[bytes]:
 
 
 def _shape(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts, vif: VIF
-           ) -> tuple | None:
-    """What a VIF's flows depend on besides its ports, MAC and addresses; None: no template."""
+           ) -> tuple[tuple, tuple[bytes, ...]] | None:
+    """What a VIF's flows depend on besides its ports, MAC and addresses, and its allowed
+    addresses packed (IPv4 then IPv6, as the template's sentinels); None: no template."""
     if vif_band(vif) is not None or rules_of(state, vif):
         return None
     locking = locking_of(state, vif)
@@ -107,7 +134,7 @@ def _shape(state: PoolQueries, intent: BridgeIntent, ports: BridgePorts, vif: VI
         v4 = v6 = ()
     return (intent.kind, intent.vlans.get(vif.network), locking.mode,
             tuple(sorted(vif.trunks)), vif.uuid in ports.vifs, vif.uuid in ports.taps,
-            len(v4), len(v6))
+            len(v4), len(v6)), (*v4, *v6)
 
 
 def _addresses(entries: Iterable[str], version: int) -> tuple[bytes, ...] | None:
@@ -115,29 +142,36 @@ def _addresses(entries: Iterable[str], version: int) -> tuple[bytes, ...] | None
     repeats, or there are too many (those compile as before)."""
     out = []
     for text in entries:
-        try:
-            net = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            return None
-        if net.version != version or net.prefixlen != net.max_prefixlen:
-            return None
-        out.append(net.network_address.packed)
+        packed = _dotted_quad(text) if version == 4 else None
+        if packed is None:
+            try:
+                net = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                return None
+            if net.version != version or net.prefixlen != net.max_prefixlen:
+                return None
+            packed = net.network_address.packed
+        out.append(packed)
     if len(set(out)) != len(out) or len(out) > MAX_ADDRESSES:
         return None
     return tuple(out)
 
 
-def _values(ports: BridgePorts, vif: VIF, shape: tuple) -> tuple[bytes, ...] | None:
-    """The VIF's own bytes for each sentinel, in the template's order."""
-    own = _port_map(ports, vif)
-    if shape[2] == "locked":
-        v4, v6 = _addresses(vif.ipv4_allowed, 4), _addresses(vif.ipv6_allowed, 6)
-    else:
-        v4 = v6 = ()
-    if v4 is None or v6 is None or (len(v4), len(v6)) != shape[-2:]:
+def _dotted_quad(text: str) -> bytes | None:
+    """A plain IPv4 address in its one canonical spelling, packed, without `ipaddress` (a
+    locked pool has one per VIF); None for anything else (left to `ipaddress`)."""
+    parts = text.split(".")
+    if len(parts) != 4:
         return None
-    return (*(own[s].to_bytes(4, "big") for s in PORT_SENTINELS if s in own),
-            _mac_bytes(vif.mac.lower()), *v4, *v6)
+    out = []
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or (len(part) > 1 and part[0] == "0"):
+            return None
+        value = int(part)
+        if value > 255:
+            return None
+        out.append(value)
+    return bytes(out)
 
 
 def _port_map(ports: BridgePorts, vif: VIF) -> dict[int, int]:
@@ -198,13 +232,10 @@ def _made(state: PoolQueries, intent: BridgeIntent, vif: VIF, shape: tuple,
 
 
 def _put(template: Template, real: tuple[bytes, ...]) -> Entries:
-    """The template's entries with `real` in place of its sentinels (one pass each: a value
-    put in is never scanned again for another sentinel)."""
-    values = dict(zip(template.values, real, strict=True))
-    pattern = _pattern(template.values)
-
-    def put(found: re.Match) -> bytes:
-        return values[found.group(0)]
-
-    return {(table, priority, pattern.sub(put, match)): (pattern.sub(put, instructions), cookie)
-            for (table, priority, match), (instructions, cookie) in template.entries}
+    """The template's entries with `real` in place of its sentinels (each byte string one
+    `%` format: a value put in is never scanned for another sentinel)."""
+    if len(real) != len(template.values):
+        raise ValueError(f"{len(real)} values for a template of {len(template.values)}")
+    return {(table, priority, m[0] % m[1](real) if m[1] else m[0]):
+            (i[0] % i[1](real) if i[1] else i[0], cookie)
+            for table, priority, m, i, cookie in template.fillers}

@@ -49,6 +49,9 @@ API (a benchmark such as `bench/scale.py` needs nothing else):
                                   #    (for "new VIF" / boot-storm events; deterministic too)
     state = pool_state(spec)      # the netctl.model.PoolState (through get_all_records)
     recs = records(spec)          # {class: {ref: record}}, as get_all_records returns them
+    apart = SimulatorProcess(spec, users={"root": "pw"}, event_delay=0.0)
+                                  # the same, served from a process of its own (fork):
+    apart.url, apart.pool         # its XenAPI URL on loopback, the SyntheticPool; .stop()
 
 Cost: 64 x 1000 (about 32k VMs and 64k VIFs) seeds in seconds; `pool_state` adds the
 conversion. Building the same spec twice gives equal records.
@@ -56,6 +59,7 @@ conversion. Building the same spec twice gives equal records.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import uuid as uuidlib
 from collections.abc import Sequence
@@ -226,6 +230,59 @@ def simulator(spec: PoolSpec, **kwargs: Any) -> tuple[Simulator, SyntheticPool]:
     """A new `Simulator(**kwargs)` (users, event_delay, ...) holding the pool of `spec`."""
     sim = Simulator(**kwargs)
     return sim, seed(sim, spec)
+
+
+class SimulatorProcess:
+    """A simulator seeded with `spec`, built and served (XML-RPC and JSON-RPC on loopback,
+    an ephemeral port) in a child process, so that a benchmark's figures are its client's
+    alone: a real pool's xapi is another process (OCaml), and a simulator in the benchmark's
+    own process would add its encoding under the same GIL and its records to the RSS.
+    `stop()` ends it (also on the parent's exit: the child waits on a pipe)."""
+
+    def __init__(self, spec: PoolSpec, **kwargs: Any) -> None:
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_apart, args=(spec, kwargs, child), daemon=True,
+                                 name="synthetic-xapi")
+        self._proc.start()
+        child.close()
+        started = self._conn.recv() if self._conn.poll(600) else ("error", "no answer in 600 s")
+        if started[0] == "error":
+            self.stop()
+            raise RuntimeError(f"the simulator process did not start: {started[1]}")
+        self.url, self.pool = started
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    def stop(self) -> None:
+        try:
+            self._conn.send("stop")
+        except OSError:
+            pass
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join(5)
+        self._conn.close()
+
+
+def _serve_apart(spec: PoolSpec, kwargs: dict[str, Any], conn: Any) -> None:
+    from netctl.xapisim.server import serve  # the child's only import of the server
+
+    try:
+        sim, pool = simulator(spec, **kwargs)
+        server = serve(sim, "127.0.0.1", 0)
+    except Exception as exc:  # noqa: BLE001 - told to the parent, which raises it
+        conn.send(("error", repr(exc)))
+        return
+    conn.send((server.url, pool))
+    try:
+        conn.recv()  # "stop", or EOF when the parent is gone
+    except EOFError:
+        pass
+    server.stop()
 
 
 def records(spec: PoolSpec) -> dict[str, dict[str, dict[str, Any]]]:

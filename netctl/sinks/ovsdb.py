@@ -65,6 +65,34 @@ from netctl.sinks.ovsdb_mirror import sync_mirrors
 log = logging.getLogger(__name__)
 SCHEMA = "Open_vSwitch"
 
+# Columns ovs-vswitchd keeps writing about what it sees (counters every
+# `other_config:stats-update-interval`, 5 s by default; link and LACP state; connection
+# state) and netctl never reads: left out of the IDL's monitor, so a host's thousands of
+# interfaces do not send netctl every row every few seconds to parse under the GIL (16 lab
+# hosts with 4094 VLAN ports each never finished applying while this arrived). Kept: what
+# netctl reads back (ofport, bfd_status, cur_cfg, names, external_ids, ...).
+UNWATCHED: dict[str, frozenset[str]] = {
+    "Open_vSwitch": frozenset({"statistics"}),
+    "Bridge": frozenset({"status", "rstp_status", "datapath_version"}),
+    "Port": frozenset({"statistics", "status", "rstp_statistics", "rstp_status",
+                       "bond_active_slave"}),
+    "Interface": frozenset({"statistics", "status", "link_state", "link_resets", "link_speed",
+                            "duplex", "admin_state", "mtu", "lacp_current", "ifindex",
+                            "cfm_fault", "cfm_fault_status", "cfm_flap_count", "cfm_health",
+                            "cfm_remote_mpids", "cfm_remote_opstate"}),
+    "Mirror": frozenset({"statistics"}),
+    "Controller": frozenset({"status", "is_connected"}),
+    "Manager": frozenset({"status", "is_connected"}),
+}
+
+
+def register_watched(helper: Any) -> None:
+    """Have the IDL monitor every table and column of the host's schema but `UNWATCHED`
+    (whatever that schema's version has: a column it lacks is simply not there)."""
+    for table, spec in helper.schema_json["tables"].items():
+        skip = UNWATCHED.get(table, frozenset())
+        helper.register_columns(table, [c for c in spec["columns"] if c not in skip])
+
 
 @dataclass(frozen=True)
 class SslFiles:
@@ -668,7 +696,7 @@ class HostOvsdb:
                     raise OvsdbError(f"{self.endpoint}: cannot read the OVSDB schema: "
                                      f"{exc}") from exc
                 time.sleep(0.2)
-        helper.register_all()
+        register_watched(helper)
         idl = _WatchedIdl(self.endpoint, helper)
         idl.on_bfd = self.on_bfd
         idl.on_cur_cfg = self.progress.cur_cfg

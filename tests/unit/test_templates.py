@@ -6,6 +6,7 @@ entries) are compiled as before."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import replace
 
 import pytest
@@ -80,8 +81,9 @@ def test_every_vif_shape_gives_the_compiled_bytes(demo):
                         assert got == want, where
                         assert (taking, ruled) == (want_taking, want_ruled), where
                         checked += 1
-                        shape = templates._shape(state, intent, ports, changed)
-                        templated += shape is not None and templates._cache.get(shape) is not None
+                        found = templates._shape(state, intent, ports, changed)
+                        templated += found is not None and \
+                            templates._cache.get(found[0]) is not None
     # most shapes have a template; rules, rate limits, network and repeated entries do not
     assert checked > 500 and templated > checked // 2, (checked, templated)
     # and those that cannot be templated were compiled, not templated
@@ -92,3 +94,19 @@ def test_every_vif_shape_gives_the_compiled_bytes(demo):
         if what in ("rules", "rate limit", "locked, a network entry", "locked, an entry twice"):
             assert templates._shape(state, intent, BridgePorts(vifs={vif.uuid: 17}),
                                     changed) is None, what
+
+
+@pytest.mark.parametrize("text", ["10.9.0.7", "0.0.0.0", "255.255.255.255", "010.9.0.7",
+                                  "256.1.1.1", "1.2.3", "1.2.3.4.5", "1.2.3.4/32",
+                                  "1.2.3.0/24", "\u0661.2.3.4", " 1.2.3.4", "1.2.3.-4",
+                                  "::1", "fe80::1/128", ""])
+def test_an_allowed_ipv4_entry_reads_as_ipaddress_reads_it(text):
+    """The fast dotted-quad path takes exactly what `ipaddress` takes as one address."""
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+        want = net.network_address.packed if net.version == 4 and \
+            net.prefixlen == net.max_prefixlen else None
+    except ValueError:
+        want = None
+    got = templates._addresses([text], 4)
+    assert got == (None if want is None else (want,))
