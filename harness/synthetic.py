@@ -59,6 +59,7 @@ conversion. Building the same spec twice gives equal records.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import random
 import uuid as uuidlib
@@ -273,6 +274,7 @@ def _serve_apart(spec: PoolSpec, kwargs: dict[str, Any], conn: Any) -> None:
 
     try:
         sim, pool = simulator(spec, **kwargs)
+        gc.freeze()  # the seeded pool lives as long as the process: no collection walks it
         server = serve(sim, "127.0.0.1", 0)
     except Exception as exc:  # noqa: BLE001 - told to the parent, which raises it
         conn.send(("error", repr(exc)))
