@@ -22,6 +22,7 @@ contract (operators read them, tests compare them). Pure: standard library and t
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Collection, Iterable
@@ -135,6 +136,7 @@ def describe(state: PoolQueries, obj: XapiObject) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=8192)  # checked, then applied: each address is read twice
 def _is_ipv4(text: str, allow_prefix: bool) -> bool:
     try:
         if allow_prefix and "/" in text:
@@ -144,6 +146,7 @@ def _is_ipv4(text: str, allow_prefix: bool) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=8192)
 def _is_ipv6(text: str, allow_prefix: bool) -> bool:
     try:
         if allow_prefix and "/" in text:
