@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from ovsdbapp.backend.ovs_idl import connection, idlutils
 
 from harness.hostnet_builders import PoolBuilder
 from harness.sandbox import OvsSandbox
@@ -272,3 +273,51 @@ def test_a_controller_another_tool_configured_is_never_evicted(box):
         db.apply(config_of(b, h))  # the peer instance leaves netctl's list
         assert set(box.vsctl("get-controller", "xapi1").split()) == {ours, theirs}
         assert set(box.vsctl("get-controller", "xenbr2").split()) == {ours}
+
+
+def test_what_vswitchd_keeps_rewriting_does_not_reach_netctl(box):
+    """Counters (every 5 s), link and connection state, port numbers: ovs-vswitchd rewrites
+    them on interfaces and netctl reads none of them, so its OVSDB session is not sent them
+    (16 hosts with 4094 VLAN ports each drowned netctl's sessions in them). What netctl reads
+    back is still there: a bond member's link and LACP state, BFD state, cur_cfg. Over the
+    same 6 s (> vswitchd's 5 s statistics interval) an IDL of every column hears the bond
+    members' counters change (their LACP PDUs); netctl's session hears at most the state it
+    reads."""
+    b, h = bond_pool("fast")
+    config = config_of(b, h)
+    with HostOvsdb(box.unix) as db:
+        db.apply(config)
+        assert db.wait_in_effect(20)
+        idl = db._idl
+        columns = set(idl.tables["Interface"].columns)
+        assert {"link_state", "lacp_current", "bfd_status", "name", "type"} <= columns
+        assert not {"statistics", "ofport", "status", "mtu"} & columns
+        everything = idlutils.get_schema_helper(box.unix, "Open_vSwitch")
+        everything.register_all()
+        full = connection.OvsdbIdl(box.unix, everything)
+        conn = connection.Connection(idl=full, timeout=10)
+        conn.start()
+        try:
+            time.sleep(1.0)
+            heard, control = changed_columns(idl), changed_columns(full)
+            time.sleep(6.0)
+        finally:
+            conn.stop(timeout=5)
+    assert "statistics" in control
+    assert heard <= {"link_state", "lacp_current", "bfd_status"}, heard
+    assert_db_matches(box, config)
+
+
+def changed_columns(idl) -> set[str]:
+    """The Interface columns an IDL hears updated from now on (a set that grows)."""
+    heard: set[str] = set()
+    notify = idl.notify
+    columns = list(idl.tables["Interface"].columns)
+
+    def counting(event, row, updates=None):
+        if event == "update" and row._table.name == "Interface" and updates is not None:
+            heard.update(c for c in columns if c in updates._data)
+        return notify(event, row, updates)
+
+    idl.notify = counting
+    return heard
