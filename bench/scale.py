@@ -3,6 +3,7 @@ x 1000 VIFs (issue 9).
 
     .venv/bin/python -m bench.scale [--sizes 1x100,8x100,64x100,64x1000] [--samples 20]
     .venv/bin/python -m bench.scale --smoke         # 2x20, a few samples (seconds)
+    .venv/bin/python -m bench.scale --sizes 64x1000 --cold-only   # full sync + cold compile
 
 The real path, minus sockets to switches: a xapi simulator (a process of its own, as xapi is
 in a real pool: `harness.synthetic.SimulatorProcess`) seeded with a synthetic pool
@@ -441,7 +442,7 @@ class Bench:
 
 
 def run_size(hosts: int, vifs: int, samples: int, network_samples: int, storm: int,
-             storm_seconds: float, stats_rounds: int = 6) -> None:
+             storm_seconds: float, stats_rounds: int = 6, cold_only: bool = False) -> None:
     gc.collect()
     started = time.perf_counter()
     bench = Bench(hosts, vifs)
@@ -455,6 +456,8 @@ def run_size(hosts: int, vifs: int, samples: int, network_samples: int, storm: i
               f"{cold:7.2f} s ({len(tables.tables)} switches, "
               f"{bench.switches.counts.full} tables), RSS {rss:7.0f} MiB, peak {peak:7.0f} "
               f"MiB (simulator seeded in {seeded:.1f} s)", flush=True)
+        if cold_only:
+            return
         for kind in bench.run_kinds(samples, network_samples):
             print(kind.line(), flush=True)
         n, spread, drained = bench.boot_storm(storm, storm_seconds)
@@ -483,6 +486,8 @@ def main() -> None:
     parser.add_argument("--storm-seconds", type=float, default=10.0)
     parser.add_argument("--stats-rounds", type=int, default=6,
                         help="statistics poll rounds timed")
+    parser.add_argument("--cold-only", action="store_true",
+                        help="per size only the full sync and the cold compile line")
     parser.add_argument("--smoke", action="store_true", help="2x20, a few samples")
     args = parser.parse_args()
     if args.smoke:
@@ -492,7 +497,7 @@ def main() -> None:
     for size in args.sizes.split(","):
         hosts, vifs = (int(v) for v in size.lower().split("x"))
         run_size(hosts, vifs, args.samples, args.network_samples, args.storm,
-                 args.storm_seconds, args.stats_rounds)
+                 args.storm_seconds, args.stats_rounds, args.cold_only)
 
 
 if __name__ == "__main__":
