@@ -95,30 +95,12 @@ UNWATCHED: dict[str, frozenset[str]] = {
 # building big transactions side by side each took N times as long, so none answered its
 # probe: 16 lab hosts given 4094 VLANs each were all disconnected, reconnected and started
 # over, again and again. One at a time the whole takes as long (the GIL allowed no more) and
-# each session stays up; a small change waits for the others' (milliseconds). Held for the
-# first attempt only (`_Turn`): a retried commit gives it back before it builds again. The
+# each session stays up; a small change waits for the others' (milliseconds). Held through
+# ovsdbapp's retries too: a session dropped anyway rebuilds alone (given back on a retry, the
+# rebuild ran beside the next host's build, and in a 16-host run the drops cascaded). The
 # cost: a host that goes away in the middle of its commit holds the others' applies up
 # until its session is back or the commit times out (`timeout`, 20 s by default), once.
 BUILDING = threading.Lock()
-
-
-class _Turn:
-    """An apply's turn at `BUILDING`: taken by the apply, given back by whichever comes first,
-    the IDL thread building the transaction a second time (a retry) or the apply ending."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._held = False
-
-    def take(self) -> None:
-        BUILDING.acquire()
-        self._held = True
-
-    def give(self) -> None:
-        with self._guard:
-            if self._held:
-                self._held = False
-                BUILDING.release()
 
 
 def register_watched(helper: Any) -> None:
@@ -493,18 +475,13 @@ class _ApplyCommand(ovs_command.BaseCommand):
     """ovsdbapp command that computes the difference inside the transaction (so a retry after a
     concurrent change recomputes the difference on fresh data)."""
 
-    def __init__(self, api: Any, config: HostConfig, turn: _Turn | None = None) -> None:
+    def __init__(self, api: Any, config: HostConfig) -> None:
         super().__init__(api)
         self.config = config
-        self.turn = turn
-        self.builds = 0
         self.kept: list[str] = []
         self.pending: list[str] = []
 
     def run_idl(self, txn: Any) -> None:
-        if self.builds and self.turn is not None:
-            self.turn.give()  # a retry (the session was lost, or a row changed under us)
-        self.builds += 1
         rec = _HostDiff(self.api, self.config, txn)
         self.result = rec.run()
         self.kept = rec.kept
@@ -819,16 +796,12 @@ class HostOvsdb:
             self._last = config
             self._wait_synced(time.monotonic() + self.timeout)
             self._session_seqno = self._idl._session.get_seqno()
-            turn = _Turn()
-            cmd = _ApplyCommand(self.api, config, turn)
+            cmd = _ApplyCommand(self.api, config)
             try:
                 txn = _CfgTransaction(self.api, self._conn, self.progress, started)
                 txn.add(cmd)
-                turn.take()
-                try:
+                with BUILDING:
                     txn.commit()
-                finally:
-                    turn.give()
             except Exception as exc:
                 raise OvsdbError(f"{self.endpoint}: transaction failed: {exc}") from exc
             self._idl.waited_ports = frozenset(cmd.pending)
