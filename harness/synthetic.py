@@ -253,10 +253,6 @@ class SimulatorProcess:
             raise RuntimeError(f"the simulator process did not start: {started[1]}")
         self.url, self.pool = started
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid
-
     def stop(self) -> None:
         try:
             self._conn.send("stop")
