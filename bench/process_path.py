@@ -59,7 +59,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import multiprocessing as mp
 import os
 import random
 import re
@@ -73,7 +72,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -86,7 +84,7 @@ from harness.fakeswitch import (  # noqa: E402
     start_ackers,
 )
 from harness.sandbox import SCHEMA, free_port  # noqa: E402
-from harness.synthetic import PoolSpec  # noqa: E402
+from harness.synthetic import PoolSpec, SimulatorProcess  # noqa: E402
 
 SMOKE_FIGURES = (
     r"^size +2 x 10: \d+ switches, \d+ VIFs, simulator event delay +[\d.]+ ms",
@@ -141,47 +139,6 @@ runpy.run_module("netctl.cli", run_name="__main__", alter_sys=True)
 
 
 # ------------------------------------------------------------------------------- processes
-
-
-def serve_pool(hosts: int, vifs: int, conn: Connection) -> None:
-    """Child process: the synthetic pool in a simulator with its default event delay, served
-    on loopback; reports (url, seconds to seed, event delay), serves until told to stop."""
-    from harness.synthetic import simulator
-    from netctl.xapisim.server import serve
-
-    t0 = time.perf_counter()
-    sim, _pool = simulator(PoolSpec(hosts=hosts, vifs_per_host=vifs), users={USER: PASSWORD})
-    seeded = time.perf_counter() - t0
-    server = serve(sim, "127.0.0.1", 0)
-    conn.send((server.url, seeded, sim.event_delay))
-    with contextlib.suppress(EOFError):
-        conn.recv()
-    server.stop()
-
-
-@dataclass
-class SimulatorProcess:
-    pid: int
-    ready: Callable[[], tuple[str, float, float]]  # waits for (url, seeded s, event delay s)
-
-
-@contextlib.contextmanager
-def simulator_process(hosts: int, vifs: int) -> Iterator[SimulatorProcess]:
-    """Start the simulator's process (it seeds while the caller goes on)."""
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=serve_pool, args=(hosts, vifs, child), daemon=True)
-    proc.start()
-    child.close()
-    try:
-        yield SimulatorProcess(proc.pid, parent.recv)
-    finally:
-        with contextlib.suppress(OSError):
-            parent.send("stop")
-        proc.join(30)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(10)
 
 
 def stop_process(proc: subprocess.Popen) -> None:
@@ -556,11 +513,14 @@ def run_size(hosts: int, vifs: int, args: argparse.Namespace) -> Result:
     with contextlib.ExitStack() as stack:  # stopped in reverse: netctl first, simulator last
         workdir = Path(tempfile.mkdtemp(prefix=f"netctl-pp-{hosts}x{vifs}-"))
         stack.callback(_remove, workdir, args.keep)
-        simulator = stack.enter_context(simulator_process(hosts, vifs))
+        # its default event delay; seeds in its own process while the switches are derived
+        simulator = stack.enter_context(SimulatorProcess(spec, wait=False, start="spawn",
+                                                         users={USER: PASSWORD}))
         t0 = time.perf_counter()
         pool = pool_switches(spec)  # while the simulator seeds, in its process
         derived = time.perf_counter() - t0
-        url, seeded, delay = simulator.ready()
+        url, seeded, delay = (simulator.ready().url, simulator.seeded,
+                              simulator.event_delay)
         ports = sum(len(s.ports) for s in pool.specs)
         print(f"size {hosts:3d} x {vifs}: {len(pool.specs)} switches, {len(pool.vifs)} VIFs, "
               f"simulator event delay {delay * 1000:5.1f} ms (seeded in {seeded:.1f} s; "

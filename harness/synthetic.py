@@ -62,6 +62,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import random
+import time
 import uuid as uuidlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -238,20 +239,39 @@ class SimulatorProcess:
     an ephemeral port) in a child process, so that a benchmark's figures are its client's
     alone: a real pool's xapi is another process (OCaml), and a simulator in the benchmark's
     own process would add its encoding under the same GIL and its records to the RSS.
-    `stop()` ends it (also on the parent's exit: the child waits on a pipe)."""
+    `stop()` ends it (also on the parent's exit: the child waits on a pipe).
 
-    def __init__(self, spec: PoolSpec, **kwargs: Any) -> None:
-        ctx = multiprocessing.get_context("fork")
+    `wait=False` returns at once (the child seeds while the caller goes on); `ready()` then
+    waits for it. `start` is multiprocessing's start method: "spawn" gives a child that
+    holds nothing of a parent's memory (a benchmark that measures a process beside it)."""
+
+    def __init__(self, spec: PoolSpec, *, wait: bool = True, start: str = "fork",
+                 **kwargs: Any) -> None:
+        ctx = multiprocessing.get_context(start)
         self._conn, child = ctx.Pipe()
         self._proc = ctx.Process(target=_serve_apart, args=(spec, kwargs, child), daemon=True,
                                  name="synthetic-xapi")
         self._proc.start()
         child.close()
-        started = self._conn.recv() if self._conn.poll(600) else ("error", "no answer in 600 s")
+        self.pid: int = self._proc.pid  # type: ignore[assignment]
+        self.url = ""
+        self.pool: SyntheticPool | None = None
+        self.seeded = 0.0  # seconds the child took to seed the pool
+        self.event_delay = 0.0  # the simulator's event delay, seconds
+        if wait:
+            self.ready()
+
+    def ready(self, timeout: float = 600) -> SimulatorProcess:
+        """Wait until the child serves (at once when it already does); raise if it failed."""
+        if self.url:
+            return self
+        started = self._conn.recv() if self._conn.poll(timeout) else \
+            ("error", f"no answer in {timeout:.0f} s")
         if started[0] == "error":
             self.stop()
             raise RuntimeError(f"the simulator process did not start: {started[1]}")
-        self.url, self.pool = started
+        self.url, self.pool, self.seeded, self.event_delay = started
+        return self
 
     def stop(self) -> None:
         try:
@@ -264,18 +284,26 @@ class SimulatorProcess:
             self._proc.join(5)
         self._conn.close()
 
+    def __enter__(self) -> SimulatorProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
 
 def _serve_apart(spec: PoolSpec, kwargs: dict[str, Any], conn: Any) -> None:
     from netctl.xapisim.server import serve  # the child's only import of the server
 
     try:
+        t0 = time.perf_counter()
         sim, pool = simulator(spec, **kwargs)
+        seeded = time.perf_counter() - t0
         gc.freeze()  # the seeded pool lives as long as the process: no collection walks it
         server = serve(sim, "127.0.0.1", 0)
     except Exception as exc:  # noqa: BLE001 - told to the parent, which raises it
         conn.send(("error", repr(exc)))
         return
-    conn.send((server.url, pool))
+    conn.send((server.url, pool, seeded, sim.event_delay))
     try:
         conn.recv()  # "stop", or EOF when the parent is gone
     except EOFError:
