@@ -19,6 +19,7 @@ import enum
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 NULL_REF = "OpaqueRef:NULL"
 
@@ -53,6 +54,12 @@ class FrozenMap(Mapping[str, str]):
 
     def __getitem__(self, key: str) -> str:
         return self._data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:  # the dict's, not Mapping's (hot)
+        return self._data.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)

@@ -423,9 +423,11 @@ def _applied_vif(state: PoolQueries, v: VIF) -> VIF:
     v6 = tuple(a for a in v.ipv6_allowed if _is_ipv6(a, allow_prefix=True))
     if v6 != v.ipv6_allowed:
         changes["ipv6_allowed"] = v6
-    trunks = tuple(t for t in v.trunks if 0 <= t <= 4094) if _trunks_allowed(state, v) else ()
-    if trunks != v.trunks:
-        changes["trunks"] = trunks
+    if v.trunks:  # (most VIFs trunk nothing: the network's PIFs are not walked for them)
+        trunks = tuple(t for t in v.trunks if 0 <= t <= 4094) if _trunks_allowed(state, v) \
+            else ()
+        if trunks != v.trunks:
+            changes["trunks"] = trunks
     if _vif_qos(v):
         changes["qos_algorithm_type"], changes["qos_algorithm_params"] = "", FrozenMap()
     return replace(v, **changes) if changes else v

@@ -64,3 +64,5 @@ def test_incremental_validation_equals_from_scratch(seed):
         assert sorted(map(key, validator.out.all_problems())) == sorted(map(key, problems)), \
             f"seed {seed} step {step}: {changed}"
         same_queries(raw, snapshot)
+        assert all(raw.get(r) is None for r in changed if r not in objs), "a removed ref"
+
