@@ -195,6 +195,7 @@ class Netctl:
     proc: subprocess.Popen | None = None
     started: float = 0.0
     memory: bool = False  # --memory: run it under tracemalloc, print where its heap is
+    stats_interval: float = 5.0  # --stats-interval: netctl's statistics poll (0: off)
 
     @property
     def log(self) -> Path:
@@ -207,6 +208,7 @@ class Netctl:
             "ovsdb": {"hosts": {h: f"unix:{p}" for h, p in self.ovsdb.items()},
                       "datapath_type": "netdev"},
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
+            "stats": {"interval": self.stats_interval},
         }, indent=1))
         (self.workdir / "password").write_text(PASSWORD)
         self.started = time.monotonic()
@@ -526,7 +528,8 @@ def run_size(hosts: int, vifs: int, args: argparse.Namespace) -> Result:
               f"simulator event delay {delay * 1000:5.1f} ms (seeded in {seeded:.1f} s; "
               f"{ports} OpenFlow ports derived in {derived:.1f} s)", flush=True)
         sockets = stack.enter_context(ovsdb_servers(sorted(pool.hosts), workdir))
-        netctl = Netctl(workdir, url, sockets, memory=args.memory)
+        netctl = Netctl(workdir, url, sockets, memory=args.memory,
+                        stats_interval=args.stats_interval)
         switches = FakeSwitches(pool.specs, "127.0.0.1", netctl.openflow_port).start()
         stack.callback(switches.stop)
         ackers = start_ackers(switches, sockets.values())
@@ -578,6 +581,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30, help="locking changes per size")
     parser.add_argument("--spacing", type=float, default=0.3, help="seconds between changes")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--stats-interval", type=float, default=5.0,
+                        help="netctl's statistics poll, seconds (its default 5; 0: off)")
     parser.add_argument("--keep", action="store_true", help="keep the work dirs (logs)")
     parser.add_argument("--smoke", action="store_true", help="2x10, 5 samples, 3 s idle")
     parser.add_argument("--memory", action="store_true",

@@ -11,14 +11,19 @@ trip, and needs no OVSDB monitor of a column that changes every few seconds on e
 of the host (which each host's OVSDB session would then carry all the time).
 
 The replies arrive on os-ken's threads (`netctl.sources.osken_app` hands them here by xid,
-as bytes, before os-ken parses their entries; never to the switch feed), are read there and
-stored in the `StatsTable` (`netctl.stats.table`); the reconcile loop never sees them. A switch
+as bytes, before os-ken parses their entries; never to the switch feed), are queued there and
+read on the poller's own thread, then stored in the `StatsTable` (`netctl.stats.table`); the
+reconcile loop never sees them. Read on os-ken's threads, a round at 64 x 1000 was 128
+threads parsing at once: each wants the GIL, and the reconcile thread, one contender among
+them, waited up to half a second for it (a XenAPI change's p90 to the switch went from 53 to
+190 ms when a round fell among the samples, `bench/process_path.py`). A switch
 another instance masters (several instances) is not read here: its master reads it.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +42,7 @@ DEFAULT_INTERVAL = 5.0
 # entries against ~80,000 ports) reading them every round would cost twice the rest.
 DROPS_EVERY = 2
 _XID_BASE = 0x5A00_0000  # the poller's own xids: told apart from the sink's by `owns`
+_STOP = object()  # tells the poller's thread to end
 
 
 @dataclass
@@ -88,6 +94,8 @@ class StatsPoller:
         self._round_cpu = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # replies as os-ken's threads hand them, read by the poller's thread (while it runs)
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
 
     # ------------------------------------------------------------------ os-ken's threads
     def connected(self, dp: Any) -> None:
@@ -109,7 +117,14 @@ class StatsPoller:
     def reply(self, dp: Any, xid: int, kind: int, more: bool, body: bytes) -> None:
         """A reply to one of the poller's requests (`owns(xid)`), as the switch sent it: its
         multipart type, REPLY_MORE and body bytes (read by `netctl.stats.wire`, not parsed
-        by os-ken: see there why)."""
+        by os-ken: see there why). Queued for the poller's thread while it runs (read here
+        otherwise: a poller driven by hand)."""
+        if self._thread is not None:
+            self._inbox.put((dp, xid, kind, more, body))
+        else:
+            self._read(dp, xid, kind, more, body)
+
+    def _read(self, dp: Any, xid: int, kind: int, more: bool, body: bytes) -> None:
         start = time.thread_time()
         asked = self._asked.get(xid)
         if asked is not None:
@@ -143,8 +158,8 @@ class StatsPoller:
         with self._lock:
             self._asked.pop(xid, None)
             asked.waiting.discard(part)
-            if asked.waiting:
-                return
+            if asked.waiting or self._dps.get(asked.dpid) is not dp:
+                return  # more to come, or the session went meanwhile (`gone` forgot it)
         names = self._names_of(dp)
         entries = [(number, names.get(number) or str(number), counters)
                    for number, counters in asked.ports]
@@ -177,14 +192,29 @@ class StatsPoller:
 
     def stop(self) -> None:
         self._stop.set()
+        self._inbox.put(_STOP)
         if self._thread is not None:
             self._thread.join(5)
 
     def _run(self) -> None:
         """A round every `interval` seconds (read each time: a reload may change it; 0
         pauses the statistics, and what was read is forgotten rather than left to go
-        stale)."""
-        while not self._stop.wait(self.interval or 1.0):
+        stale); between rounds, the replies os-ken's threads queued."""
+        due = time.monotonic() + (self.interval or 1.0)
+        while not self._stop.is_set():
+            try:
+                item = self._inbox.get(timeout=max(0.0, due - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if item is _STOP:
+                return
+            if item is not None:
+                try:
+                    self._read(*item)
+                except Exception:  # noqa: BLE001 - one bad reply; the rest are read
+                    LOG.exception("statistics reply not read")
+                continue
+            due = time.monotonic() + (self.interval or 1.0)
             if not self.interval:
                 for dpid in list(self.table.switches()):
                     self.table.forget(dpid)

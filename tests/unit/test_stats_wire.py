@@ -4,6 +4,7 @@ parser says of the same bytes, and the wrapper hands the poller's replies to it 
 from __future__ import annotations
 
 import struct
+import time
 
 from os_ken.ofproto import ofproto_parser as osken_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
@@ -87,3 +88,32 @@ def test_the_pollers_replies_reach_it_as_bytes_and_os_ken_parses_none_of_them() 
     raw = _replies(ofp.OFPMP_FLOW, drops, 12345)[0]
     msg = osken_parser.msg(dp, *struct.unpack_from("!BBHI", raw), raw)
     assert not getattr(msg, "netctl_stats", False) and len(msg.body) == 1
+
+
+def test_a_running_poller_reads_the_replies_on_its_own_thread() -> None:
+    """os-ken's threads only queue a reply (128 of them parsing at once starved the reconcile
+    thread of the GIL): the poller's thread reads it and the counters appear."""
+    poller = StatsPoller(StatsTable(), interval=3600).start()
+    try:
+        attach(poller)
+        sent = []
+        dp = type("Dp", (), {"id": 7, "ports": {}, "ofproto": ofp,
+                             "ofproto_parser": __import__("os_ken.ofproto.ofproto_v1_3_parser",
+                                                          fromlist=["x"]),
+                             "send_msg": lambda self, m: sent.append(m)})()
+        poller.connected(dp)
+        assert poller.poll() == 1
+        for msg, entries in zip(sent, ([PORT_STATS.pack(5, *range(12), 1, 0)], [], []),
+                                strict=True):
+            kind = ofp.OFPMP_PORT_STATS if entries else ofp.OFPMP_FLOW
+            raw = _replies(kind, entries, msg.xid)[0]
+            osken_parser.msg(dp, *struct.unpack_from("!BBHI", raw), raw)
+        deadline = time.monotonic() + 5
+        while 7 not in poller.table.switches() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert poller.table.switches()[7].ports[5].counters[0] == 2  # rx_bytes
+        poller.gone(dp)  # a reply queued for a session that went is not stored
+        assert poller.poll() == 0 and 7 not in poller.table.switches()
+    finally:
+        poller.stop()
+    assert not poller._thread.is_alive()
