@@ -117,6 +117,17 @@ def _bootstrap_inner(self):
 threading.Thread._bootstrap_inner = _bootstrap_inner
 _name("netctl-main")
 import os, signal
+if os.environ.get("NETCTL_BENCH_GCLOG"):  # every full collection: when, how long (ms)
+    import gc, time
+    _gc_log, _gc_start = open(os.environ["NETCTL_BENCH_GCLOG"], "a", buffering=1), [0.0]
+    def _gc_timed(phase, info):
+        if info["generation"] == 2:
+            if phase == "start":
+                _gc_start[0] = time.perf_counter()
+            else:
+                _gc_log.write(f"{time.monotonic():.3f} "
+                              f"{(time.perf_counter() - _gc_start[0]) * 1000:.1f}\n")
+    gc.callbacks.append(_gc_timed)
 if os.environ.get("NETCTL_BENCH_TRACEMALLOC"):  # --memory: where the heap is, on SIGUSR1
     import tracemalloc
     tracemalloc.start(1)
@@ -201,6 +212,22 @@ class Netctl:
     def log(self) -> Path:
         return self.workdir / "netctl.log"
 
+    @property
+    def gc_log(self) -> Path:
+        """netctl's full (generation 2) collections: monotonic time and milliseconds."""
+        return self.workdir / "gc.log"
+
+    def full_collections(self, since: float, until: float) -> list[float]:
+        """Milliseconds of each full collection that ended in [since, until] (monotonic)."""
+        if not self.gc_log.exists():
+            return []
+        out = []
+        for line in self.gc_log.read_text().splitlines():
+            at, ms = (float(v) for v in line.split())
+            if since <= at <= until:
+                out.append(ms)
+        return out
+
     def start(self) -> None:
         config = self.workdir / "netctl.yaml"
         config.write_text(json.dumps({  # JSON is YAML
@@ -212,7 +239,7 @@ class Netctl:
         }, indent=1))
         (self.workdir / "password").write_text(PASSWORD)
         self.started = time.monotonic()
-        env = dict(os.environ)
+        env = dict(os.environ, NETCTL_BENCH_GCLOG=str(self.gc_log))
         if self.memory:
             env["NETCTL_BENCH_TRACEMALLOC"] = str(self.workdir / "heap.txt")
         with open(self.log, "w") as log:  # the child has its own copy of the descriptor
@@ -474,6 +501,17 @@ def report_latency(result: Result, extra: list[tuple[float, int]], delay_ms: flo
           f"{percentile(lat, .5) - delay_ms:.1f} ms)", flush=True)
 
 
+def report_collections(netctl: Netctl, *windows: tuple[str, float, float]) -> None:
+    """netctl's full collections (generation 2) in each window: a pause of the whole
+    process that no thread can preempt (its length grows with the objects not frozen)."""
+    parts = []
+    for name, since, until in windows:
+        pauses = netctl.full_collections(since, until)
+        parts.append(f"{name} {len(pauses)}" + (f" (max {max(pauses):.0f} ms, "
+                                                f"{sum(pauses):.0f} ms in all)" if pauses else ""))
+    print(f"  netctl's full collections (gen 2): {'; '.join(parts)}", flush=True)
+
+
 def report_counts(netctl: Netctl, switches: FakeSwitches, acks: int) -> None:
     rss, peak = memory_mib(netctl.pid)
     st = netctl.status()
@@ -538,9 +576,13 @@ def run_size(hosts: int, vifs: int, args: argparse.Namespace) -> Result:
         converge(netctl, switches, pool, simulator.pid, timeout)
         settled = settle(switches, quiet=2.0, timeout=120)
         print(f"  settled: no bundle for 2 s, {settled:.1f} s after convergence", flush=True)
+        sampling = time.monotonic()
         extra = locking_samples(url, switches, pool, args.samples, args.spacing, result)
         report_latency(result, extra, delay * 1000)
+        idling = time.monotonic()
         idle(netctl, switches, args.idle_seconds, result)
+        report_collections(netctl, ("the samples", sampling, idling),
+                           ("idle", idling, time.monotonic()))
         report_counts(netctl, switches, sum(a.acks for a in ackers))
         if args.memory:
             heap = workdir / "heap.txt"

@@ -13,15 +13,18 @@ of the host (which each host's OVSDB session would then carry all the time).
 The replies arrive on os-ken's threads (`netctl.sources.osken_app` hands them here by xid,
 as bytes, before os-ken parses their entries; never to the switch feed), are queued there and
 read on the poller's own thread, then stored in the `StatsTable` (`netctl.stats.table`); the
-reconcile loop never sees them. Read on os-ken's threads, a round at 64 x 1000 was 128
-threads parsing at once: each wants the GIL, and the reconcile thread, one contender among
-them, waited up to half a second for it (a XenAPI change's p90 to the switch went from 53 to
-190 ms when a round fell among the samples, `bench/process_path.py`). A switch
+reconcile loop never sees them. A round's requests go out one switch at a time (`STEP`
+apart, within `SPREAD` of the interval): asked all at once, the 128 switches of a 64 x 1000
+pool answered together, ~130 threads wanted the GIL at the same moment, and a XenAPI change
+could wait a few hundred ms to reach its switch (`bench/process_path.py`, p99 of 30 changes
+at 64 x 1000: 85-364 ms with the requests all at once, 59-64 ms spread, 55-60 ms without
+statistics; see bench/README). A switch
 another instance masters (several instances) is not read here: its master reads it.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
@@ -43,6 +46,12 @@ DEFAULT_INTERVAL = 5.0
 DROPS_EVERY = 2
 _XID_BASE = 0x5A00_0000  # the poller's own xids: told apart from the sink's by `owns`
 _STOP = object()  # tells the poller's thread to end
+# A round's requests go out one switch at a time (`StatsPoller.poll`), STEP seconds apart
+# (a 64 x 1000 switch's answers are read in a few ms) and all within SPREAD of the interval,
+# the rest of it left for the last ones' answers: 128 switches take 2.6 s, a lab's few
+# switches are read together as before.
+SPREAD = 0.6
+STEP = 0.02
 
 
 @dataclass
@@ -96,6 +105,8 @@ class StatsPoller:
         self._thread: threading.Thread | None = None
         # replies as os-ken's threads hand them, read by the poller's thread (while it runs)
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        # this round's requests not sent yet: (when, session, with drop counters), in order
+        self._schedule: collections.deque = collections.deque()
 
     # ------------------------------------------------------------------ os-ken's threads
     def connected(self, dp: Any) -> None:
@@ -199,11 +210,13 @@ class StatsPoller:
     def _run(self) -> None:
         """A round every `interval` seconds (read each time: a reload may change it; 0
         pauses the statistics, and what was read is forgotten rather than left to go
-        stale); between rounds, the replies os-ken's threads queued."""
+        stale), its requests spread over `SPREAD` of the interval; between them, the
+        replies os-ken's threads queued."""
         due = time.monotonic() + (self.interval or 1.0)
         while not self._stop.is_set():
+            wake = min(due, self._schedule[0][0]) if self._schedule else due
             try:
-                item = self._inbox.get(timeout=max(0.0, due - time.monotonic()))
+                item = self._inbox.get(timeout=max(0.0, wake - time.monotonic()))
             except queue.Empty:
                 item = None
             if item is _STOP:
@@ -213,20 +226,31 @@ class StatsPoller:
                     self._read(*item)
                 except Exception:  # noqa: BLE001 - one bad reply; the rest are read
                     LOG.exception("statistics reply not read")
+            now = time.monotonic()
+            while self._schedule and self._schedule[0][0] <= now:
+                _at, dp, drops = self._schedule.popleft()
+                self._ask_one(dp, drops)
+            if now < due:
                 continue
-            due = time.monotonic() + (self.interval or 1.0)
+            due = now + (self.interval or 1.0)
             if not self.interval:
+                self._schedule.clear()
                 for dpid in list(self.table.switches()):
                     self.table.forget(dpid)
                 continue
             try:
-                self.poll()
+                self.poll(spread=self.interval * SPREAD)
             except Exception:  # noqa: BLE001 - the next round tries again
                 LOG.exception("statistics round failed")
 
-    def poll(self) -> int:
-        """One round: ask every switch this instance reads; returns how many were asked.
-        Whatever a switch has not answered from the round before is given up (counted)."""
+    def poll(self, spread: float = 0.0) -> int:
+        """One round: ask every switch this instance reads; returns how many are asked.
+        Whatever a switch has not answered from the round before is given up (counted).
+        With `spread` (seconds, the poller's thread) the requests are sent one switch at a
+        time, `STEP` apart and within `spread`, else all at once: at 64 x 1000, 128 switches
+        answering at once kept os-ken's 128 receive threads busy together, and the reconcile
+        thread, one of ~130 threads wanting the GIL, waited for it (a XenAPI change's p99 to
+        the switch: 85-364 ms, against 59-64 ms spread; `bench/process_path.py`)."""
         start = time.thread_time()
         with self._lock:
             unanswered = {a.dpid for a in self._asked.values()}
@@ -237,24 +261,42 @@ class StatsPoller:
             dps = dict(self._dps)
         if self.stats.rounds:
             self.table.round_done(time.time())
-        asked = 0
         drops = self.stats.rounds % DROPS_EVERY == 0
+        chosen = []
         for dpid, dp in dps.items():
-            if not self.may_poll(dpid):
+            if self.may_poll(dpid):
+                chosen.append(dp)
+            else:
                 self.table.forget(dpid)
-                continue
-            try:
-                self._ask(dp, drops)
-                asked += 1
-            except Exception as exc:  # noqa: BLE001 - a closing session; next round
-                LOG.debug("statistics of %016x not asked: %s", dpid, exc)
+        self._schedule.clear()
         with self._lock:
             self.stats.rounds += 1
-            self.stats.requests += (3 if drops else 1) * asked
             spent = time.thread_time() - start
             self.stats.cpu_seconds += spent
             self._round_cpu += spent
-        return asked
+        if spread > 0 and len(chosen) > 1:
+            now, step = time.monotonic(), min(STEP, spread / len(chosen))
+            self._schedule.extend((now + i * step, dp, drops) for i, dp in enumerate(chosen))
+        else:
+            for dp in chosen:
+                self._ask_one(dp, drops)
+        return len(chosen)
+
+    def _ask_one(self, dp: Any, drops: bool) -> None:
+        start = time.thread_time()
+        with self._lock:
+            current = self._dps.get(dp.id) is dp
+        if current:  # (a scheduled switch may have gone meanwhile)
+            try:
+                self._ask(dp, drops)
+                with self._lock:
+                    self.stats.requests += 3 if drops else 1
+            except Exception as exc:  # noqa: BLE001 - a closing session; next round
+                LOG.debug("statistics of %016x not asked: %s", dp.id, exc)
+        spent = time.thread_time() - start
+        with self._lock:
+            self.stats.cpu_seconds += spent
+            self._round_cpu += spent
 
     def _ask(self, dp: Any, drops: bool = True) -> None:
         ofp, parser = dp.ofproto, dp.ofproto_parser

@@ -117,3 +117,34 @@ def test_a_running_poller_reads_the_replies_on_its_own_thread() -> None:
     finally:
         poller.stop()
     assert not poller._thread.is_alive()
+
+
+def test_a_rounds_requests_are_spread_over_the_interval() -> None:
+    """128 switches answering at once held a XenAPI change back (every receive thread wanting
+    the GIL together): the running poller asks one switch at a time, STEP apart within SPREAD
+    of the interval, and still every switch in each round."""
+    from netctl.sources.stats_poller import SPREAD, STEP
+
+    sent: list[tuple[int, float]] = []
+    parser = __import__("os_ken.ofproto.ofproto_v1_3_parser", fromlist=["x"])
+    dps = [type("Dp", (), {"id": n, "ports": {}, "ofproto": ofp, "ofproto_parser": parser,
+                           "send_msg": lambda self, m: sent.append((self.id, time.monotonic()))}
+                )() for n in range(1, 5)]
+    poller = StatsPoller(StatsTable(), interval=1.0)
+    for dp in dps:
+        poller.connected(dp)
+    start = time.monotonic()
+    poller.start()
+    try:
+        while len({i for i, _ in sent}) < 4 and time.monotonic() < start + 5:
+            time.sleep(0.01)
+    finally:
+        poller.stop()
+    first = {}
+    for dpid, at in sent:
+        first.setdefault(dpid, at)
+    assert sorted(first) == [1, 2, 3, 4]  # every switch asked in the first round
+    times = sorted(first.values())
+    step = min(STEP, SPREAD * 1.0 / 4)  # one switch at a time
+    assert all(b - a >= step * 0.8 for a, b in zip(times, times[1:], strict=False)), times
+    assert times[-1] - times[0] <= SPREAD * 1.0 + 0.1
