@@ -247,23 +247,13 @@ class FakeSwitch(asyncio.Protocol):
             self._multipart(OFPMP_METER_CONFIG, xid, [b""])
         elif mp_type in (OFPMP_FLOW, OFPMP_AGGREGATE):
             table, cookie, mask = _stats_filter(msg)
-            if mp_type == OFPMP_FLOW and mask:
-                self.counters.flow_dumps += 1
-                cached = self._filtered.get((table, cookie, mask))
-                if cached is None or cached[0] != self._version:
-                    chosen = [(k, v) for k, v in self.flows.items()
-                              if _passes(k, v, table, cookie, mask)]
-                    cached = self._filtered[(table, cookie, mask)] = \
-                        (self._version, self._flow_bodies(chosen))
-                self._multipart(OFPMP_FLOW, xid, cached[1])
-                return
-            chosen = [(k, v) for k, v in self.flows.items() if _passes(k, v, table, cookie, mask)]
             if mp_type == OFPMP_FLOW:
                 self.counters.flow_dumps += 1
-                self._multipart(OFPMP_FLOW, xid, self._flow_bodies(chosen))
+                self._multipart(OFPMP_FLOW, xid, self._dump(table, cookie, mask))
             else:
                 self.counters.aggregates += 1
-                self._multipart(OFPMP_AGGREGATE, xid, [struct.pack("!QQI4x", 0, 0, len(chosen))])
+                count = sum(1 for k, v in self.flows.items() if _passes(k, v, table, cookie, mask))
+                self._multipart(OFPMP_AGGREGATE, xid, [struct.pack("!QQI4x", 0, 0, count)])
         elif mp_type == OFPMP_EXPERIMENTER:  # e.g. the ONF flow monitor (EXT-187)
             experimenter, exp_type = struct.unpack_from("!II", msg, 16)
             code = OFPBRC_BAD_EXP_TYPE if experimenter == ONF_EXPERIMENTER_ID else \
@@ -343,6 +333,18 @@ class FakeSwitch(asyncio.Protocol):
         return PORT.pack(no, hw_addr(self.spec.dpid, name), name.encode()[:15],
                          self.port_config.get(no, 0), 0, 0, 0, 0, 0, PORT_SPEED_KBPS,
                          PORT_SPEED_KBPS)
+
+    def _dump(self, table: int, cookie: int, mask: int) -> list[bytes]:
+        """The reply bodies of a flow dump; a cookie-filtered one is kept while `flows` is
+        unchanged (a whole dump is not: it would hold a copy of every table)."""
+        cached = self._filtered.get((table, cookie, mask))
+        if cached is not None and cached[0] == self._version:
+            return cached[1]
+        bodies = self._flow_bodies([(k, v) for k, v in self.flows.items()
+                                    if _passes(k, v, table, cookie, mask)])
+        if mask:
+            self._filtered[(table, cookie, mask)] = (self._version, bodies)
+        return bodies
 
     def _flow_bodies(self, flows: list[tuple[bytes, bytes]]) -> list[bytes]:
         """The bodies of a FLOW_STATS reply holding these flows (each under 64 KiB)."""

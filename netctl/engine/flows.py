@@ -115,24 +115,10 @@ class SwitchTable:
         """The flows this switch holds for VIFs on other hosts (generated, not stored; a
         chain of the per-VIF lists `remote_canon` shares between switches: a cold start at
         64 x 1000 yields ~2.7 million of these)."""
-        kind = self.shape.kind
-        if kind == "private":
-            fixed = None
-        elif len(self.ports.uplinks) == 1:
-            fixed = self.ports.uplinks[0]
-        else:
-            return iter(())
-        return chain.from_iterable(self._remote_lists(placements, kind, fixed))
-
-    def _remote_lists(self, placements: dict[str, dict[str, Placement]], kind: str,
-                      fixed: int | None) -> Iterator[list[tuple[Key, Body]]]:
-        host, tunnels = self.host_ref, self.remote_port
-        for net, vlan in self.remote_nets.items():
-            for p in placements.get(net, {}).values():
-                if p.host != host:
-                    port = fixed if fixed is not None else tunnels.get(p.host_uuid)
-                    if port is not None:
-                        yield remote_canon(kind, vlan, p.mac, port)
+        host = self.host_ref
+        return chain.from_iterable(self._remote(p, vlan)
+                                   for net, vlan in self.remote_nets.items()
+                                   for p in placements.get(net, {}).values() if p.host != host)
 
     def _remote(self, p: Placement, vlan: int) -> list[tuple[Key, Body]]:
         kind = self.shape.kind

@@ -387,16 +387,6 @@ class IncrementalValidator:
         group = self._by_mac(net, mac)
         for vif in group:
             self.out.problems.pop((vif.ref, "mac"), None)
-        if len(group) < 2:  # the MAC of one VIF (nearly all): nothing to share, nobody loses
-            if group and view.is_vif_active(group[0]):
-                self._winners[(net, mac)] = group[0].ref
-            else:
-                self._winners.pop((net, mac), None)
-            for vif in group:
-                if vif.ref in view.quarantined:
-                    view.quarantined.discard(vif.ref)
-                    self._note(vif.ref, vif, vif)
-            return
         held = self._winners.get((net, mac))
         losers, problems = duplicate_macs(view, group, {held} if held else ())
         active = sorted((v for v in group if view.is_vif_active(v)),

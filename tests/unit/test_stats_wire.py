@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 from os_ken.ofproto import ofproto_parser as osken_parser
 from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser
 
 from flows.drops import cookie_of, kind_of
 from flows.locking import Locking, port_security_flows
@@ -21,6 +25,13 @@ from netctl.stats.wire import drop_entries, port_entries
 class _Dp:
     id = 7
     ports: dict = {}
+
+
+def session(dpid: int, send: Callable[[Any], object]) -> Any:
+    """A switch's session as the poller uses os-ken's (`Datapath`): its id, ports, OpenFlow
+    1.3 modules, and `send_msg` (here: `send`)."""
+    return SimpleNamespace(id=dpid, ports={}, ofproto=ofp, ofproto_parser=ofproto_v1_3_parser,
+                           send_msg=send)
 
 
 def parsed(kind: int, entries: list[bytes]) -> list:
@@ -65,10 +76,7 @@ def test_the_pollers_replies_reach_it_as_bytes_and_os_ken_parses_none_of_them() 
     poller = StatsPoller(StatsTable())
     attach(poller)
     sent = []
-    dp = type("Dp", (), {"id": 9, "ports": {}, "ofproto": ofp,
-                         "ofproto_parser": __import__("os_ken.ofproto.ofproto_v1_3_parser",
-                                                      fromlist=["x"]),
-                         "send_msg": lambda self, m: sent.append(m)})()
+    dp = session(9, sent.append)
     poller.connected(dp)
     assert poller.poll() == 1 and len(sent) == 3  # ports, drop flows, rule flows
     port_xid, drop_xid, rules_xid = sent[0].xid, sent[1].xid, sent[2].xid
@@ -97,10 +105,7 @@ def test_a_running_poller_reads_the_replies_on_its_own_thread() -> None:
     try:
         attach(poller)
         sent = []
-        dp = type("Dp", (), {"id": 7, "ports": {}, "ofproto": ofp,
-                             "ofproto_parser": __import__("os_ken.ofproto.ofproto_v1_3_parser",
-                                                          fromlist=["x"]),
-                             "send_msg": lambda self, m: sent.append(m)})()
+        dp = session(7, sent.append)
         poller.connected(dp)
         assert poller.poll() == 1
         for msg, entries in zip(sent, ([PORT_STATS.pack(5, *range(12), 1, 0)], [], []),
@@ -126,10 +131,8 @@ def test_a_rounds_requests_are_spread_over_the_interval() -> None:
     from netctl.sources.stats_poller import SPREAD, STEP
 
     sent: list[tuple[int, float]] = []
-    parser = __import__("os_ken.ofproto.ofproto_v1_3_parser", fromlist=["x"])
-    dps = [type("Dp", (), {"id": n, "ports": {}, "ofproto": ofp, "ofproto_parser": parser,
-                           "send_msg": lambda self, m: sent.append((self.id, time.monotonic()))}
-                )() for n in range(1, 5)]
+    dps = [session(n, lambda _msg, n=n: sent.append((n, time.monotonic())))
+           for n in range(1, 5)]
     poller = StatsPoller(StatsTable(), interval=1.0)
     for dp in dps:
         poller.connected(dp)
