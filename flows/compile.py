@@ -57,6 +57,10 @@ class BridgePorts:
     uplinks: tuple[int, ...] = ()  # the NIC, or every member of the bond
     tunnels: Mapping[str, int] = field(default_factory=dict)  # peer host uuid -> ofport
     internal: Mapping[int, int] = field(default_factory=dict)  # ofport -> VLAN (0: untagged)
+    # ports the switch confirmed OFPPC_NO_FLOOD on (external bridges: VIF ports with traffic
+    # rules, set over netctl's OpenFlow 1.0 session, `netctl.sinks.portconfig`): NORMAL floods
+    # nothing to them, so the flooding reaches them through explicit flows (`flood_flows`)
+    no_flood: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ def compile_bridge(
         flows += local_vif_flows(state, intent, ports, vif, taking, ruled)
     for vif, host in intent.remote_vifs:
         flows += remote_vif_flows(intent.kind, intent.bond, intent.vlans, ports, vif, host)
-    flows += flood_flows(intent, ports, taking.get(0, ()), ruled)
+    flows += flood_flows(intent, ports, taking, ruled)
     return frozenset(flows)
 
 
@@ -198,22 +202,58 @@ def from_tunnel(peer: str, port: int) -> Flow:
                 write_metadata=_meta(0, tunnel=True), goto=FORWARD)
 
 
-def flood_flows(shape: BridgeIntent, ports: BridgePorts, taking: Iterable[int],
+def flood_flows(shape: BridgeIntent, ports: BridgePorts, taking: Mapping[int, Iterable[int]],
                 ruled: Collection[int] = ()) -> list[Flow]:
-    """Flooding on a bridge without an uplink (private, internal): from the tunnels to the
-    local VIFs only (split horizon: never back into the mesh), from a local VIF to the local
-    VIFs and every tunnel. `taking`: the local VIF ports that take traffic; those in `ruled`
-    get the frame through their traffic rules (`flows.rules.to_port`)."""
+    """The flooding netctl does itself. `taking`: VLAN -> the local VIF ports that take
+    traffic; those in `ruled` get a frame through their traffic rules (`flows.rules.to_port`).
+    - private, internal (no uplink): from the tunnels to the local VIFs only (split horizon:
+      never back into the mesh), from a local VIF to the local VIFs and every tunnel;
+    - external: NORMAL floods, except to ports set NO_FLOOD (`keeps_out_of_normal`: VIF ports
+      with traffic rules, confirmed by the switch in `ports.no_flood`); a VLAN with such ports
+      gets one flow per form (untagged; tagged from the uplink or a trunk) for its
+      broadcast and multicast: NORMAL, then each such port through its rules. Unknown unicast
+      is not copied to them (a VIF's own MAC has its own flow)."""
+    if shape.kind == "external":
+        return _external_floods(ports, taking, ruled) if ports.no_flood else []
     if shape.kind not in ("private", "internal"):
         return []
     tunnels = dict(sorted(ports.tunnels.items())) if shape.kind == "private" else {}
-    vifs = tuple(a for p in sorted(taking) for a in to_port(p, p in ruled))
+    vifs = tuple(a for p in sorted(taking.get(0, ())) for a in to_port(p, p in ruled))
     mesh = tuple(Output(p) for p in tunnels.values())
     return [
         flow(FORWARD, 10, "flood from the tunnels: local VIFs only (split horizon)",
              metadata=(META_FROM_TUNNEL, META_FROM_TUNNEL), actions=vifs),
         flow(FORWARD, 5, "flood from local: local VIFs and every tunnel", actions=vifs + mesh),
     ]
+
+
+MULTICAST = ("01:00:00:00:00:00", "01:00:00:00:00:00")  # the group bit: broadcast, multicast
+
+
+def _external_floods(ports: BridgePorts, taking: Mapping[int, Iterable[int]],
+                     ruled: Collection[int]) -> list[Flow]:
+    out: list[Flow] = []
+    for vlan, vlan_ports in sorted(taking.items()):
+        held = sorted(p for p in set(vlan_ports) if p in ports.no_flood)
+        if not held:
+            continue
+        to = tuple(a for p in held for a in to_port(p, p in ruled))
+        out.append(flow(FORWARD, 150, f"VLAN {vlan} broadcast, multicast: NORMAL, then the "
+                        "ports kept out of its flooding", metadata=(vlan, META_VLAN_MASK),
+                        eth_dst=MULTICAST, vlan_vid=0, actions=(NORMAL, *to)))
+        out.append(flow(FORWARD, 150, f"VLAN {vlan} broadcast, multicast, tagged: NORMAL, then "
+                        "the ports kept out of its flooding", metadata=(vlan, META_VLAN_MASK),
+                        eth_dst=MULTICAST, vlan_vid=(OFPVID_PRESENT, OFPVID_PRESENT),
+                        actions=(NORMAL, PopVlan(), *to)))
+    return out
+
+
+def keeps_out_of_normal(kind: str, vif: VIF) -> bool:
+    """Whether a VIF with traffic rules has its ports set NO_FLOOD, so that NORMAL's flooding
+    reaches them only through `flood_flows` (and so through their to-VM rules): on external
+    bridges, unless the VIF trunks VLANs (NORMAL alone knows which tagged floods a trunk
+    takes; such a VIF keeps NORMAL's flooding, without its to-VM rules)."""
+    return kind == "external" and not any(1 <= t <= 4094 for t in vif.trunks)
 
 
 def _meta(vlan: int, tunnel: bool = False) -> tuple[int, int]:

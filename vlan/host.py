@@ -82,11 +82,14 @@ class _Bridge:
 
 def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] = (),
                  datapath_type: str = "system",
-                 protocols: Sequence[str] = ("OpenFlow13",)) -> HostConfig:
+                 protocols: Sequence[str] = ("OpenFlow13",),
+                 port_config: Sequence[str] = ()) -> HostConfig:
     """The OVS configuration host `host_ref` should have, and the Problems that concern it.
 
     `controllers`: OpenFlow targets for every bridge (`tcp:IP:PORT`, `ssl:IP:PORT`; empty = no
-    controller, `fail_mode` decides). `datapath_type`: `system` on a real host, `netdev` where
+    controller, `fail_mode` decides). `port_config`: the OpenFlow 1.0 targets an external
+    bridge also connects to, for NO_FLOOD (`netctl.sinks.portconfig`; the bridge then allows
+    OpenFlow10 too). `datapath_type`: `system` on a real host, `netdev` where
     there is no OVS kernel module (the lab). Pure: same input, same output.
 
     From scratch: validates the whole pool first. The engine keeps the validated pool, the
@@ -101,7 +104,8 @@ def compile_host(state: PoolState, host_ref: str, *, controllers: Sequence[str] 
     config = build_host(kept, state, host_ref, allocate_tunnel_keys(kept),
                         vif_ports=vif_port_configs(kept, vifs),
                         vif_networks={v.network for v in vifs}, controllers=controllers,
-                        datapath_type=datapath_type, protocols=protocols)
+                        datapath_type=datapath_type, protocols=protocols,
+                        port_config=port_config)
     problems += config.problems
     problems += fail_mode_problems(kept, host_ref, config.bridges)
     mirrors = plan_mirrors(kept, all_sources(kept))  # port mirroring (vlan.mirror)
@@ -127,7 +131,8 @@ def vif_port_config(view: PoolQueries, vif: VIF) -> VifPortConfig:
 def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping[str, int], *,
                vif_ports: tuple[VifPortConfig, ...], vif_networks: Iterable[str],
                controllers: Sequence[str] = (), datapath_type: str = "system",
-               protocols: Sequence[str] = ("OpenFlow13",)) -> HostConfig:
+               protocols: Sequence[str] = ("OpenFlow13",),
+               port_config: Sequence[str] = ()) -> HostConfig:
     """One host's configuration from the validated pool `kept` (and the unvalidated `raw`,
     which says where a rejected PIF would have built a bridge), the pool's tunnel keys, the
     host's VIF port settings and the networks its running VIFs are on. Its `problems` are what
@@ -240,7 +245,7 @@ def build_host(kept: PoolQueries, raw: PoolQueries, host_ref: str, keys: Mapping
             continue
         new_bridge(None, net)
 
-    built = tuple(_finish(kept, br, controllers, datapath_type, protocols)
+    built = tuple(_finish(kept, br, controllers, datapath_type, protocols, port_config)
                   for br in sorted(bridges.values(), key=lambda b: b.network.bridge))
     return HostConfig(
         host_ref=host_ref, host_uuid=host.uuid, bridges=built, vif_ports=vif_ports,
@@ -301,9 +306,15 @@ def _has_any_pif(state: PoolQueries, network: str, host: str) -> bool:
 
 
 def _finish(state: PoolState, br: _Bridge, controllers: Sequence[str], datapath_type: str,
-            protocols: Sequence[str]) -> BridgeConfig:
+            protocols: Sequence[str], port_config: Sequence[str] = ()) -> BridgeConfig:
     net, pif = br.network, br.pif
     fail_mode = fail_mode_of(state, net, pif, controlled=bool(controllers))[0]
+    if controllers and port_config and pif is not None \
+            and pif.type in (PifType.PHYSICAL, PifType.BOND_MASTER):
+        # an external bridge: NORMAL floods there, and only OpenFlow 1.0 can keep a port
+        # out of it (`netctl.sinks.portconfig`)
+        controllers = (*controllers, *port_config)
+        protocols = ("OpenFlow10", *(p for p in protocols if p != "OpenFlow10"))
     other = {"mac-table-size": MAC_TABLE_SIZE, "enable-ipv6-mcast-snooping": "false",
              "mcast-snooping-disable-flood-unregistered": "true"}
     if pif is not None and pif.mac:

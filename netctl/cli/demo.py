@@ -70,8 +70,8 @@ class DemoPool:
         `instances` > 1: that many `netctl run` processes on an etcd cluster of
         `etcd_members` members (1 or 3; on loopback, started and stopped with the pool:
         `netctl.lab.etcd`), lease TTL `ttl`: instance i listens on OpenFlow port
-        openflow_port + i and serves /status on metrics_port + i; every bridge connects to
-        all of them."""
+        openflow_port + 2i (+ 2i + 1: its OpenFlow 1.0 port-config session) and serves
+        /status on metrics_port + i; every bridge connects to all of them."""
         if instances > 1 and not etcd_members:
             raise ValueError("several instances need etcd (etcd_members 1 or 3)")
         self.instances = instances
@@ -141,12 +141,13 @@ class DemoPool:
             from netctl.lab.etcd import EtcdCluster
 
             self.etcd = EtcdCluster(self.etcd_members, name=f"{self.topology.prefix}-etcd")
-        targets = [f"tcp:{join_host_port(self.mgmt, self.openflow_port + i)}"
+        targets = [f"tcp:{join_host_port(self.mgmt, self.openflow_port + 2 * i)}"
                    for i in range(self.instances)]
         for i in range(self.instances):
             cfg = yaml.safe_load(yaml.safe_dump(config))
             if self.etcd is not None:
-                cfg["openflow"]["listen"] = join_host_port(self.mgmt, self.openflow_port + i)
+                cfg["openflow"]["listen"] = join_host_port(self.mgmt,
+                                                           self.openflow_port + 2 * i)
                 cfg["metrics"]["listen"] = f"127.0.0.1:{self.metrics_port + i}"
                 cfg["coordination"] = {"url": self.etcd.url, "instance_id": self.instance_id(i),
                                        "ttl": self.ttl, "controllers": targets}

@@ -326,6 +326,13 @@ def run(xapi_url: str, username: str, password_file: str | None, config_file: st
         raise NetctlError("xapi's password: give --password-file (or NETCTL_PASSWORD_FILE), "
                           "or set NETCTL_PASSWORD")
     controller = Run(config, xapi_url, username, password)
+    try:
+        controller.start_port_config()
+    except OSError as exc:
+        host, port = config.port_config_listen
+        raise NetctlError(f"openflow.port_config: cannot listen on {host}:{port} (openflow."
+                          f"listen's port + 1): {exc.strerror or exc}; free it, or set "
+                          "openflow.port_config: false") from None
     reloader = Reloader(controller, config_file, overrides)
     signal.signal(signal.SIGHUP, reloader.request)  # the main thread; `watch` reloads
     if config.metrics_listen:

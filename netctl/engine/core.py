@@ -57,11 +57,12 @@ class PoolInput(InputNode):
 
 @dataclass
 class SwitchEvent:
-    kind: str  # connect | port | gone
+    kind: str  # connect | port | gone | no_flood
     dpid: int
     names: dict[str, int] = field(default_factory=dict)  # connect: every port
     name: str = ""  # port
     number: int | None = None  # port: its number, None when it went
+    ports: frozenset[int] = frozenset()  # no_flood: every port the switch reports NO_FLOOD
 
 
 class SwitchInput(InputNode):
@@ -200,6 +201,8 @@ class FlowsNode(Node):
                 self.tables.connect(ev.dpid, ev.names)
             elif ev.kind == "gone":
                 self.tables.disconnect(ev.dpid)
+            elif ev.kind == "no_flood":
+                self.tables.no_flood(ev.dpid, ev.ports)
             else:
                 self.tables.port(ev.dpid, ev.name, ev.number)
         return True

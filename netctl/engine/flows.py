@@ -26,7 +26,7 @@ and a flow's note for a Problem) are the public reading methods below.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Set
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import chain
 
 from flows.compile import (
@@ -35,6 +35,7 @@ from flows.compile import (
     base_flows,
     bridge_shape,
     flood_flows,
+    keeps_out_of_normal,
     local_vif_flows,
     vif_meters,
     vif_ports,
@@ -100,9 +101,13 @@ class SwitchTable:
     ports: BridgePorts = field(default_factory=BridgePorts)
     base: Entries = field(default_factory=dict)
     local: dict[str, Entries] = field(default_factory=dict)  # VIF ref -> its entries
-    taking: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports (VLAN 0)
+    # VIF ref -> (its VLAN on the bridge, its ports that take traffic)
+    taking: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
     disabled: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports
     ruled: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports (rules)
+    # VIF ref -> its ruled ports to set NO_FLOOD (`keeps_out_of_normal`): external bridges
+    kept_out: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    no_flood: set[int] = field(default_factory=set)  # ports the switch confirmed NO_FLOOD on
     owners: dict[str, str] = field(default_factory=dict)  # port name -> local VIF ref
     names_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # VIF ref -> its names
     flood: Entries = field(default_factory=dict)
@@ -180,6 +185,7 @@ class FlowTables:
         # VIF ports whose disabled state may have changed this round: dpid -> port -> disabled
         self.port_changes: dict[int, dict[int, bool]] = {}
         self.meter_changes: set[int] = set()  # switches whose meters changed this round
+        self._no_flood_of: dict[int, set[int]] = {}  # dpid -> ports it reports NO_FLOOD
         self.rebuilds = 0  # switch tables rebuilt whole
         self.vif_updates = 0  # VIF parts replaced (the fast path)
 
@@ -230,7 +236,8 @@ class FlowTables:
         self._waiting.pop(dpid, None)
         host_ref, bridge = ident
         host = self.view.hosts.get(host_ref)
-        table = SwitchTable(dpid, host_ref, bridge, host.uuid if host else "", dict(names))
+        table = SwitchTable(dpid, host_ref, bridge, host.uuid if host else "", dict(names),
+                            no_flood=set(self._no_flood_of.get(dpid, ())))
         old = self.tables.get(dpid)
         if old is not None:
             self._unregister(old)
@@ -273,10 +280,12 @@ class FlowTables:
                 else:
                     waiting[name] = number
             return
-        if number is None:
-            table.names.pop(name, None)
-        else:
+        before = table.names.pop(name, None) if number is None else table.names.get(name)
+        if number is not None:
             table.names[name] = number
+        if before != number and table.no_flood & {before, number}:
+            # a port that went or came has the switch's default config: NO_FLOOD is off
+            self._set_no_flood(table, table.no_flood - {before, number})
         vif_ref = table.owners.get(name)
         if vif_ref is None and number is not None:
             vif_ref = self._awaited.get((table.host_ref, name))  # a held VIF's new port
@@ -453,7 +462,7 @@ class FlowTables:
         for ref in table.names_of:  # every VIF part goes: its ports' modes may change
             changes.update(dict.fromkeys(self._numbers(table, ref), False))
         table.local, table.taking, table.disabled, table.owners = {}, {}, {}, {}
-        table.ruled = {}
+        table.ruled, table.kept_out = {}, {}
         table.names_of, table.meters = {}, {}
         for net in vlans:
             self._carrying.setdefault(net, set()).add(table.dpid)
@@ -610,7 +619,7 @@ class FlowTables:
             else:
                 vifs[vif.uuid] = names[name]
         return BridgePorts(vifs=vifs, taps=taps, uplinks=uplinks, tunnels=tunnels,
-                           internal=internal)
+                           internal=internal, no_flood=frozenset(table.no_flood))
 
     def _local(self, table: SwitchTable, vif_ref: str, delta: bool = True) -> None:
         """Replace one VIF's part of a switch's table (its names, ports, entries)."""
@@ -627,6 +636,7 @@ class FlowTables:
         table.taking.pop(vif_ref, None)
         table.disabled.pop(vif_ref, None)
         table.ruled.pop(vif_ref, None)
+        table.kept_out.pop(vif_ref, None)
         old_meters = table.meters.pop(vif_ref, {})
         if self._local_of.get(vif_ref) == table.dpid:
             del self._local_of[vif_ref]
@@ -649,9 +659,12 @@ class FlowTables:
             ruled: set[int] = set()
             new = local_vif_canon(view, table.shape, ports, vif, taking, ruled)
             table.local[vif_ref] = new
-            table.taking[vif_ref] = tuple(taking.get(0, ()))
+            table.taking[vif_ref] = (table.shape.vlans[vif.network],
+                                     tuple(p for ps in taking.values() for p in ps))
             if ruled:
                 table.ruled[vif_ref] = tuple(sorted(ruled))
+                if keeps_out_of_normal(table.shape.kind, vif):
+                    table.kept_out[vif_ref] = table.ruled[vif_ref]
             if view.enforced_locking_mode(vif) == "disabled":
                 table.disabled[vif_ref] = vif_ports(ports, vif)
             if meters := vif_meters(ports, vif):
@@ -669,8 +682,40 @@ class FlowTables:
         if delta:
             self._diff_into(self.deltas.setdefault(table.dpid, Delta()), old, new)
 
-    def _taking(self, table: SwitchTable) -> list[int]:
-        return sorted({p for ports in table.taking.values() for p in ports})
+    # ------------------------------------------------------------------ NO_FLOOD (external)
+    def flood_wants(self, dpid: int) -> dict[int, bool]:
+        """Every VIF port of a switch -> whether it should be set NO_FLOOD (a VIF with traffic
+        rules on an external bridge: `keeps_out_of_normal`), for the sink's OpenFlow 1.0
+        session (`netctl.sinks.portconfig`)."""
+        table = self.tables.get(dpid)
+        if table is None:
+            return {}
+        kept = {p for ports in table.kept_out.values() for p in ports}
+        return {port: port in kept for port in table.vif_ports() | kept | table.no_flood}
+
+    def no_flood(self, dpid: int, ports: Set[int]) -> None:
+        """The ports the switch reports NO_FLOOD (its OpenFlow 1.0 session, whenever that
+        changes): the explicit flooding (`flood_flows`) follows, so a port gets a flood once
+        — by NORMAL, or through netctl's flow — never twice and never not at all. Kept across
+        the switch's OpenFlow 1.3 reconnects (the ports keep their config)."""
+        self._no_flood_of[dpid] = set(ports)
+        table = self.tables.get(dpid)
+        if table is not None and table.no_flood != set(ports):
+            self._set_no_flood(table, set(ports))
+
+    def _set_no_flood(self, table: SwitchTable, ports: set[int]) -> None:
+        table.no_flood = set(ports)
+        self._no_flood_of[table.dpid] = set(ports)
+        table.ports = replace(table.ports, no_flood=frozenset(ports))
+        self._refresh_flood(table)
+
+    @staticmethod
+    def _taking(table: SwitchTable) -> dict[int, list[int]]:
+        """VLAN -> the local VIF ports that take traffic."""
+        out: dict[int, list[int]] = {}
+        for vlan, ports in table.taking.values():
+            out.setdefault(vlan, []).extend(ports)
+        return out
 
     @staticmethod
     def _ruled(table: SwitchTable) -> set[int]:

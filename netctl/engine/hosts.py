@@ -57,6 +57,7 @@ class HostSettings:
     controllers: Sequence[str] = ()
     datapath_type: str = "system"
     protocols: Sequence[str] = ("OpenFlow13",)
+    port_config: Sequence[str] = ()  # external bridges' OpenFlow 1.0 targets (NO_FLOOD)
 
 
 @dataclass
@@ -295,7 +296,8 @@ class HostConfigs:
         s = self.settings
         base = build_host(view, self.raw, host_ref, self.keys, vif_ports=(),
                           vif_networks=list(st.vif_networks), controllers=s.controllers,
-                          datapath_type=s.datapath_type, protocols=s.protocols)
+                          datapath_type=s.datapath_type, protocols=s.protocols,
+                          port_config=s.port_config)
         st.base = with_datapath_ids(base)
         st.problems = base.problems
         self._need_rebuild.discard(host_ref)

@@ -10,6 +10,10 @@ openflow:
                                 # TLS only on the listen port; targets become ssl:
   audit_interval: 60            # seconds between dump-and-diff rounds that repair drift (0: off)
   flow_monitor: true            # OVS >= 3.0 reports flows other clients change: repaired at once
+  port_config: true             # external bridges also connect to the OpenFlow port + 1 in
+                                # OpenFlow 1.0, only to keep VIFs with traffic rules out of
+                                # NORMAL's flooding (NO_FLOOD); false: they are not (their
+                                # to-VM rules then miss broadcast, multicast, unknown unicast)
 ovsdb:
   endpoint: "tcp:{address}:6640"  # per host; {address} = xapi host.address, {name} = name_label
                                   # (an IPv6 host.address is put in brackets: tcp:[fd00::b]:6640)
@@ -60,7 +64,8 @@ import yaml
 from netctl.model.hostport import bracketed, ovs_active, split_host_port
 
 SCHEMA = {
-    "openflow": {"listen", "target", "hub", "ssl", "audit_interval", "flow_monitor"},
+    "openflow": {"listen", "target", "hub", "ssl", "audit_interval", "flow_monitor",
+                 "port_config"},
     "ovsdb": {"endpoint", "hosts", "ssl", "datapath_type", "timeout"},
     "metrics": {"listen", "tls"},
     "xapi": {"ca_file", "insecure", "event_timeout", "rpc_timeout", "members"},
@@ -88,6 +93,7 @@ class Config:
     openflow_ssl: dict[str, str] | None = None
     audit_interval: float = 60.0
     flow_monitor: bool = True
+    port_config: bool = True  # the OpenFlow 1.0 session for NO_FLOOD (netctl.sinks.portconfig)
     xapi_ca_file: str | None = None
     xapi_insecure: bool = False
     xapi_event_timeout: float = 30.0
@@ -107,6 +113,20 @@ class Config:
         """What each bridge is told to connect to: this instance's target, or with
         coordination every instance's (`coordination.controllers`)."""
         return self.controllers or (self.target,)
+
+    @property
+    def port_config_targets(self) -> tuple[str, ...]:
+        """The OpenFlow 1.0 targets of the external bridges' NO_FLOOD session
+        (`netctl.sinks.portconfig`): each controller target's port + 1; () when off."""
+        if not self.port_config:
+            return ()
+        return tuple(_next_port(t) for t in self.controller_targets)
+
+    @property
+    def port_config_listen(self) -> tuple[str, int]:
+        """(address, port) the NO_FLOOD session listens on: openflow.listen's port + 1."""
+        host, port = split_host_port(self.openflow_listen)
+        return host, port + 1
 
     @property
     def instance(self) -> str:
@@ -185,6 +205,7 @@ def load(path: str | Path | None, **overrides: Any) -> Config:
         "audit_interval": _seconds(where, "openflow", "audit_interval",
                                    of.get("audit_interval", 60.0), zero_ok=True),
         "flow_monitor": _flag(where, "openflow", "flow_monitor", of.get("flow_monitor", True)),
+        "port_config": _flag(where, "openflow", "port_config", of.get("port_config", True)),
         "xapi_ca_file": xa.get("ca_file"),
         "xapi_insecure": xa.get("insecure", False),
         "xapi_event_timeout": _seconds(where, "xapi", "event_timeout",
@@ -314,3 +335,10 @@ def _seconds(where: str, section: str, key: str, value: Any, zero_ok: bool = Fal
     if seconds < 0 or (seconds == 0 and not zero_ok):
         raise ConfigError(f"{where}: {section}: {key} must be more than 0 seconds")
     return seconds
+
+
+def _next_port(target: str) -> str:
+    """`tcp:10.0.0.9:6653` -> `tcp:10.0.0.9:6654` (also ssl:, and [IPv6])."""
+    kind, _, rest = target.partition(":")
+    host, port = split_host_port(rest)
+    return ovs_active(kind, host, port + 1)

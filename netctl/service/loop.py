@@ -40,6 +40,7 @@ from netctl.sources.switches import (
     FlowStats,
     Gone,
     MeterConfig,
+    NoFlood,
     PacketIn,
     PortChanged,
     PortState,
@@ -178,6 +179,9 @@ class ReconcileLoop:
     def _switch_event(self, event: Event) -> bool:
         """Route one switch event: a session's topology to the sink and the engine, a reply
         to the sink. True for a port that came or went (a change worth timing)."""
+        if isinstance(event, NoFlood):
+            self.engine.switch(SwitchEvent("no_flood", event.dpid, ports=event.ports))
+            return False
         sink, dpid = self.sink, event.dp.id
         if isinstance(event, Connected):
             sink.connected(event.dp, event.ports)

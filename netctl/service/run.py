@@ -16,6 +16,7 @@ only a host's master writes to it.
 from __future__ import annotations
 
 import logging
+import ssl
 import tempfile
 import threading
 import time
@@ -42,6 +43,7 @@ from netctl.service.tunnel_status import PeerGauges, TunnelStatus
 from netctl.sinks.openflow import FlowSink
 from netctl.sinks.ovsdb import SslFiles
 from netctl.sinks.ovsdb_relay import HostRelays, RelayError
+from netctl.sinks.portconfig import PortConfigServer
 from netctl.sources.stats_poller import StatsPoller
 from netctl.sources.xapi.sync import XapiSync
 from netctl.stats.table import StatsTable
@@ -59,7 +61,8 @@ class Run:
         self.config = config
         self.metrics = Metrics()
         self.engine = NetctlEngine(HostSettings(controllers=config.controller_targets,
-                                                datapath_type=config.datapath_type))
+                                                datapath_type=config.datapath_type,
+                                                port_config=config.port_config_targets))
         self.ha = None
         if config.coordination_url:
             from netctl.service.ha import HostMasters
@@ -322,9 +325,27 @@ class Run:
             self._seen[name] = value
         return max(grew, 0)
 
+    def start_port_config(self) -> None:
+        """Listen for the external bridges' OpenFlow 1.0 sessions (NO_FLOOD,
+        `netctl.sinks.portconfig`) on openflow.listen's port + 1, before any bridge is told
+        to connect there. Raises OSError when that port cannot be had."""
+        if not self.config.port_config:
+            return
+        host, port = self.config.port_config_listen
+        tls = self.config.openflow_tls
+        context = None
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls.ca_cert)
+            context.load_cert_chain(tls.certificate, tls.private_key)
+            context.verify_mode = ssl.CERT_REQUIRED  # as the OpenFlow port: switches' certs
+        self.sink.portconfig = PortConfigServer(host, port, self.loop.switches.no_flood,
+                                                context).start()
+
     def stop(self) -> None:
         """A clean stop (SIGTERM): hand this instance's hosts over at once (the lease is
         revoked); the dataplane is never touched."""
+        if self.sink.portconfig is not None:
+            self.sink.portconfig.stop()
         if self.ha is not None:
             self.ha.close()
 

@@ -78,6 +78,7 @@ from flows import wire
 from flows.pipeline import COOKIE, COOKIE_MASK, MAX_METER, PIPELINE
 from flows.wire import ONFFMF_ACTIONS, ONFFMF_ADD, ONFFMF_DELETE, ONFFMF_MODIFY, Body, Key
 from netctl.model import Problem
+from netctl.sinks.portconfig import PortConfigServer
 
 LOG = logging.getLogger("netctl.openflow")
 FEW_SHOWN = 4  # a bundle of at most this many flow-mods is logged flow by flow
@@ -121,6 +122,10 @@ class DesiredTables(Protocol):
 
     def meters(self, dpid: int) -> Mapping[int, tuple[int, int]]:
         """Every meter the switch's desired table uses: id -> (rate kbit/s, burst kbit)."""
+
+    def flood_wants(self, dpid: int) -> Mapping[int, bool]:
+        """Every VIF port of the switch -> whether it should be set NO_FLOOD (external
+        bridges, VIFs with traffic rules; sent over `netctl.sinks.portconfig`)."""
 
     def classifies(self, dpid: int, port: int) -> bool:
         """Whether the table has rules for frames from this port."""
@@ -327,6 +332,9 @@ class FlowSink:
         self._since = time.monotonic()
         self._holding: set[int] = set()  # switches holding frames from unclassified ports
         self._changing: set[int] = set()  # switches with flow changes not yet compared
+        # the bridges' OpenFlow 1.0 sessions, for NO_FLOOD (`netctl.sinks.portconfig`; None:
+        # not started, NORMAL floods to every port)
+        self.portconfig: PortConfigServer | None = None
 
     # ------------------------------------------------------------------ sessions
     def connected(self, dp: Any, ports: Iterable[PortDesc]) -> None:
@@ -365,6 +373,8 @@ class FlowSink:
     def gone(self, dp: Any) -> None:
         if self._session(dp) is not None:
             del self.switches[dp.id]
+            if self.portconfig is not None:
+                self.portconfig.forget(dp.id)
             self._holding.discard(dp.id)
             self._changing.discard(dp.id)
 
@@ -590,6 +600,7 @@ class FlowSink:
             sw = self.switches.get(dpid)
             if sw is not None and sw.dumped and self.tables.identity(dpid) is not None:
                 self._port_mods(sw, modes)
+                self._flood_mods(sw, modes)
         for dpid in list(self._holding):
             sw = self.switches.get(dpid)
             if sw is not None:
@@ -750,6 +761,7 @@ class FlowSink:
             self._send_bundle(sw, msgs)
         self._delete_meters(sw, unused)
         self._port_mods(sw, self.tables.port_modes(sw.id), whole=True)
+        self._flood_mods(sw, None)
         self._replay(sw)
 
     # ------------------------------------------------------------------ roles (several instances)
@@ -1062,6 +1074,17 @@ class FlowSink:
             self.stats.port_mods += 1
             LOG.info("switch %016x (%s): port %d %s", sw.id, self.tables.describe(sw.id), port,
                      "disabled (NO_RECV, NO_FWD)" if want else "enabled")
+
+    def _flood_mods(self, sw: Switch, ports: Iterable[int] | None) -> None:
+        """What netctl wants of the NO_FLOOD of these VIF ports (None: every one), handed to
+        the switch's OpenFlow 1.0 session, which sends what the switch does not have."""
+        config = self.portconfig
+        if config is None or not self._may_write(sw):
+            return
+        wants = self.tables.flood_wants(sw.id)
+        for port in sorted(wants if ports is None else ports):
+            if port in wants:
+                config.want(sw.id, port, wants[port])
 
     def _announce(self, sw: Switch, arrivals: list[tuple[int, str]]) -> None:
         """One RARP per arrived VIF port, as if the guest had sent it (in_port = its port),

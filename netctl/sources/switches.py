@@ -145,9 +145,18 @@ class FlowChanged:
     xid: int = 0  # 0: an update the switch sent of its own accord
 
 
+@dataclass(frozen=True)
+class NoFlood:
+    """The ports a switch reports NO_FLOOD, all of them, from its OpenFlow 1.0 session
+    (`netctl.sinks.portconfig`): for the engine, whichever OpenFlow 1.3 session is current."""
+
+    dpid: int
+    ports: frozenset[int]
+
+
 TOPOLOGY = (Connected, PortChanged, Gone)
 Event = (Connected | PortChanged | PortState | Gone | FlowStats | MeterConfig | Aggregate
-         | Barrier | Error | PacketIn | FlowChanged | RoleReply)
+         | Barrier | Error | PacketIn | FlowChanged | RoleReply | NoFlood)
 
 
 @dataclass
@@ -183,6 +192,10 @@ class SwitchFeed:
     def gone(self, dp: Any) -> None:
         self.put(Gone(dp))
 
+    def no_flood(self, dpid: int, ports: frozenset[int]) -> None:
+        """(the port-config sessions' threads)"""
+        self.put(NoFlood(dpid, ports))
+
     # ------------------------------------------------------------------ the loop's thread
     def drain(self, limit: int) -> list[Event]:
         """Up to `limit` events, in order, with stale sessions' events dropped and port
@@ -199,6 +212,8 @@ class SwitchFeed:
         return out
 
     def _sorted(self, event: Event) -> Event | None:
+        if isinstance(event, NoFlood):
+            return event  # the switch's, not a session's
         dpid = event.dp.id
         session = self._sessions.get(dpid)
         if isinstance(event, Connected):

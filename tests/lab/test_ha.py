@@ -26,7 +26,8 @@ from harness.running import Ping, running_pool, until
 
 pytestmark = pytest.mark.lab
 PREFIX = "tha"
-PORTS = (28651, 26851, 29651)  # xapi simulator, OpenFlow (+i per instance), metrics (+i)
+# xapi simulator, OpenFlow (+2i per instance; +2i+1 its OpenFlow 1.0 port), metrics (+i)
+PORTS = (28651, 26851, 29651)
 TTL = 3.0
 INSTANCES = 3
 
@@ -74,7 +75,7 @@ def test_every_host_has_one_master_and_every_bridge_knows_every_instance(pool) -
         [pool.status(i).get("coordination") for i in range(INSTANCES)]
     owners = masters(pool, 0)
     print(f"\nmasters: {owners}")
-    targets = {f"tcp:{pool.mgmt}:{PORTS[1] + i}" for i in range(INSTANCES)}
+    targets = {f"tcp:{pool.mgmt}:{PORTS[1] + 2 * i}" for i in range(INSTANCES)}
     for host in HOSTS:
         rows = controllers(pool, host)
         assert targets <= set(rows), rows
@@ -82,7 +83,7 @@ def test_every_host_has_one_master_and_every_bridge_knows_every_instance(pool) -
         # the switch itself says which connection is master (per bridge: one row each)
         assert until(lambda h=host, o=owner: {t for t, r in controllers(pool, h).items()
                                               if r == "master"} == {
-                                                  f"tcp:{pool.mgmt}:{PORTS[1] + o}"}, 10), \
+                                                  f"tcp:{pool.mgmt}:{PORTS[1] + 2 * o}"}, 10), \
             controllers(pool, host)
     for i in range(INSTANCES):
         st = pool.status(i)
@@ -158,14 +159,14 @@ def test_a_hung_master_is_replaced_and_once_resumed_writes_nothing(pool) -> None
     before = writes(pool, list(range(INSTANCES)))
     pid = pid_of(pool, hung)
     generation = pool.status(hung)["coordination"]["takeovers"]["host1"]["generation"]
-    hung_target = f"tcp:{pool.mgmt}:{PORTS[1] + hung}"
+    hung_target = f"tcp:{pool.mgmt}:{PORTS[1] + 2 * hung}"
     with Ping(pool.lab, "vm2", "10.50.0.1", 0.009) as ping:
         os.kill(pid, signal.SIGSTOP)
         try:
             assert until(lambda: masters(pool, others[0]).get("host1") in
                          {pool.instance_id(i) for i in others}, 3 * TTL + 5)
             new = master_of(pool, "host1")
-            new_target = f"tcp:{pool.mgmt}:{PORTS[1] + new}"
+            new_target = f"tcp:{pool.mgmt}:{PORTS[1] + 2 * new}"
             # the switch fences the hung one: the new master's MASTER request (a higher
             # generation) demoted its connection to slave -- or the switch has already dropped
             # it (three unanswered inactivity probes; its role is then empty, and on a

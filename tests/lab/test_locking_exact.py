@@ -276,7 +276,8 @@ def test_with_the_controller_away_past_the_inactivity_probe_a_locked_vif_stays_l
     before = ovs.ofctl("-O", "OpenFlow13", "dump-flows", "xapi1")  # printed if it fails
     pool.stop("netctl-run")
     try:
-        ovs.vsctl("set", "controller", "xapi1", "inactivity_probe=1000")
+        for row in controller_rows(ovs, "xapi1"):  # (netctl's, and its OpenFlow 1.0 one)
+            ovs.vsctl("set", "controller", row, "inactivity_probe=1000")
         time.sleep(5.0)  # > 3 x 1 s probe: OVS has given up on the controller
         seen = spoof_check(lab, "vm1", 0, "vm3", 0)
         assert LEGIT <= seen and not seen & SPOOFED, seen
@@ -285,7 +286,8 @@ def test_with_the_controller_away_past_the_inactivity_probe_a_locked_vif_stays_l
             "the control failed: a standalone bridge without its controller should leak"
     finally:
         ovs.vsctl("set", "bridge", "xapi1", "fail_mode=secure")
-        ovs.vsctl("clear", "controller", "xapi1", "inactivity_probe")
+        for row in controller_rows(ovs, "xapi1"):
+            ovs.vsctl("clear", "controller", row, "inactivity_probe")
         # undo the control to the datapath too: the standalone bridge's fail-open NORMAL made
         # datapath flows that leak the spoofed frames, and on a loaded machine this OVS (3.1,
         # userspace datapath) has kept one of them past the fail-open flow's removal (seen in
@@ -382,3 +384,8 @@ def test_a_foreign_flow_on_netctls_match_is_reported_not_replaced(pool):
     assert until(lambda: any("cookie=0x6e63" in f for f in flows(pool, "host1")
                              if f"dl_dst={mac}" in f and "priority=200" in f), AUDIT * 3 + 5)
     assert until(lambda: not any("another owner" in p for p in problems(pool)), 10)
+
+
+def controller_rows(ovs, bridge: str) -> list[str]:
+    """The uuids of a bridge's Controller rows."""
+    return ovs.vsctl("get", "bridge", bridge, "controller").strip().strip("[]").split(", ")

@@ -347,6 +347,36 @@ def test_rules_on_an_external_network(pool):
     assert pings(pool, "vm1", "10.10.0.13")
 
 
+def test_broadcasts_on_an_external_network_pass_the_to_vm_rules(pool):
+    """On the pool network (an external bridge, bond uplink) NORMAL floods: vm3's port is
+    taken out of its flooding (NO_FLOOD, over netctl's OpenFlow 1.0 session) while vm3 has
+    rules, and broadcasts reach it through them. vm1's ARP request (a broadcast, from
+    another host through the physical switch) no longer reaches vm3 when a to-VM rule drops
+    it; without such a rule it does (vm1 resolves vm3 and pings it); without rules the port
+    is back in NORMAL's flooding."""
+    lab = pool.lab
+    ovs, br = lab.ovs(HOST["vm3"]), bridge(pool, "vm3", device=0)
+    port = ofport(pool, "vm3", device=0)
+
+    def no_flood() -> bool:
+        show = ovs.ofctl("-O", "OpenFlow10", "show", br)
+        line = next(x for x in show.splitlines() if x.strip().startswith(f"{port}("))
+        config = show.splitlines()[show.splitlines().index(line) + 1]
+        return "NO_FLOOD" in config
+
+    vif_rules(pool, "vm3", "drop arp in 10.10.0.11", device=0)
+    assert until(no_flood, 5)
+    flush_neighbours(pool, "vm1", "vm3")
+    assert not pings(pool, "vm1", "10.10.0.13")  # vm1's ARP request never reaches vm3
+    vif_rules(pool, "vm3", "drop icmp in 10.10.0.99", device=0)
+    flush_neighbours(pool, "vm1", "vm3")
+    assert pings(pool, "vm1", "10.10.0.13")  # the broadcast reaches vm3 through its rules
+    vif_rules(pool, "vm3", None, device=0)
+    assert until(lambda: not no_flood(), 5)
+    flush_neighbours(pool, "vm1", "vm3")
+    assert pings(pool, "vm1", "10.10.0.13")
+
+
 def changed(old: set, new: set) -> int:
     """Flow-mods between two canonical tables: adds, deletes and modifies."""
     a, b = dict(old), dict(new)

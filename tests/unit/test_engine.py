@@ -46,6 +46,7 @@ class FakeSwitches(RecordingSwitches):
     def __init__(self) -> None:
         super().__init__(keep=True)
         self.lingering: dict[int, set[str]] = {}  # dpid -> VIF ports kept one step too long
+        self.no_flood: dict[int, set[int]] = {}  # dpid -> ports NO_FLOOD (the 1.0 session's)
 
     def wanted(self, raw: PoolState, kept: PoolState, rng: random.Random
                ) -> dict[int, tuple[str, str, dict]]:
@@ -79,6 +80,7 @@ class FakeSwitches(RecordingSwitches):
                 engine.switch(SwitchEvent("gone", dpid))
                 del self.names[dpid]
                 self.installed.pop(dpid, None)
+                self.no_flood.pop(dpid, None)
         for dpid, (_h, _b, names) in wanted.items():
             if dpid not in self.names:
                 self.names[dpid] = dict(names)
@@ -87,13 +89,28 @@ class FakeSwitches(RecordingSwitches):
             have = self.names[dpid]
             for name in sorted(have.keys() - names.keys()):
                 engine.switch(SwitchEvent("port", dpid, name=name, number=None))
-                del have[name]
+                self.no_flood.get(dpid, set()).discard(have.pop(name))  # its config goes too
             for name in sorted(names.keys() - have.keys()):
                 engine.switch(SwitchEvent("port", dpid, name=name, number=names[name]))
                 have[name] = names[name]
 
 
-def scratch_ports(kept: PoolState, host: str, bridge: str, names: dict[str, int]) -> BridgePorts:
+    def confirm(self, engine: NetctlEngine, rng: random.Random) -> None:
+        """The OpenFlow 1.0 sessions (`netctl.sinks.portconfig`): each switch sets NO_FLOOD
+        as netctl wants it, some ports not yet (a port-mod still on its way), and reports
+        every port that has it."""
+        for dpid, names in self.names.items():
+            wants = engine.flows.tables.flood_wants(dpid)
+            have = self.no_flood.setdefault(dpid, set())
+            now = {p for p in have if p in names.values() and wants.get(p, True)}
+            now |= {p for p, on in wants.items() if on and rng.random() < 0.8}
+            if now != have:
+                self.no_flood[dpid] = now
+                engine.switch(SwitchEvent("no_flood", dpid, ports=frozenset(now)))
+
+
+def scratch_ports(kept: PoolState, host: str, bridge: str, names: dict[str, int],
+                  no_flood: set[int] | None = None) -> BridgePorts:
     """Port roles from names, as the controller has always read them."""
     intent = bridge_intent(kept, host, bridge)
     vifs, taps = {}, {}
@@ -112,7 +129,7 @@ def scratch_ports(kept: PoolState, host: str, bridge: str, names: dict[str, int]
             if vlan and net is not None and net.bridge in names:
                 internal[names[net.bridge]] = vlan
     return BridgePorts(vifs=vifs, taps=taps, uplinks=uplinks, tunnels=tunnels,
-                       internal=internal)
+                       internal=internal, no_flood=frozenset(no_flood or ()))
 
 
 @pytest.mark.parametrize("seed", range(int(os.environ.get("ENGINE_SEEDS", "8"))))
@@ -140,6 +157,7 @@ def test_the_engine_equals_a_from_scratch_compile(seed):
             compare_tables(engine, switches, kept, f"{where} (ports not moved)", known_only=True)
         # switches follow what netctl built (and which VIF ports the hypervisor plugged)
         switches.sync(engine, switches.wanted(raw, kept, rng))
+        switches.confirm(engine, rng)
         engine.run()
         switches.apply(engine)
         engine.clear()
@@ -163,7 +181,7 @@ def compare_tables(engine: NetctlEngine, switches: FakeSwitches, kept: PoolState
             continue
         assert dpid in engine.flows.tables.identities, (where, dpid, switches.last.get(dpid))
         host, bridge = engine.flows.tables.identities[dpid]
-        ports = scratch_ports(seen, host, bridge, names)
+        ports = scratch_ports(seen, host, bridge, names, switches.no_flood.get(dpid))
         want = dict(canon_flow(f) for f in compile_bridge(seen, host, bridge, ports))
         have = dict(engine.flows.tables.entries(dpid))
         assert have == want, f"{where}: {bridge} on {kept.hosts[host].name_label}"
