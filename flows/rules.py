@@ -29,10 +29,12 @@ are each rule's hits, read by the statistics poller by that tag. A cookie is a f
 the flow's key (the priority says the list and the number), as OpenFlow 1.3 cannot change the
 cookie of an installed flow.
 
-Where a VIF's frames do not pass its rules: on an external bridge, OVS's NORMAL action (which
-netctl uses there for broadcast, multicast, unknown unicast and the world outside the pool)
-delivers to the port directly; so on external networks the to-VM rules see the unicast frames
-to the VIF's MAC only (frames from the VIF always pass its from-VM rules, on every bridge).
+On an external bridge OVS's NORMAL action (which netctl uses there for broadcast, multicast,
+unknown unicast and the world outside the pool) would deliver to the port directly: a ruled
+port is set NO_FLOOD there (`netctl.sinks.portconfig`) and its VLAN's broadcast and multicast
+reach it through `to_port` (`flows.compile.flood_flows`), but for a VIF that trunks VLANs,
+which keeps NORMAL's flooding; unicast NORMAL learnt for a MAC the guest changed to still
+bypasses the to-VM rules (frames from the VIF always pass its from-VM rules, on every bridge).
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ RESTART = {
     "openflow_target": "openflow.target",
     "hub": "openflow.hub",
     "openflow_ssl": "openflow.ssl",
+    "port_config": "openflow.port_config",
     "datapath_type": "ovsdb.datapath_type",
     "metrics_listen": "metrics.listen",
     "metrics_tls": "metrics.tls",
