@@ -410,6 +410,9 @@ def _rules(vifs: list[dict]) -> None:
         passed = v.get("rules_passed") or {}
         t.add_row(v["vm"], v["device"], "", "", "(replies / no rule matched)",
                   f"{passed.get('replies', 0)} / {passed.get('unmatched', 0)}")
+        if v.get("floods_through_rules") is False:
+            t.add_row(v["vm"], v["device"], "", "", "(broadcasts, multicasts: by NORMAL, "
+                      "past the to-VM rules)", "")
     console.print(t)
 
 

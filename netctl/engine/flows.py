@@ -414,6 +414,17 @@ class FlowTables:
         table = self.tables.get(self._local_of.get(vif_ref, -1))
         return len(table.local.get(vif_ref, ())) if table is not None else 0
 
+    def floods_through_rules(self, vif_ref: str) -> bool | None:
+        """Whether the broadcasts and multicasts a VIF with traffic rules gets pass its to-VM
+        rules: always on private and internal bridges; on an external one once the switch
+        reports all its ports NO_FLOOD. None: no rules (or not on a switch here)."""
+        table = self.tables.get(self._local_of.get(vif_ref, -1))
+        if table is None or vif_ref not in table.ruled:
+            return None
+        if table.shape.kind != "external":
+            return True
+        return vif_ref in table.kept_out and set(table.ruled[vif_ref]) <= table.no_flood
+
     def identity(self, dpid: int) -> tuple[str, str] | None:
         """(host ref, bridge) of one of the pool's switches."""
         return self.identities.get(dpid)

@@ -634,6 +634,8 @@ def _tunnel_rows(view: Any, scope: _Scope | None, run: Any = None) -> list[dict[
 
 def _switch_rows(run: Any, view: Any, scope: _Scope | None) -> list[dict[str, Any]]:
     out = []
+    server = run.sink.portconfig
+    port_config = set(server.connected()) if server is not None else set()
     for sw in run.sink.summary():
         host_ref, bridge = sw["host"], sw["bridge"]
         if scope is not None:
@@ -643,7 +645,9 @@ def _switch_rows(run: Any, view: Any, scope: _Scope | None) -> list[dict[str, An
                 continue
         out.append({"dpid": f"{sw['dpid']:016x}", "host": _host_name(view, host_ref),
                     "bridge": bridge, "ports": sw["ports"], "flows": sw["flows"],
-                    "role": sw.get("role")})
+                    "role": sw.get("role"),
+                    # the OpenFlow 1.0 session for NO_FLOOD (external bridges), if any
+                    "port_config": sw["dpid"] in port_config})
     return out
 
 
@@ -685,6 +689,9 @@ def _vif_rows(run: Any, view: Any, vifs: Iterable[VIF]) -> list[dict[str, Any]]:
             rows[-1]["rules"] = shown["rules"]  # each rule, in order, with its packets
             rows[-1]["rules_passed"] = {"replies": shown["replies"],
                                         "unmatched": shown["unmatched"]}
+            # broadcasts and multicasts: through the rules, or by NORMAL past them (an
+            # external bridge's port not (yet) NO_FLOOD: `netctl.sinks.portconfig`)
+            rows[-1]["floods_through_rules"] = run.engine.desired.floods_through_rules(vif.ref)
     return rows
 
 

@@ -364,8 +364,19 @@ def test_broadcasts_on_an_external_network_pass_the_to_vm_rules(pool):
         config = show.splitlines()[show.splitlines().index(line) + 1]
         return "NO_FLOOD" in config
 
+    def status() -> tuple[bool | None, bool]:
+        """/status: whether vm3's floods pass its rules; whether its switch has the session."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{PORTS[2]}/status?vm=vm3",
+                                    timeout=10) as resp:
+            doc = json.load(resp)
+        row = next(r for r in doc["vifs"] if r["device"] == "0")
+        switch = next(s for s in doc["switches"] if s["host"] == HOST["vm3"]
+                      and s["bridge"] == br)
+        return row.get("floods_through_rules"), switch["port_config"]
+
     vif_rules(pool, "vm3", "drop arp in 10.10.0.11", device=0)
     assert until(no_flood, 5)
+    assert until(lambda: status() == (True, True), 5), status()
     flush_neighbours(pool, "vm1", "vm3")
     assert not pings(pool, "vm1", "10.10.0.13")  # vm1's ARP request never reaches vm3
     vif_rules(pool, "vm3", "drop icmp in 10.10.0.99", device=0)
@@ -373,6 +384,7 @@ def test_broadcasts_on_an_external_network_pass_the_to_vm_rules(pool):
     assert pings(pool, "vm1", "10.10.0.13")  # the broadcast reaches vm3 through its rules
     vif_rules(pool, "vm3", None, device=0)
     assert until(lambda: not no_flood(), 5)
+    assert status() == (None, True)
     flush_neighbours(pool, "vm1", "vm3")
     assert pings(pool, "vm1", "10.10.0.13")
 

@@ -71,7 +71,8 @@ class StandInRun:
              "flows": sum(1 for _ in tables.entries(dpid))}
             for dpid, t in sorted(tables.tables.items())]
         self.sink = SimpleNamespace(stats=Stats(), problems=lambda: list(self.sink_problems),
-                                    summary=lambda: [dict(r) for r in self.switch_rows])
+                                    summary=lambda: [dict(r) for r in self.switch_rows],
+                                    portconfig=None)
         self.workers = {ref: SimpleNamespace(db=None, status=HostStatus(
             h.name_label, h.uuid, f"tcp:{h.address}:6640", connected=True, applies=1,
             bridges=["xapi1"])) for ref, h in self.engine.view.hosts.items()}
