@@ -42,6 +42,10 @@ class Metrics:
                                      ["host"], registry=r)
         self.openflow_switches = Gauge("netctl_openflow_switches",
                                        "Bridges connected over OpenFlow", registry=r)
+        self.port_config_sessions = Gauge(
+            "netctl_port_config_sessions",
+            "External bridges connected over OpenFlow 1.0 (NO_FLOOD for VIFs with rules)",
+            registry=r)
         self.xapi_connected = Gauge("netctl_xapi_connected", "xapi reachable", registry=r)
         self.convergence = Histogram(
             "netctl_convergence_seconds", "From a xapi change to the switch's barrier reply",

@@ -277,6 +277,8 @@ class Run:
         """Once a second: tunnel.status follows the hosts' apply results; gauges, counters."""
         self.metrics.xapi_connected.set(1 if self.sync.connected else 0)
         self.metrics.openflow_switches.set(len(self.sink.switches))
+        if self.sink.portconfig is not None:
+            self.metrics.port_config_sessions.set(len(self.sink.portconfig.connected()))
         with self._lock:
             # a host another instance masters is applied by that instance, not this one: its
             # configuration counts as applied here, and BFD (both ends of every pair

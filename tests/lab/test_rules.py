@@ -377,6 +377,9 @@ def test_broadcasts_on_an_external_network_pass_the_to_vm_rules(pool):
     vif_rules(pool, "vm3", "drop arp in 10.10.0.11", device=0)
     assert until(no_flood, 5)
     assert until(lambda: status() == (True, True), 5), status()
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{PORTS[2]}/metrics",
+                                     timeout=10).read().decode()
+    assert re.search(r"^netctl_port_config_sessions [1-9]", metrics, re.M), metrics[-2000:]
     flush_neighbours(pool, "vm1", "vm3")
     assert not pings(pool, "vm1", "10.10.0.13")  # vm1's ARP request never reaches vm3
     vif_rules(pool, "vm3", "drop icmp in 10.10.0.99", device=0)
