@@ -694,15 +694,18 @@ class FlowTables:
             self._diff_into(self.deltas.setdefault(table.dpid, Delta()), old, new)
 
     # ------------------------------------------------------------------ NO_FLOOD (external)
-    def flood_wants(self, dpid: int) -> dict[int, bool]:
-        """Every VIF port of a switch -> whether it should be set NO_FLOOD (a VIF with traffic
-        rules on an external bridge: `keeps_out_of_normal`), for the sink's OpenFlow 1.0
-        session (`netctl.sinks.portconfig`)."""
+    def flood_wants(self, dpid: int, ports: Iterable[int] | None = None) -> dict[int, bool]:
+        """VIF ports of a switch (these, or None: every one, and every port it reports
+        NO_FLOOD) -> whether each should be set NO_FLOOD (a VIF with traffic rules on an
+        external bridge: `keeps_out_of_normal`), for the sink's OpenFlow 1.0 session
+        (`netctl.sinks.portconfig`). Costs the switch's ruled VIFs, plus `ports`."""
         table = self.tables.get(dpid)
         if table is None:
             return {}
-        kept = {p for ports in table.kept_out.values() for p in ports}
-        return {port: port in kept for port in table.vif_ports() | kept | table.no_flood}
+        kept = {p for own in table.kept_out.values() for p in own}
+        if ports is None:
+            ports = table.vif_ports() | kept | table.no_flood
+        return {port: port in kept for port in ports}
 
     def no_flood(self, dpid: int, ports: Set[int]) -> None:
         """The ports the switch reports NO_FLOOD (its OpenFlow 1.0 session, whenever that

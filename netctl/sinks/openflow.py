@@ -123,9 +123,9 @@ class DesiredTables(Protocol):
     def meters(self, dpid: int) -> Mapping[int, tuple[int, int]]:
         """Every meter the switch's desired table uses: id -> (rate kbit/s, burst kbit)."""
 
-    def flood_wants(self, dpid: int) -> Mapping[int, bool]:
-        """Every VIF port of the switch -> whether it should be set NO_FLOOD (external
-        bridges, VIFs with traffic rules; sent over `netctl.sinks.portconfig`)."""
+    def flood_wants(self, dpid: int, ports: Iterable[int] | None = None) -> Mapping[int, bool]:
+        """VIF ports of the switch (these, or None: every one) -> whether each should be set
+        NO_FLOOD (external bridges, VIFs with traffic rules; `netctl.sinks.portconfig`)."""
 
     def classifies(self, dpid: int, port: int) -> bool:
         """Whether the table has rules for frames from this port."""
@@ -1081,10 +1081,8 @@ class FlowSink:
         config = self.portconfig
         if config is None or not self._may_write(sw):
             return
-        wants = self.tables.flood_wants(sw.id)
-        for port in sorted(wants if ports is None else ports):
-            if port in wants:
-                config.want(sw.id, port, wants[port])
+        for port, on in sorted(self.tables.flood_wants(sw.id, ports).items()):
+            config.want(sw.id, port, on)
 
     def _announce(self, sw: Switch, arrivals: list[tuple[int, str]]) -> None:
         """One RARP per arrived VIF port, as if the guest had sent it (in_port = its port),

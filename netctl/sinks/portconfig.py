@@ -99,7 +99,7 @@ class PortConfigServer:
         self.host, self.port, self.on_state, self.tls = host.strip("[]"), port, on_state, tls
         self._lock = threading.Lock()
         self._sessions: dict[int, _Session] = {}  # dpid -> its current session
-        self._wanted: dict[int, dict[int, bool]] = {}  # dpid -> port -> NO_FLOOD wanted
+        self._wanted: dict[int, dict[int, bool]] = {}  # dpid -> ports wanted NO_FLOOD
         self._listener: socket.socket | None = None
         self._stopped = threading.Event()
         self.port_mods = 0  # sent (for /status and tests)
@@ -107,9 +107,15 @@ class PortConfigServer:
     # ------------------------------------------------------------------ the loop's side
     def want(self, dpid: int, port: int, on: bool) -> None:
         """netctl wants the port NO_FLOOD (or not): sent now when the session is up and the
-        switch says otherwise, else when it comes."""
+        switch says otherwise; NO_FLOOD also when the session (or the port) comes. Only the
+        ports wanted NO_FLOOD are kept (a port cleared needs nothing later: the sink asks
+        again for every port of a switch whose table it diffs whole)."""
         with self._lock:
-            self._wanted.setdefault(dpid, {})[port] = on
+            wanted = self._wanted.setdefault(dpid, {})
+            if on:
+                wanted[port] = True
+            else:
+                wanted.pop(port, None)
             session = self._sessions.get(dpid)
         if session is not None:
             self._apply(session, {port: on})
