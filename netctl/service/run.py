@@ -16,7 +16,6 @@ only a host's master writes to it.
 from __future__ import annotations
 
 import logging
-import ssl
 import tempfile
 import threading
 import time
@@ -43,7 +42,7 @@ from netctl.service.tunnel_status import PeerGauges, TunnelStatus
 from netctl.sinks.openflow import FlowSink
 from netctl.sinks.ovsdb import SslFiles
 from netctl.sinks.ovsdb_relay import HostRelays, RelayError
-from netctl.sinks.portconfig import PortConfigServer
+from netctl.sinks.portconfig import PortConfigServer, tls_context
 from netctl.sources.stats_poller import StatsPoller
 from netctl.sources.xapi.sync import XapiSync
 from netctl.stats.table import StatsTable
@@ -337,9 +336,7 @@ class Run:
         tls = self.config.openflow_tls
         context = None
         if tls is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=tls.ca_cert)
-            context.load_cert_chain(tls.certificate, tls.private_key)
-            context.verify_mode = ssl.CERT_REQUIRED  # as the OpenFlow port: switches' certs
+            context = tls_context(tls.private_key, tls.certificate, tls.ca_cert)
         self.sink.portconfig = PortConfigServer(host, port, self.loop.switches.no_flood,
                                                 context).start()
 

@@ -291,6 +291,15 @@ class PortConfigServer:
                 return
 
 
+def tls_context(private_key: str, certificate: str, ca_cert: str) -> ssl.SSLContext:
+    """TLS as on the OpenFlow port (`openflow.ssl`): netctl's certificate, and a switch must
+    present one the CA signed."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca_cert)
+    context.load_cert_chain(certificate, private_key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 def _offers_10(body: bytes) -> bool:
     """A hello's version bitmap element (type 1) names OpenFlow 1.0."""
     at = 0

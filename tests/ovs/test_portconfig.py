@@ -15,7 +15,7 @@ from pyroute2 import netns
 
 from harness.running import until
 from harness.sandbox import OvsSandbox, free_port
-from netctl.sinks.portconfig import PortConfigServer
+from netctl.sinks.portconfig import PortConfigServer, tls_context
 
 pytestmark = pytest.mark.lab
 
@@ -65,12 +65,14 @@ def shown_no_flood(box: OvsSandbox) -> set[int]:
     return ports
 
 
-def serve(box: OvsSandbox) -> tuple[PortConfigServer, Reports]:
+def serve(box: OvsSandbox, tls: bool = False) -> tuple[PortConfigServer, Reports]:
     """A server listening on the sandbox namespace's loopback, where its vswitchd runs (the
     listening socket is made on a thread moved into that namespace: setns is per thread)."""
     reports = Reports()
     port = free_port()
-    server = PortConfigServer("127.0.0.1", port, reports)
+    d = box.dir
+    context = tls_context(f"{d}/server.key", f"{d}/server.crt", f"{d}/ca.crt") if tls else None
+    server = PortConfigServer("127.0.0.1", port, reports, context)
 
     def start() -> None:
         netns.setns(box.ns, flags=0)
@@ -79,7 +81,7 @@ def serve(box: OvsSandbox) -> tuple[PortConfigServer, Reports]:
     thread = threading.Thread(target=start)
     thread.start()
     thread.join()
-    box.vsctl("set-controller", BRIDGE, f"tcp:127.0.0.1:{port}")
+    box.vsctl("set-controller", BRIDGE, f"{'ssl' if tls else 'tcp'}:127.0.0.1:{port}")
     box.vsctl("set", "controller", BRIDGE, "max_backoff=1000")
     return server, reports
 
@@ -132,3 +134,19 @@ def test_a_bridge_without_openflow10_is_named_and_not_touched(box, caplog):
         server.stop()
         box.vsctl("set", "bridge", BRIDGE, "protocols=OpenFlow10,OpenFlow13")
     assert shown_no_flood(box) == set()  # (ovs-ofctl too needs OpenFlow10 for the bit)
+
+
+def test_over_tls_as_the_openflow_port(box):
+    """With `openflow.ssl` the session speaks TLS: the switch's certificate (the sandbox CA's)
+    is checked, and the session works as over TCP."""
+    d = box.dir
+    box.vsctl("set-ssl", f"{d}/client.key", f"{d}/client.crt", f"{d}/ca.crt")
+    server, reports = serve(box, tls=True)
+    try:
+        assert until(lambda: DPID in reports.last, 10), reports.last
+        server.want(DPID, 5, True)
+        assert until(lambda: reports.last.get(DPID) == {5} and shown_no_flood(box) == {5}, 5)
+        server.want(DPID, 5, False)
+        assert until(lambda: reports.last.get(DPID) == frozenset(), 5), reports.last
+    finally:
+        server.stop()
