@@ -89,6 +89,23 @@ def test_every_bridge_gets_the_controller_targets_and_protocols():
     assert all(br.protocols == ("OpenFlow13",) for br in config.bridges)
 
 
+def test_external_bridges_also_get_the_port_config_targets_and_openflow10():
+    """`port_config` (`netctl.sinks.portconfig`): a NIC's or bond's bridge also connects there
+    and allows OpenFlow 1.0 (a bridge without an uplink has no NORMAL: `vlan.host._finish`)."""
+    b = PoolBuilder()
+    h = b.host("host1")
+    b.nic(h, "eth0", b.network("a", "xenbr0"))
+    eth1, eth2 = b.nic(h, "eth1", None), b.nic(h, "eth2", None)
+    b.bond(h, "bond0", b.network("b", "xapi1"), [eth1, eth2])
+    targets, extra = ("tcp:198.18.40.1:6653",), ("tcp:198.18.40.1:6654",)
+    config = compile_host(b.state(), h.ref, controllers=targets, port_config=extra)
+    got = {br.name: (br.controllers, br.protocols) for br in config.bridges}
+    assert got == {"xenbr0": (targets + extra, ("OpenFlow10", "OpenFlow13")),
+                   "xapi1": (targets + extra, ("OpenFlow10", "OpenFlow13"))}
+    alone = compile_host(b.state(), h.ref, port_config=extra)  # no controller: none at all
+    assert all(br.controllers == () for br in alone.bridges)
+
+
 def test_unplugged_pif_and_other_hosts_pifs_make_no_bridge():
     b = PoolBuilder()
     h1, h2 = b.host("host1"), b.host("host2")
