@@ -231,7 +231,10 @@ class Netctl:
     def start(self) -> None:
         config = self.workdir / "netctl.yaml"
         config.write_text(json.dumps({  # JSON is YAML
-            "openflow": {"listen": f"127.0.0.1:{self.openflow_port}", "hub": "native"},
+            # (port_config off: the fake switches speak OpenFlow 1.3 only, and the port after
+            # a free one need not be free)
+            "openflow": {"listen": f"127.0.0.1:{self.openflow_port}", "hub": "native",
+                         "port_config": False},
             "ovsdb": {"hosts": {h: f"unix:{p}" for h, p in self.ovsdb.items()},
                       "datapath_type": "netdev"},
             "metrics": {"listen": f"127.0.0.1:{self.metrics_port}"},
