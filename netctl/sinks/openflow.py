@@ -805,6 +805,8 @@ class FlowSink:
             self._request_dump(sw, "takeover")
             return
         sw.dumped, sw.dumping, sw.audit_pending = False, [], False
+        if self.portconfig is not None:  # nor over its OpenFlow 1.0 session
+            self.portconfig.forget(sw.id)
         if was == "master":
             LOG.info("switch %016x (%s): not its master any more (SLAVE): writing nothing",
                      sw.id, where)

@@ -103,6 +103,7 @@ class PortConfigServer:
         self._listener: socket.socket | None = None
         self._stopped = threading.Event()
         self.port_mods = 0  # sent (for /status and tests)
+        self._refused: set[str] = set()  # addresses told once that OpenFlow10 is missing
 
     # ------------------------------------------------------------------ the loop's side
     def want(self, dpid: int, port: int, on: bool) -> None:
@@ -124,12 +125,6 @@ class PortConfigServer:
         """netctl no longer writes this switch (it went, or another instance masters it)."""
         with self._lock:
             self._wanted.pop(dpid, None)
-
-    def known(self, dpid: int) -> frozenset[int]:
-        """The ports the switch last reported NO_FLOOD (empty without a session)."""
-        with self._lock:
-            session = self._sessions.get(dpid)
-            return _flooded_off(session) if session is not None else frozenset()
 
     def connected(self) -> list[int]:
         with self._lock:
@@ -193,9 +188,12 @@ class PortConfigServer:
                 body: bytes) -> bool:
         if type_ == OFPT_HELLO:
             if version < ofp.OFP_VERSION or (len(body) >= 8 and not _offers_10(body)):
-                LOG.warning("switch at %s does not offer OpenFlow 1.0 to the port-config "
-                            "session (the bridge's protocols must include OpenFlow10)",
-                            session.peer)
+                address = session.peer.rpartition(":")[0]
+                if address not in self._refused:  # said once: OVS retries every few seconds
+                    self._refused.add(address)
+                    LOG.warning("a switch at %s does not offer OpenFlow 1.0 to the port-config "
+                                "session (the bridge's protocols must include OpenFlow10)",
+                                address)
                 return False
             session.send(async_config(session.next_xid()))
             session.send(message(ofp.OFPT_FEATURES_REQUEST, session.next_xid()))
