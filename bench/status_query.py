@@ -80,7 +80,8 @@ class StandInRun:
                          "ports": len(switches.names.get(dpid, {})),
                          "flows": sum(1 for _ in tables.entries(dpid))})
         self._switches = rows
-        self.sink = SimpleNamespace(stats=Stats(), summary=self._summary, problems=list)
+        self.sink = SimpleNamespace(stats=Stats(), summary=self._summary, problems=list,
+                                    portconfig=None)
         self.workers: dict[str, Any] = {}
         view = engine.view
         for ref, host in view.hosts.items():

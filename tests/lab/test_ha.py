@@ -76,6 +76,12 @@ def test_every_host_has_one_master_and_every_bridge_knows_every_instance(pool) -
     owners = masters(pool, 0)
     print(f"\nmasters: {owners}")
     targets = {f"tcp:{pool.mgmt}:{PORTS[1] + 2 * i}" for i in range(INSTANCES)}
+    # each instance's OpenFlow 1.0 port-config target too (external bridges; NO_FLOOD), in
+    # session with each instance, in the role OVS gives a connection that never asked one
+    port_config = {f"tcp:{pool.mgmt}:{PORTS[1] + 2 * i + 1}" for i in range(INSTANCES)}
+    for host in HOSTS:
+        assert until(lambda h=host: all(controllers(pool, h).get(t) == "other"
+                                        for t in port_config), 10), controllers(pool, host)
     for host in HOSTS:
         rows = controllers(pool, host)
         assert targets <= set(rows), rows
