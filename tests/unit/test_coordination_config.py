@@ -32,10 +32,10 @@ def test_with_coordination_every_instance_is_a_controller_of_every_bridge(tmp_pa
 
 def test_every_instance_has_its_openflow10_port_config_target_the_next_port(tmp_path):
     """`openflow.port_config` (`netctl.sinks.portconfig`): each controller target's port + 1,
-    IPv6 and TLS targets included; listened on at openflow.listen's port + 1; off: none."""
+    IPv6 targets included; listened on at openflow.listen's port + 1; off: none."""
     c = config(tmp_path, url="etcd3+http://10.0.0.9:2379", instance_id="ctl-a",
-               controllers=["ssl:10.0.0.20:6653", "tcp:[fd00::21]:7000"])
-    assert c.port_config_targets == ("ssl:10.0.0.20:6654", "tcp:[fd00::21]:7001")
+               controllers=["tcp:10.0.0.20:6653", "tcp:[fd00::21]:7000"])
+    assert c.port_config_targets == ("tcp:10.0.0.20:6654", "tcp:[fd00::21]:7001")
     assert c.port_config_listen == ("10.0.0.20", 6654)
     path = tmp_path / "off.yaml"
     path.write_text(yaml.safe_dump({"openflow": {"listen": "10.0.0.20:6653",
