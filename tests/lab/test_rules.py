@@ -392,6 +392,14 @@ def test_broadcasts_on_an_external_network_pass_the_to_vm_rules(pool):
     assert pings(pool, "vm1", "10.10.0.13")
 
 
+def floods_through_rules(pool, vm: str, device: int) -> bool | None:
+    """/status: whether a ruled VIF's broadcasts and multicasts pass its rules."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{PORTS[2]}/status?vm={vm}",
+                                timeout=10) as resp:
+        rows = json.load(resp)["vifs"]
+    return next(r for r in rows if r["device"] == str(device)).get("floods_through_rules")
+
+
 def changed(old: set, new: set) -> int:
     """Flow-mods between two canonical tables: adds, deletes and modifies."""
     a, b = dict(old), dict(new)
@@ -421,6 +429,10 @@ def test_a_rule_change_sends_only_its_own_flow_mods(pool):
 def test_a_restart_with_rules_in_place_sends_nothing(pool):
     vif_rules(pool, "vm1", "allow arp; allow icmpv6; allow tcp out 5301; drop any")
     vif_rules(pool, "vm3", "drop udp in 5400-5410 10.40.0.0/24; drop icmpv6 in fd4e:40::16")
+    # and on the external network: its port NO_FLOOD, its floods through netctl's flow, which
+    # the restarted netctl must want as soon as it diffs the table (nothing deleted, re-added)
+    vif_rules(pool, "vm3", "drop icmp in 10.10.0.99", device=0)
+    assert until(lambda: floods_through_rules(pool, "vm3", 0), 5)
     pool.restart("netctl-run")
     assert until(pool.converged, 60), pool.status()
     time.sleep(1)
