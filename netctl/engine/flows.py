@@ -105,9 +105,6 @@ class SwitchTable:
     taking: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
     disabled: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports
     ruled: dict[str, tuple[int, ...]] = field(default_factory=dict)  # VIF ref -> ports (rules)
-    # VIF ref -> its ruled ports to set NO_FLOOD (`keeps_out_of_normal`): external bridges
-    kept_out: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    no_flood: set[int] = field(default_factory=set)  # ports the switch confirmed NO_FLOOD on
     owners: dict[str, str] = field(default_factory=dict)  # port name -> local VIF ref
     names_of: dict[str, tuple[str, ...]] = field(default_factory=dict)  # VIF ref -> its names
     flood: Entries = field(default_factory=dict)
@@ -236,8 +233,7 @@ class FlowTables:
         self._waiting.pop(dpid, None)
         host_ref, bridge = ident
         host = self.view.hosts.get(host_ref)
-        table = SwitchTable(dpid, host_ref, bridge, host.uuid if host else "", dict(names),
-                            no_flood=set(self._no_flood_of.get(dpid, ())))
+        table = SwitchTable(dpid, host_ref, bridge, host.uuid if host else "", dict(names))
         old = self.tables.get(dpid)
         if old is not None:
             self._unregister(old)
@@ -283,9 +279,10 @@ class FlowTables:
         before = table.names.pop(name, None) if number is None else table.names.get(name)
         if number is not None:
             table.names[name] = number
-        if before != number and table.no_flood & {before, number}:
+        held = table.ports.no_flood
+        if before != number and held & {before, number}:
             # a port that went or came has the switch's default config: NO_FLOOD is off
-            self._set_no_flood(table, table.no_flood - {before, number})
+            self._set_no_flood(table, held - {before, number})
         vif_ref = table.owners.get(name)
         if vif_ref is None and number is not None:
             vif_ref = self._awaited.get((table.host_ref, name))  # a held VIF's new port
@@ -423,7 +420,9 @@ class FlowTables:
             return None
         if table.shape.kind != "external":
             return True
-        return vif_ref in table.kept_out and set(table.ruled[vif_ref]) <= table.no_flood
+        vif = self.view.vifs.get(vif_ref)
+        return vif is not None and keeps_out_of_normal("external", vif) \
+            and table.ports.no_flood.issuperset(table.ruled[vif_ref])
 
     def identity(self, dpid: int) -> tuple[str, str] | None:
         """(host ref, bridge) of one of the pool's switches."""
@@ -473,7 +472,7 @@ class FlowTables:
         for ref in table.names_of:  # every VIF part goes: its ports' modes may change
             changes.update(dict.fromkeys(self._numbers(table, ref), False))
         table.local, table.taking, table.disabled, table.owners = {}, {}, {}, {}
-        table.ruled, table.kept_out = {}, {}
+        table.ruled = {}
         table.names_of, table.meters = {}, {}
         for net in vlans:
             self._carrying.setdefault(net, set()).add(table.dpid)
@@ -630,7 +629,8 @@ class FlowTables:
             else:
                 vifs[vif.uuid] = names[name]
         return BridgePorts(vifs=vifs, taps=taps, uplinks=uplinks, tunnels=tunnels,
-                           internal=internal, no_flood=frozenset(table.no_flood))
+                           internal=internal,
+                           no_flood=frozenset(self._no_flood_of.get(table.dpid, ())))
 
     def _local(self, table: SwitchTable, vif_ref: str, delta: bool = True) -> None:
         """Replace one VIF's part of a switch's table (its names, ports, entries)."""
@@ -647,7 +647,6 @@ class FlowTables:
         table.taking.pop(vif_ref, None)
         table.disabled.pop(vif_ref, None)
         table.ruled.pop(vif_ref, None)
-        table.kept_out.pop(vif_ref, None)
         old_meters = table.meters.pop(vif_ref, {})
         if self._local_of.get(vif_ref) == table.dpid:
             del self._local_of[vif_ref]
@@ -674,8 +673,6 @@ class FlowTables:
                                      tuple(p for ps in taking.values() for p in ps))
             if ruled:
                 table.ruled[vif_ref] = tuple(sorted(ruled))
-                if keeps_out_of_normal(table.shape.kind, vif):
-                    table.kept_out[vif_ref] = table.ruled[vif_ref]
             if view.enforced_locking_mode(vif) == "disabled":
                 table.disabled[vif_ref] = vif_ports(ports, vif)
             if meters := vif_meters(ports, vif):
@@ -702,9 +699,12 @@ class FlowTables:
         table = self.tables.get(dpid)
         if table is None:
             return {}
-        kept = {p for own in table.kept_out.values() for p in own}
+        vifs = self.view.vifs
+        kept = {p for ref, own in table.ruled.items()
+                if (vif := vifs.get(ref)) is not None
+                and keeps_out_of_normal(table.shape.kind, vif) for p in own}
         if ports is None:
-            ports = table.vif_ports() | kept | table.no_flood
+            ports = table.vif_ports() | kept | table.ports.no_flood
         return {port: port in kept for port in ports}
 
     def no_flood(self, dpid: int, ports: Set[int]) -> None:
@@ -714,11 +714,12 @@ class FlowTables:
         the switch's OpenFlow 1.3 reconnects (the ports keep their config)."""
         self._no_flood_of[dpid] = set(ports)
         table = self.tables.get(dpid)
-        if table is not None and table.no_flood != set(ports):
-            self._set_no_flood(table, set(ports))
+        if table is not None and table.ports.no_flood != ports:
+            self._set_no_flood(table, ports)
 
-    def _set_no_flood(self, table: SwitchTable, ports: set[int]) -> None:
-        table.no_flood = set(ports)
+    def _set_no_flood(self, table: SwitchTable, ports: Set[int]) -> None:
+        """(`_no_flood_of` is the switch's word, kept across reconnects; `table.ports` the
+        table's reading of it, which `_roles` takes from there)"""
         self._no_flood_of[table.dpid] = set(ports)
         table.ports = replace(table.ports, no_flood=frozenset(ports))
         self._refresh_flood(table)
