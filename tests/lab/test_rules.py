@@ -26,6 +26,7 @@ import pytest
 
 from flows.rules import VifRules, port_rule_flows
 from flows.wire import canon_flow
+from harness.ofctl import no_flood_ports
 from harness.running import running_pool, until
 from netctl.model.rules import parse
 
@@ -359,20 +360,13 @@ def test_broadcasts_on_an_external_network_pass_the_to_vm_rules(pool):
     port = ofport(pool, "vm3", device=0)
 
     def no_flood() -> bool:
-        show = ovs.ofctl("-O", "OpenFlow10", "show", br)
-        line = next(x for x in show.splitlines() if x.strip().startswith(f"{port}("))
-        config = show.splitlines()[show.splitlines().index(line) + 1]
-        return "NO_FLOOD" in config
+        return port in no_flood_ports(ovs.ofctl("-O", "OpenFlow10", "show", br))
 
     def status() -> tuple[bool | None, bool]:
         """/status: whether vm3's floods pass its rules; whether its switch has the session."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{PORTS[2]}/status?vm=vm3",
-                                    timeout=10) as resp:
-            doc = json.load(resp)
-        row = next(r for r in doc["vifs"] if r["device"] == "0")
-        switch = next(s for s in doc["switches"] if s["host"] == HOST["vm3"]
+        switch = next(s for s in vm_status("vm3")["switches"] if s["host"] == HOST["vm3"]
                       and s["bridge"] == br)
-        return row.get("floods_through_rules"), switch["port_config"]
+        return floods_through_rules(pool, "vm3", 0), switch["port_config"]
 
     vif_rules(pool, "vm3", "drop arp in 10.10.0.11", device=0)
     assert until(no_flood, 5)
@@ -392,11 +386,16 @@ def test_broadcasts_on_an_external_network_pass_the_to_vm_rules(pool):
     assert pings(pool, "vm1", "10.10.0.13")
 
 
-def floods_through_rules(pool, vm: str, device: int) -> bool | None:
-    """/status: whether a ruled VIF's broadcasts and multicasts pass its rules."""
+def vm_status(vm: str) -> dict:
+    """netctl's /status about one VM (its VIFs, the switches on their path)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{PORTS[2]}/status?vm={vm}",
                                 timeout=10) as resp:
-        rows = json.load(resp)["vifs"]
+        return json.load(resp)
+
+
+def floods_through_rules(pool, vm: str, device: int) -> bool | None:
+    """/status: whether a ruled VIF's broadcasts and multicasts pass its rules."""
+    rows = vm_status(vm)["vifs"]
     return next(r for r in rows if r["device"] == str(device)).get("floods_through_rules")
 
 
@@ -464,10 +463,7 @@ def test_hit_counters_in_status(pool):
         assert talks(pool, "vm1", "udp", V4["vm3"], 5401)
 
     def row() -> dict:
-        url = f"http://127.0.0.1:{PORTS[2]}/status?vm=vm3"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            rows = json.load(resp)["vifs"]
-        return next(r for r in rows if r["device"] == "1")
+        return next(r for r in vm_status("vm3")["vifs"] if r["device"] == "1")
 
     def hits() -> list:
         return [(r["from"], r["number"], r["rule"], r["packets"] > 0)

@@ -13,6 +13,7 @@ import threading
 import pytest
 from pyroute2 import netns
 
+from harness.ofctl import no_flood_ports
 from harness.running import until
 from harness.sandbox import OvsSandbox, free_port
 from netctl.sinks.portconfig import PortConfigServer, tls_context
@@ -54,15 +55,8 @@ class Reports:
 
 def shown_no_flood(box: OvsSandbox) -> set[int]:
     """The ports OVS itself says are NO_FLOOD (`ovs-ofctl -O OpenFlow10 show`)."""
-    out = box.nsexec(["ovs-ofctl", "-O", "OpenFlow10", "show", BRIDGE], env=box.env()).stdout
-    port, ports = None, set()
-    for line in out.splitlines():
-        head = line.strip().split("(", 1)[0]
-        if head.isdigit():
-            port = int(head)
-        elif line.strip().startswith("config:") and port is not None and "NO_FLOOD" in line:
-            ports.add(port)
-    return ports
+    return no_flood_ports(box.nsexec(["ovs-ofctl", "-O", "OpenFlow10", "show", BRIDGE],
+                                     env=box.env()).stdout)
 
 
 def serve(box: OvsSandbox, tls: bool = False) -> tuple[PortConfigServer, Reports]:
